@@ -1,0 +1,193 @@
+//! The compaction round and the background thread that runs it on a timer or when the
+//! memtable grows past a threshold.
+
+use super::policy;
+use crate::journal::Journal;
+use crate::memtable::{Memtable, Point};
+use crate::segment::{self, Sample};
+use crate::store::{CatalogRow, Store};
+use parking_lot::{Condvar, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CompactStats {
+    pub generation: u64,
+    pub metrics: usize,
+    pub samples: usize,
+    pub segments_written: usize,
+}
+
+/// Where one metric's new samples come from, merged over the frozen generations.
+struct Pending {
+    metric_name: Box<str>,
+    unit: Option<Box<str>>,
+    points: BTreeMap<i64, Point>,
+}
+
+/// Seals the current journal generation and moves every frozen generation into segments.
+pub fn compact_once(
+    store: &Store,
+    journal: &Journal,
+    memtable: &Memtable,
+) -> Result<CompactStats, String> {
+    let sealed = journal.rotate().map_err(|e| e.to_string())?;
+    let mut gens = memtable.frozen_through(sealed);
+    gens.sort_by_key(|g| g.generation);
+
+    let mut pending: BTreeMap<(&str, &str), Pending> = BTreeMap::new();
+    for g in &gens {
+        for (project, metrics) in &g.projects {
+            for (metric, series) in metrics {
+                let p = pending.entry((project, metric)).or_insert_with(|| Pending {
+                    metric_name: series.metric_name.clone(),
+                    unit: series.unit.clone(),
+                    points: BTreeMap::new(),
+                });
+                // Later generations are later writes: their name, unit and values win.
+                p.metric_name = series.metric_name.clone();
+                p.unit = series.unit.clone();
+                p.points
+                    .extend(series.points.iter().map(|(t, x)| (*t, x.clone())));
+            }
+        }
+    }
+
+    let mut stats = CompactStats {
+        generation: sealed,
+        ..Default::default()
+    };
+    let mut compacted_lasts = Vec::new();
+    let mut c = store.begin_compaction().map_err(|e| e.to_string())?;
+    for ((project, metric), p) in pending {
+        let new: Vec<Sample> = crate::memtable::to_samples(p.points);
+        let (min, max) = (new[0].timestamp_ms, new[new.len() - 1].timestamp_ms);
+        let mut old_segments = c
+            .overlapping(project, metric, min, max, true)
+            .map_err(|e| e.to_string())?;
+        if let Some((_, bytes)) = old_segments.first() {
+            let first = segment::read_summary(bytes).map_err(|e| e.to_string())?;
+            if first.max_ts < min && !policy::absorb_previous(first.count as usize, new.len()) {
+                old_segments.remove(0);
+            }
+        }
+        let mut old = Vec::new();
+        for (start, bytes) in &old_segments {
+            let samples = segment::decode(bytes).map_err(|e| {
+                format!("segment ({project}, {metric}, {start}): {e}; run `stathook check`")
+            })?;
+            old.extend(samples);
+            c.remove_segment(project, metric, *start)
+                .map_err(|e| e.to_string())?;
+        }
+        let old_len = old.len();
+        stats.samples += new.len();
+        let (merged, _replaced) = policy::merge(old, new);
+        for chunk in policy::split(&merged) {
+            c.put_segment(
+                project,
+                metric,
+                chunk[0].timestamp_ms,
+                &segment::encode(chunk),
+            )
+            .map_err(|e| e.to_string())?;
+            stats.segments_written += 1;
+        }
+        let first = &merged[0];
+        let last = &merged[merged.len() - 1];
+        let row = match c.catalog_row(project, metric).map_err(|e| e.to_string())? {
+            None => CatalogRow {
+                metric_name: p.metric_name.to_string(),
+                unit: p.unit.as_deref().map(str::to_owned),
+                first_timestamp: first.timestamp_ms,
+                last_timestamp: last.timestamp_ms,
+                last_value: last.value,
+                count: merged.len() as u64,
+            },
+            Some(r) => CatalogRow {
+                metric_name: p.metric_name.to_string(),
+                unit: p.unit.as_deref().map(str::to_owned),
+                first_timestamp: r.first_timestamp.min(first.timestamp_ms),
+                last_timestamp: r.last_timestamp.max(last.timestamp_ms),
+                last_value: if last.timestamp_ms >= r.last_timestamp {
+                    last.value
+                } else {
+                    r.last_value
+                },
+                count: r.count + merged.len() as u64 - old_len as u64,
+            },
+        };
+        c.put_catalog_row(project, metric, &row)
+            .map_err(|e| e.to_string())?;
+        compacted_lasts.push((project.to_owned(), metric.to_owned(), row.last_timestamp));
+        stats.metrics += 1;
+    }
+    c.commit(sealed).map_err(|e| e.to_string())?;
+    drop(gens);
+    memtable.release_through(sealed, &compacted_lasts);
+    journal.remove_through(sealed).map_err(|e| e.to_string())?;
+    Ok(stats)
+}
+
+/// Controls the background compactor thread.
+pub struct CompactorHandle {
+    state: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl CompactorHandle {
+    /// Stops the thread after one last round, so a clean shutdown leaves the journal empty.
+    pub fn stop(mut self) {
+        *self.state.0.lock() = true;
+        self.state.1.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the compactor: a round every `interval`, or sooner once `max_pending` samples wait.
+pub fn spawn(
+    store: Arc<Store>,
+    journal: Arc<Journal>,
+    memtable: Arc<Memtable>,
+    interval: Duration,
+    max_pending: usize,
+) -> CompactorHandle {
+    let state = Arc::new((Mutex::new(false), Condvar::new()));
+    let st = state.clone();
+    let thread = std::thread::Builder::new()
+        .name("compactor".into())
+        .spawn(move || {
+            let mut last = Instant::now();
+            loop {
+                let stopping = {
+                    let mut stop = st.0.lock();
+                    if !*stop {
+                        st.1.wait_for(&mut stop, Duration::from_millis(100));
+                    }
+                    *stop
+                };
+                let due = last.elapsed() >= interval || memtable.pending_samples() >= max_pending;
+                if (due || stopping) && memtable.pending_samples() > 0 {
+                    let started = Instant::now();
+                    match compact_once(&store, &journal, &memtable) {
+                        Ok(s) => tracing::debug!(generation = s.generation, metrics = s.metrics, samples = s.samples,
+                            segments = s.segments_written, ms = started.elapsed().as_millis() as u64, "compacted"),
+                        Err(e) => tracing::error!(error = %e, "compaction failed; the journal keeps the data, retrying later"),
+                    }
+                    last = Instant::now();
+                }
+                if stopping {
+                    return;
+                }
+            }
+        })
+        .expect("BUG: cannot spawn the compactor thread");
+    CompactorHandle {
+        state,
+        thread: Some(thread),
+    }
+}

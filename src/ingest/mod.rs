@@ -1,0 +1,59 @@
+//! Ingest: turns a webhook request body into a [`ValidBatch`] or a 400 message naming the
+//! field and index. No I/O and no clock (the caller passes `now_ms`), so it is easy to fuzz
+//! and bench. `parse.rs` is the only file in the crate that knows simd-json.
+
+mod parse;
+
+pub use parse::parse_batch;
+
+/// Longest accepted `projectId`, in bytes.
+pub const MAX_PROJECT_ID_BYTES: usize = 128;
+/// Longest accepted `metricId`, in bytes: ids are keys, long ones cost in every segment key.
+pub const MAX_METRIC_ID_BYTES: usize = 128;
+/// Longest accepted `metricName`, in bytes: a display name, so a sentence at most.
+pub const MAX_METRIC_NAME_BYTES: usize = 256;
+/// Longest accepted `unit`, in bytes ("USD", "count", "%", "req/s").
+pub const MAX_UNIT_BYTES: usize = 32;
+/// Largest `metadata` object, as compact JSON, in bytes (the spec's 4 KiB).
+pub const MAX_METADATA_BYTES: usize = 4096;
+/// The spec's "Maximum 100 metrics per request".
+pub const MAX_METRICS_PER_REQUEST: usize = 100;
+/// How far ahead of the server's clock a timestamp may be: allows for client clock skew
+/// while refusing the "future timestamps" the spec warns against.
+pub const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
+
+/// One request's samples, all checked; storing it cannot fail on content.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidBatch {
+    pub project_id: String,
+    pub metrics: Vec<ValidMetric>,
+}
+
+/// One entry of `metrics`, checked, with its timestamp resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidMetric {
+    pub metric_id: String,
+    pub metric_name: String,
+    pub unit: Option<String>,
+    pub timestamp_ms: i64,
+    pub value: f64,
+    /// Compact JSON text of the `metadata` object.
+    pub metadata: Option<String>,
+}
+
+/// Why a body was refused; the message is the `error` of the 400 reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngestError(pub String);
+
+impl std::fmt::Display for IngestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for IngestError {}
+
+/// Rejects control characters, which break CSV export, terminals and log lines.
+pub(crate) fn has_control_chars(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}

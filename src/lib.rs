@@ -1,0 +1,13 @@
+//! stathook: a self-hosted custom-metrics webhook with an embedded time-series store.
+//!
+//! The 30-second tour: `http` accepts `POST /api/webhooks/custom`, `ingest` turns the body
+//! into a checked batch, `journal` appends it to a sharded, fsync'd append log and to the
+//! in-memory `memtable`, `compact` moves sealed journal generations into columnar `segment`s
+//! kept by `store` in one redb file, and `query` reads both. See ARCHITECTURE.md.
+
+pub mod compact;
+pub mod ingest;
+pub mod journal;
+pub mod memtable;
+pub mod segment;
+pub mod store;

@@ -1,0 +1,358 @@
+//! Memtable: the in-memory copy of every journal record that is not yet in a segment, plus
+//! the live catalog (latest name, unit, value and counts of every metric).
+//!
+//! Split into the same shards as the journal: shard `i` is written only by journal shard
+//! `i`'s writer thread, after the record is fsync'd, so a reader never sees a sample that a
+//! crash could lose. Samples are grouped by journal *generation*: the current one takes
+//! writes, frozen ones (sealed by a rotation) are immutable and wait for the compactor.
+//! Owns no I/O; the one store lookup it needs (did this timestamp already exist in a segment?)
+//! is passed in as a closure.
+
+use crate::segment::Sample;
+use crate::store::CatalogRow;
+use parking_lot::RwLock;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Point {
+    pub value: f64,
+    pub metadata: Option<Box<str>>,
+}
+
+/// One metric's samples within one generation, newest write per timestamp.
+#[derive(Debug, Default)]
+pub struct Series {
+    pub metric_name: Box<str>,
+    pub unit: Option<Box<str>>,
+    pub points: BTreeMap<i64, Point>,
+}
+
+/// The samples of one journal generation of one shard.
+#[derive(Debug, Default)]
+pub struct Generation {
+    pub generation: u64,
+    pub projects: HashMap<Box<str>, HashMap<Box<str>, Series>>,
+    pub samples: usize,
+}
+
+impl Generation {
+    fn series(&self, project: &str, metric: &str) -> Option<&Series> {
+        self.projects.get(project)?.get(metric)
+    }
+}
+
+/// The live catalog entry of a metric: segments and journal tail together.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CatalogEntry {
+    pub metric_name: Box<str>,
+    pub unit: Option<Box<str>>,
+    pub first_timestamp: i64,
+    pub last_timestamp: i64,
+    pub last_value: f64,
+    pub count: u64,
+    /// The last timestamp held by segments; a write at or before it may replace a segment
+    /// sample (so the count must not grow), after it never does.
+    pub compacted_last_timestamp: Option<i64>,
+}
+
+#[derive(Default)]
+struct ShardMem {
+    frozen: Vec<Arc<Generation>>,
+    current: Generation,
+    catalog: HashMap<Box<str>, HashMap<Box<str>, CatalogEntry>>,
+}
+
+/// One sample to apply, borrowed from a decoded journal record or a checked batch.
+pub struct NewSample<'a> {
+    pub metric_id: &'a str,
+    pub metric_name: &'a str,
+    pub unit: Option<&'a str>,
+    pub timestamp_ms: i64,
+    pub value: f64,
+    pub metadata: Option<&'a str>,
+}
+
+pub struct Memtable {
+    shards: Vec<RwLock<ShardMem>>,
+    /// Samples not yet compacted, over all shards: the compactor's size trigger.
+    pending_samples: AtomicUsize,
+}
+
+impl Memtable {
+    pub fn new(shard_count: usize, generation: u64) -> Memtable {
+        let shards = (0..shard_count)
+            .map(|_| {
+                RwLock::new(ShardMem {
+                    current: Generation {
+                        generation,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                })
+            })
+            .collect();
+        Memtable {
+            shards,
+            pending_samples: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    pub fn pending_samples(&self) -> usize {
+        self.pending_samples.load(Ordering::Relaxed)
+    }
+
+    /// Seeds the catalog with what the segments hold (at open, before any replay).
+    pub fn load_catalog_row(&self, shard: usize, project: &str, metric: &str, row: CatalogRow) {
+        let mut mem = self.shards[shard].write();
+        mem.catalog.entry(project.into()).or_default().insert(
+            metric.into(),
+            CatalogEntry {
+                metric_name: row.metric_name.into(),
+                unit: row.unit.map(Into::into),
+                first_timestamp: row.first_timestamp,
+                last_timestamp: row.last_timestamp,
+                last_value: row.last_value,
+                count: row.count,
+                compacted_last_timestamp: Some(row.last_timestamp),
+            },
+        );
+    }
+
+    /// Applies one record's samples to shard `shard`'s generation `generation` (the current
+    /// one while serving; recovery replays older ones). `in_segments(project, metric, ts)`
+    /// answers whether a segment already holds that timestamp; it is asked only for writes at
+    /// or before the metric's last compacted timestamp (late samples and retries).
+    pub fn apply<'a>(
+        &self,
+        shard: usize,
+        generation: u64,
+        project: &str,
+        samples: impl IntoIterator<Item = NewSample<'a>>,
+        in_segments: &mut dyn FnMut(&str, &str, i64) -> bool,
+    ) {
+        let mut guard = self.shards[shard].write();
+        let mem = &mut *guard;
+        if generation != mem.current.generation {
+            // Recovery replays generations in increasing order; each becomes current in turn.
+            assert!(
+                generation > mem.current.generation,
+                "BUG: replaying generations out of order"
+            );
+            let old = std::mem::replace(
+                &mut mem.current,
+                Generation {
+                    generation,
+                    ..Default::default()
+                },
+            );
+            if old.samples > 0 {
+                mem.frozen.push(Arc::new(old));
+            }
+        }
+        let mut added = 0;
+        for s in samples {
+            let already = mem.frozen.iter().any(|g| {
+                g.series(project, s.metric_id)
+                    .is_some_and(|x| x.points.contains_key(&s.timestamp_ms))
+            }) || mem
+                .current
+                .series(project, s.metric_id)
+                .is_some_and(|x| x.points.contains_key(&s.timestamp_ms));
+
+            let series = mem
+                .current
+                .projects
+                .entry(project.into())
+                .or_default()
+                .entry(s.metric_id.into())
+                .or_default();
+            if &*series.metric_name != s.metric_name {
+                series.metric_name = s.metric_name.into();
+            }
+            if series.unit.as_deref() != s.unit {
+                series.unit = s.unit.map(Into::into);
+            }
+            let point = Point {
+                value: s.value,
+                metadata: s.metadata.map(Into::into),
+            };
+            if series.points.insert(s.timestamp_ms, point).is_none() {
+                mem.current.samples += 1;
+                added += 1;
+            }
+
+            let entries = mem.catalog.entry(project.into()).or_default();
+            match entries.get_mut(s.metric_id) {
+                None => {
+                    entries.insert(
+                        s.metric_id.into(),
+                        CatalogEntry {
+                            metric_name: s.metric_name.into(),
+                            unit: s.unit.map(Into::into),
+                            first_timestamp: s.timestamp_ms,
+                            last_timestamp: s.timestamp_ms,
+                            last_value: s.value,
+                            count: 1,
+                            compacted_last_timestamp: None,
+                        },
+                    );
+                }
+                Some(e) => {
+                    if &*e.metric_name != s.metric_name {
+                        e.metric_name = s.metric_name.into();
+                    }
+                    if e.unit.as_deref() != s.unit {
+                        e.unit = s.unit.map(Into::into);
+                    }
+                    let is_new = !already
+                        && !e.compacted_last_timestamp.is_some_and(|c| {
+                            s.timestamp_ms <= c && in_segments(project, s.metric_id, s.timestamp_ms)
+                        });
+                    if is_new {
+                        e.count += 1;
+                    }
+                    e.first_timestamp = e.first_timestamp.min(s.timestamp_ms);
+                    if s.timestamp_ms >= e.last_timestamp {
+                        e.last_timestamp = s.timestamp_ms;
+                        e.last_value = s.value;
+                    }
+                }
+            }
+        }
+        self.pending_samples.fetch_add(added, Ordering::Relaxed);
+    }
+
+    /// Seals shard `shard`'s current generation and starts `next`. Called by the shard's
+    /// writer thread between groups, so every record of the old journal file is in it.
+    pub fn rotate(&self, shard: usize, next: u64) {
+        let mut mem = self.shards[shard].write();
+        let old = std::mem::replace(
+            &mut mem.current,
+            Generation {
+                generation: next,
+                ..Default::default()
+            },
+        );
+        if old.samples > 0 {
+            mem.frozen.push(Arc::new(old));
+        }
+    }
+
+    /// The frozen generations `<= through` of every shard, oldest first per shard.
+    pub fn frozen_through(&self, through: u64) -> Vec<Arc<Generation>> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let mem = shard.read();
+            out.extend(
+                mem.frozen
+                    .iter()
+                    .filter(|g| g.generation <= through)
+                    .cloned(),
+            );
+        }
+        out
+    }
+
+    /// Drops compacted generations (after their commit) and records, per metric, the last
+    /// timestamp the segments now hold.
+    pub fn release_through(&self, through: u64, compacted: &[(String, String, i64)]) {
+        let mut released = 0;
+        for (i, shard) in self.shards.iter().enumerate() {
+            let mut mem = shard.write();
+            mem.frozen.retain(|g| {
+                let keep = g.generation > through;
+                if !keep {
+                    released += g.samples;
+                }
+                keep
+            });
+            for (p, m, last) in compacted
+                .iter()
+                .filter(|(p, m, _)| shard_of(p, m, self.shards.len()) == i)
+            {
+                if let Some(e) = mem
+                    .catalog
+                    .get_mut(p.as_str())
+                    .and_then(|x| x.get_mut(m.as_str()))
+                {
+                    e.compacted_last_timestamp = Some(*last);
+                }
+            }
+        }
+        self.pending_samples
+            .fetch_sub(released.min(self.pending_samples()), Ordering::Relaxed);
+    }
+
+    /// The uncompacted samples of one metric in `[from_ms, to_ms]`, later writes winning.
+    pub fn read(
+        &self,
+        project: &str,
+        metric: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> BTreeMap<i64, Point> {
+        let mem = self.shards[shard_of(project, metric, self.shards.len())].read();
+        let mut out = BTreeMap::new();
+        for g in mem
+            .frozen
+            .iter()
+            .map(|g| &**g)
+            .chain(std::iter::once(&mem.current))
+        {
+            if let Some(s) = g.series(project, metric) {
+                for (ts, p) in s.points.range(from_ms..=to_ms) {
+                    out.insert(*ts, p.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// The live catalog of a project, sorted by metricId.
+    pub fn catalog(&self, project: &str) -> Vec<(Box<str>, CatalogEntry)> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let mem = shard.read();
+            if let Some(entries) = mem.catalog.get(project) {
+                out.extend(entries.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    pub fn catalog_entry(&self, project: &str, metric: &str) -> Option<CatalogEntry> {
+        let mem = self.shards[shard_of(project, metric, self.shards.len())].read();
+        mem.catalog.get(project)?.get(metric).cloned()
+    }
+}
+
+/// Which shard owns a metric: FNV-1a of `project \0 metricId`. Must never change for a
+/// given shard count (a metric's order of writes is its shard's order), hence no random
+/// hasher.
+pub fn shard_of(project: &str, metric: &str, shard_count: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in project.bytes().chain([0u8]).chain(metric.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % shard_count as u64) as usize
+}
+
+/// Turns a generation-merged point map into samples, oldest first.
+pub fn to_samples(points: BTreeMap<i64, Point>) -> Vec<Sample> {
+    points
+        .into_iter()
+        .map(|(ts, p)| Sample {
+            timestamp_ms: ts,
+            value: p.value,
+            metadata: p.metadata,
+        })
+        .collect()
+}

@@ -1,0 +1,446 @@
+//! Store: the only module that imports redb. Owns the store file (`stathook.redb`): admin
+//! records (projects, webhooks, key hashes), the compacted segments, the persisted catalog and
+//! the compaction watermark. It does not decide what to compact (`compact`) nor how samples
+//! are encoded (`segment`); it stores bytes under keys and commits them atomically.
+
+mod tables;
+
+use crate::segment::{self, Sample, SegmentError};
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use tables::*;
+
+/// Version of the whole on-disk format (store file + journal files), see `docs/format.md`.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug)]
+pub enum StoreError {
+    Db(redb::Error),
+    /// The data dir was written by a newer stathook.
+    NewerFormat {
+        found: u32,
+    },
+    /// A stored value does not decode: names what and where.
+    Corrupt(String),
+    /// The caller asked for something that is not there / already there.
+    NotFound(String),
+    Conflict(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Db(e) => write!(f, "store: {e}"),
+            StoreError::NewerFormat { found } => write!(
+                f,
+                "the data dir has format version {found}, newer than this stathook's {FORMAT_VERSION}; upgrade stathook"
+            ),
+            StoreError::Corrupt(what) => write!(f, "store corrupt: {what}"),
+            StoreError::NotFound(what) => write!(f, "{what} not found"),
+            StoreError::Conflict(what) => write!(f, "{what}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl<E: Into<redb::Error>> From<E> for StoreError {
+    fn from(e: E) -> Self {
+        StoreError::Db(e.into())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Free,
+    Pro,
+    Scale,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    pub tier: Tier,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    /// The first characters of the current key, so a person can tell keys apart.
+    pub key_prefix: String,
+    /// blake3 of the current key, hex. Never the key itself.
+    pub key_hash: String,
+    pub created_at: i64,
+    pub key_created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// What the compacted segments of one metric hold (the journal tail is added in memory).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogRow {
+    pub metric_name: String,
+    pub unit: Option<String>,
+    pub first_timestamp: i64,
+    pub last_timestamp: i64,
+    pub last_value: f64,
+    pub count: u64,
+}
+
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens or creates the store file and checks its format version.
+    pub fn open(path: &Path) -> Result<Store> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get(META_FORMAT_VERSION)?.map(|v| le_u32(v.value()));
+            match found {
+                None => {
+                    meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())?;
+                }
+                Some(Some(v)) if v == FORMAT_VERSION => {}
+                Some(Some(v)) if v > FORMAT_VERSION => {
+                    return Err(StoreError::NewerFormat { found: v })
+                }
+                Some(other) => {
+                    return Err(StoreError::Corrupt(format!("format version {other:?}")));
+                }
+            }
+            txn.open_table(PROJECTS)?;
+            txn.open_table(WEBHOOKS)?;
+            txn.open_table(API_KEYS)?;
+            txn.open_table(SEGMENTS)?;
+            txn.open_table(CATALOG)?;
+        }
+        txn.commit()?;
+        Ok(Store { db })
+    }
+
+    pub fn admin_token_hash(&self) -> Result<Option<[u8; 32]>> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let out = meta
+            .get(META_ADMIN_TOKEN_HASH)?
+            .and_then(|v| v.value().try_into().ok());
+        Ok(out)
+    }
+
+    pub fn set_admin_token_hash(&self, hash: &[u8; 32]) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(META)?
+            .insert(META_ADMIN_TOKEN_HASH, hash.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The highest journal generation already compacted; 0 when none is.
+    pub fn watermark(&self) -> Result<u64> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let out = meta
+            .get(META_WATERMARK)?
+            .and_then(|v| le_u64(v.value()))
+            .unwrap_or(0);
+        Ok(out)
+    }
+
+    pub fn create_project(&self, p: &Project) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(PROJECTS)?;
+            if t.get(p.id.as_str())?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "project {} already exists",
+                    p.id
+                )));
+            }
+            t.insert(p.id.as_str(), to_json(p).as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn projects(&self) -> Result<Vec<Project>> {
+        self.all_json(PROJECTS)
+    }
+
+    pub fn project(&self, id: &str) -> Result<Option<Project>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(PROJECTS)?;
+        let out = match t.get(id)? {
+            Some(v) => Some(from_json(v.value(), "project")?),
+            None => None,
+        };
+        Ok(out)
+    }
+
+    pub fn webhooks(&self) -> Result<Vec<Webhook>> {
+        self.all_json(WEBHOOKS)
+    }
+
+    pub fn webhook(&self, id: &str) -> Result<Option<Webhook>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(WEBHOOKS)?;
+        let out = match t.get(id)? {
+            Some(v) => Some(from_json(v.value(), "webhook")?),
+            None => None,
+        };
+        Ok(out)
+    }
+
+    /// Writes a webhook and moves its key index entry from `old_key` to `new_key` in one
+    /// transaction, so a rotated-out or revoked key stops working at the commit.
+    pub fn put_webhook(
+        &self,
+        w: &Webhook,
+        old_key: Option<&[u8; 32]>,
+        new_key: Option<&[u8; 32]>,
+    ) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut hooks = txn.open_table(WEBHOOKS)?;
+            hooks.insert(w.id.as_str(), to_json(w).as_slice())?;
+            let mut keys = txn.open_table(API_KEYS)?;
+            if let Some(k) = old_key {
+                keys.remove(k)?;
+            }
+            if let Some(k) = new_key {
+                keys.insert(k, w.id.as_str())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Every live key hash with its webhook id.
+    pub fn api_keys(&self) -> Result<Vec<([u8; 32], String)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(API_KEYS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push((*k.value(), v.value().to_owned()));
+        }
+        Ok(out)
+    }
+
+    /// The persisted catalog: what the segments hold, per (project, metricId).
+    pub fn catalog(&self) -> Result<Vec<(String, String, CatalogRow)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(CATALOG)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let (p, m) = k.value();
+            out.push((
+                p.to_owned(),
+                m.to_owned(),
+                from_json(v.value(), "catalog row")?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Decoded samples of `metric` with `from_ms <= timestamp <= to_ms`, oldest first.
+    pub fn read_samples(
+        &self,
+        project: &str,
+        metric: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Sample>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(SEGMENTS)?;
+        let mut out = Vec::new();
+        for (start, bytes) in overlapping(&t, project, metric, from_ms, to_ms)? {
+            let samples =
+                segment::decode(&bytes).map_err(|e| corrupt(project, metric, start, e))?;
+            out.extend(
+                samples
+                    .into_iter()
+                    .filter(|s| s.timestamp_ms >= from_ms && s.timestamp_ms <= to_ms),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Verifies the checksum of every segment; returns the (project, metric, start) of each
+    /// damaged one with its error.
+    pub fn check_segments(&self) -> Result<(u64, Vec<String>)> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(SEGMENTS)?;
+        let (mut checked, mut bad) = (0u64, Vec::new());
+        for row in t.iter()? {
+            let (k, v) = row?;
+            checked += 1;
+            if let Err(e) = segment::decode(v.value()) {
+                let (p, m, s) = k.value();
+                bad.push(corrupt(p, m, s, e).to_string());
+            }
+        }
+        Ok((checked, bad))
+    }
+
+    /// Starts the one write transaction of a compaction round.
+    pub fn begin_compaction(&self) -> Result<Compaction> {
+        Ok(Compaction {
+            txn: self.db.begin_write()?,
+        })
+    }
+
+    fn all_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        table: redb::TableDefinition<&str, &[u8]>,
+    ) -> Result<Vec<T>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(table)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (_, v) = row?;
+            out.push(from_json(v.value(), "admin record")?);
+        }
+        Ok(out)
+    }
+}
+
+/// One compaction round: segments, catalog rows and the watermark commit together
+/// (ARCHITECTURE.md invariant 4), or not at all if this is dropped uncommitted.
+pub struct Compaction {
+    txn: WriteTransaction,
+}
+
+impl Compaction {
+    /// Segments of `metric` that overlap `[from_ms, to_ms]`, as (start key, bytes), oldest
+    /// first, plus the segment just before `from_ms` when `with_previous` is set.
+    pub fn overlapping(
+        &self,
+        project: &str,
+        metric: &str,
+        from_ms: i64,
+        to_ms: i64,
+        with_previous: bool,
+    ) -> Result<Vec<(i64, Vec<u8>)>> {
+        let t = self.txn.open_table(SEGMENTS)?;
+        let mut out = overlapping(&t, project, metric, from_ms, to_ms)?;
+        if with_previous {
+            let before = out.first().map(|(s, _)| *s).unwrap_or(from_ms);
+            if let Some(row) = t
+                .range((project, metric, i64::MIN)..(project, metric, before))?
+                .next_back()
+            {
+                let (k, v) = row?;
+                out.insert(0, (k.value().2, v.value().to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn remove_segment(&mut self, project: &str, metric: &str, start_ms: i64) -> Result<()> {
+        self.txn
+            .open_table(SEGMENTS)?
+            .remove((project, metric, start_ms))?;
+        Ok(())
+    }
+
+    pub fn put_segment(
+        &mut self,
+        project: &str,
+        metric: &str,
+        start_ms: i64,
+        bytes: &[u8],
+    ) -> Result<()> {
+        self.txn
+            .open_table(SEGMENTS)?
+            .insert((project, metric, start_ms), bytes)?;
+        Ok(())
+    }
+
+    pub fn catalog_row(&self, project: &str, metric: &str) -> Result<Option<CatalogRow>> {
+        let t = self.txn.open_table(CATALOG)?;
+        let out = match t.get((project, metric))? {
+            Some(v) => Some(from_json(v.value(), "catalog row")?),
+            None => None,
+        };
+        Ok(out)
+    }
+
+    pub fn put_catalog_row(&mut self, project: &str, metric: &str, row: &CatalogRow) -> Result<()> {
+        self.txn
+            .open_table(CATALOG)?
+            .insert((project, metric), to_json(row).as_slice())?;
+        Ok(())
+    }
+
+    /// Records that every journal generation up to `generation` is in the segments, and
+    /// commits the round durably.
+    pub fn commit(self, generation: u64) -> Result<()> {
+        self.txn
+            .open_table(META)?
+            .insert(META_WATERMARK, generation.to_le_bytes().as_slice())?;
+        self.txn.commit()?;
+        Ok(())
+    }
+}
+
+fn overlapping(
+    t: &impl ReadableTable<(&'static str, &'static str, i64), &'static [u8]>,
+    project: &str,
+    metric: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<(i64, Vec<u8>)>> {
+    // Segments of one metric never overlap and are keyed by their first timestamp, so their
+    // ends are sorted too: walk back from the last start <= to_ms until an end < from_ms.
+    let mut out = Vec::new();
+    for row in t
+        .range((project, metric, i64::MIN)..=(project, metric, to_ms))?
+        .rev()
+    {
+        let (k, v) = row?;
+        let start = k.value().2;
+        let bytes = v.value();
+        let summary =
+            segment::read_summary(bytes).map_err(|e| corrupt(project, metric, start, e))?;
+        if summary.max_ts < from_ms {
+            break;
+        }
+        out.push((start, bytes.to_vec()));
+    }
+    out.reverse();
+    Ok(out)
+}
+
+fn corrupt(project: &str, metric: &str, start: i64, e: SegmentError) -> StoreError {
+    StoreError::Corrupt(format!("segment ({project}, {metric}, {start}): {e}"))
+}
+
+fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("BUG: admin records always serialize")
+}
+
+fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn le_u32(b: &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(b.try_into().ok()?))
+}
+
+fn le_u64(b: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(b.try_into().ok()?))
+}

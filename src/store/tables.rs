@@ -1,0 +1,23 @@
+//! Every redb table of the store file, in one place (see `docs/format.md`, "redb tables").
+
+use redb::TableDefinition;
+
+/// Format version, watermark and the admin token hash, by name (values below).
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// project id → Project as JSON.
+pub const PROJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("projects");
+/// webhook id → Webhook as JSON (holds the key's blake3 hash, never the key).
+pub const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
+/// blake3(API key) → webhook id, for live keys only (revoked and rotated-out keys are removed).
+pub const API_KEYS: TableDefinition<&[u8; 32], &str> = TableDefinition::new("api_keys");
+/// (project id, metricId, first timestamp ms) → segment bytes (`segment` module).
+pub const SEGMENTS: TableDefinition<(&str, &str, i64), &[u8]> = TableDefinition::new("segments");
+/// (project id, metricId) → CatalogRow as JSON: what the compacted segments hold.
+pub const CATALOG: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("catalog");
+
+/// META key: u32 LE, the store format version (`FORMAT_VERSION`).
+pub const META_FORMAT_VERSION: &str = "format_version";
+/// META key: u64 LE, the highest journal generation whose samples are all in SEGMENTS.
+pub const META_WATERMARK: &str = "compacted_through_generation";
+/// META key: 32 bytes, blake3 of the admin token.
+pub const META_ADMIN_TOKEN_HASH: &str = "admin_token_hash";
