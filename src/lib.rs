@@ -5,7 +5,14 @@
 //! in-memory `memtable`, `compact` moves sealed journal generations into columnar `segment`s
 //! kept by `store` in one redb file, and `query` reads both. See ARCHITECTURE.md.
 
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod client;
+pub mod clock;
 pub mod compact;
+pub mod config;
+pub mod http;
 pub mod ingest;
 pub mod journal;
 pub mod memtable;

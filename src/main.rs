@@ -1,1 +1,252 @@
-fn main() {}
+//! The `stathook` binary: parse arguments, run the command, map errors to exit codes
+//! (0 ok, 1 failure, 2 usage — clap's).
+
+use clap::Parser;
+use hyper::Method;
+use serde_json::{json, Value};
+use stathook::cli::{
+    Cli, Command, KeyCommand, LogFormat, ProjectCommand, Remote, ServeArgs, WebhookCommand,
+};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Check { data_dir } => check(data_dir),
+        Command::Project { command, remote } => manage(&remote, project(command)),
+        Command::Webhook { command, remote } => manage(&remote, webhook(command)),
+        Command::Key { command, remote } => manage(&remote, key(command)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stathook: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    init_logs(args.log_format);
+    let mut config = stathook::config::Config::new(args.data_dir, args.listen);
+    if let Some(url) = args.public_url {
+        config.public_url = url;
+    }
+    config.max_body_bytes = args.max_body_bytes;
+    config.compact_interval = std::time::Duration::from_secs(args.compact_interval_secs.max(1));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let token_path = config.admin_token_path();
+        let (app, report) = stathook::app::App::open(config.clone()).map_err(|e| e.to_string())?;
+        tracing::info!(
+            files = report.files,
+            records = report.records,
+            samples = report.samples,
+            damaged_files = report.damaged.len(),
+            "journal recovered"
+        );
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        // One machine-readable line on stdout, so scripts and tests learn the port.
+        println!("stathook listening on http://{local}");
+        tracing::info!(listen = %local, data_dir = %config.data_dir.display(),
+            admin_token_file = %token_path.display(), "stathook is serving");
+        stathook::app::run(app, listener, shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("BUG: cannot install the SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn check(data_dir: std::path::PathBuf) -> Result<(), String> {
+    let config = stathook::config::Config::new(
+        data_dir,
+        stathook::cli::DEFAULT_LISTEN
+            .parse()
+            .expect("BUG: default listen address"),
+    );
+    let store = stathook::store::Store::open(&config.store_path())
+        .map_err(|e| format!("{e} (is the server still running? stop it first)"))?;
+    let (checked, bad) = store.check_segments().map_err(|e| e.to_string())?;
+    println!("segments: {checked} checked, {} damaged", bad.len());
+    for b in &bad {
+        println!("  DAMAGED {b}");
+    }
+    let memtable = stathook::memtable::Memtable::new(stathook::journal::SHARDS, 0);
+    let report = stathook::journal::recover_into(&config.journal_dir(), &store, &memtable, false)
+        .map_err(|e| e.to_string())?;
+    println!(
+        "journal: {} files, {} records, {} samples, {} damaged",
+        report.files,
+        report.records,
+        report.samples,
+        report.damaged.len()
+    );
+    for (path, offset, dropped, why) in &report.damaged {
+        println!(
+            "  DAMAGED {} at offset {offset}: {why} ({dropped} bytes after it would be dropped)",
+            path.display()
+        );
+    }
+    if bad.is_empty() && report.damaged.is_empty() {
+        println!("ok");
+        Ok(())
+    } else {
+        Err("damage found".into())
+    }
+}
+
+/// A management request: method, path, body, and how to print the reply.
+type Request = (Method, String, Option<Value>, fn(&Value));
+
+fn project(cmd: ProjectCommand) -> Request {
+    match cmd {
+        ProjectCommand::Create { name, id, tier } => {
+            let tier = format!("{tier:?}").to_lowercase();
+            (
+                Method::POST,
+                "/api/v1/projects".into(),
+                Some(json!({"name": name, "id": id, "tier": tier})),
+                |v| {
+                    println!("Project ID: {}", s(&v["id"]));
+                },
+            )
+        }
+        ProjectCommand::List => (Method::GET, "/api/v1/projects".into(), None, |v| {
+            println!("{:<24} {:<6} NAME", "ID", "TIER");
+            for p in v["projects"].as_array().into_iter().flatten() {
+                println!("{:<24} {:<6} {}", s(&p["id"]), s(&p["tier"]), s(&p["name"]));
+            }
+        }),
+    }
+}
+
+fn print_key(v: &Value) {
+    println!("Webhook URL: {}", s(&v["webhookUrl"]));
+    println!("API Key: {}", s(&v["apiKey"]));
+    println!("Project ID: {}", s(&v["projectId"]));
+    eprintln!(
+        "Webhook ID: {} (copy the API key now: it is not shown again)",
+        s(&v["webhook"]["id"])
+    );
+}
+
+fn webhook(cmd: WebhookCommand) -> Request {
+    match cmd {
+        WebhookCommand::Create { project, name } => (
+            Method::POST,
+            format!("/api/v1/projects/{}/webhooks", enc(&project)),
+            Some(json!({"name": name})),
+            print_key,
+        ),
+        WebhookCommand::List { project } => {
+            let q = project
+                .map(|p| format!("?projectId={}", enc(&p)))
+                .unwrap_or_default();
+            (Method::GET, format!("/api/v1/webhooks{q}"), None, |v| {
+                println!(
+                    "{:<20} {:<24} {:<8} {:<12} NAME",
+                    "ID", "PROJECT", "STATUS", "KEY"
+                );
+                for w in v["webhooks"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<20} {:<24} {:<8} {:<12} {}",
+                        s(&w["id"]),
+                        s(&w["projectId"]),
+                        s(&w["status"]),
+                        s(&w["keyPrefix"]),
+                        s(&w["name"])
+                    );
+                }
+            })
+        }
+    }
+}
+
+fn key(cmd: KeyCommand) -> Request {
+    match cmd {
+        KeyCommand::Rotate { webhook } => (
+            Method::POST,
+            format!("/api/v1/webhooks/{}/rotate", enc(&webhook)),
+            None,
+            print_key,
+        ),
+        KeyCommand::Revoke { webhook } => (
+            Method::POST,
+            format!("/api/v1/webhooks/{}/revoke", enc(&webhook)),
+            None,
+            |v| {
+                println!("Revoked the API key of webhook {}", s(&v["webhook"]["id"]));
+            },
+        ),
+    }
+}
+
+fn manage(remote: &Remote, (method, path, body, print): Request) -> Result<(), String> {
+    let token = match std::env::var("STATHOOK_ADMIN_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
+        _ => {
+            let path = remote.data_dir.join("admin-token");
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read the admin token from {}: {e} (set STATHOOK_ADMIN_TOKEN or --data-dir)", path.display()))?
+                .trim()
+                .to_owned()
+        }
+    };
+    let url = format!("{}{path}", remote.server.trim_end_matches('/'));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (status, reply) =
+        rt.block_on(stathook::client::call(method, &url, &token, body.as_ref()))?;
+    if !(200..300).contains(&status) {
+        let msg = reply["error"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| reply.to_string());
+        return Err(format!("server answered {status}: {msg}"));
+    }
+    print(&reply);
+    Ok(())
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("-")
+}
+
+fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

@@ -14,6 +14,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
+/// A framed record waiting for its sync, with the request's acknowledgement channel.
+type Pending = (Vec<u8>, oneshot::Sender<Result<(), JournalError>>);
+
 pub(crate) enum Command {
     /// One framed record (already encoded by the request's task) and who to tell.
     Append {
@@ -87,7 +90,7 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, group: Vec<(Vec<u8>, oneshot::Sender<Result<(), JournalError>>)>) {
+    fn commit(&mut self, group: Vec<Pending>) {
         if group.is_empty() {
             return;
         }
@@ -140,10 +143,7 @@ impl Writer {
         }
     }
 
-    fn write_and_sync(
-        &mut self,
-        group: &[(Vec<u8>, oneshot::Sender<Result<(), JournalError>>)],
-    ) -> Result<(), JournalError> {
+    fn write_and_sync(&mut self, group: &[Pending]) -> Result<(), JournalError> {
         let total: usize = group.iter().map(|(r, _)| r.len()).sum();
         let mut buf = Vec::with_capacity(total);
         for (r, _) in group {

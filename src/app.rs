@@ -1,0 +1,151 @@
+//! Wiring and shutdown order. Open: data dir → store (format check) → admin token →
+//! key index → journal (recover) → compactor. Run: HTTP until the shutdown signal. Close:
+//! HTTP drains → compactor's last round → journal writers stop → store closes.
+
+use crate::auth::{self, KeyIndex, KeyOwner};
+use crate::compact::{self, CompactorHandle};
+use crate::config::Config;
+use crate::journal::{Journal, RecoveryReport};
+use crate::memtable::Memtable;
+use crate::store::Store;
+use parking_lot::Mutex;
+use std::fs;
+use std::future::Future;
+use std::io::Write;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Everything a request handler can reach.
+pub struct App {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub journal: Arc<Journal>,
+    pub memtable: Arc<Memtable>,
+    pub keys: KeyIndex,
+    pub admin_token_hash: [u8; 32],
+    compactor: Mutex<Option<CompactorHandle>>,
+}
+
+#[derive(Debug)]
+pub struct AppError(pub String);
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AppError {}
+
+fn err(context: &str, e: impl std::fmt::Display) -> AppError {
+    AppError(format!("{context}: {e}"))
+}
+
+impl App {
+    /// Opens (or creates) the data dir and recovers the journal.
+    pub fn open(config: Config) -> Result<(Arc<App>, RecoveryReport), AppError> {
+        fs::create_dir_all(&config.data_dir)
+            .map_err(|e| err(&format!("create data dir {}", config.data_dir.display()), e))?;
+        let store = Arc::new(
+            Store::open(&config.store_path())
+                .map_err(|e| err(&format!("open {}", config.store_path().display()), e))?,
+        );
+        let admin_token_hash = ensure_admin_token(&config, &store)?;
+
+        let keys = KeyIndex::default();
+        let webhooks = store.webhooks().map_err(|e| err("read webhooks", e))?;
+        for (hash, webhook_id) in store.api_keys().map_err(|e| err("read API keys", e))? {
+            if let Some(w) = webhooks.iter().find(|w| w.id == webhook_id) {
+                keys.insert(
+                    hash,
+                    KeyOwner {
+                        webhook_id,
+                        project_id: w.project_id.clone(),
+                    },
+                );
+            }
+        }
+
+        let memtable = Arc::new(Memtable::new(crate::journal::SHARDS, 0));
+        let (journal, report) =
+            Journal::open(&config.journal_dir(), store.clone(), memtable.clone())
+                .map_err(|e| err("open journal", e))?;
+        let journal = Arc::new(journal);
+        let compactor = compact::spawn(
+            store.clone(),
+            journal.clone(),
+            memtable.clone(),
+            config.compact_interval,
+            config.compact_max_pending,
+        );
+        let app = App {
+            config,
+            store,
+            journal,
+            memtable,
+            keys,
+            admin_token_hash,
+            compactor: Mutex::new(Some(compactor)),
+        };
+        Ok((Arc::new(app), report))
+    }
+
+    /// Runs one compaction round now (tests and the admin API use it).
+    pub fn compact_now(&self) -> Result<crate::compact::CompactStats, String> {
+        compact::compact_once(&self.store, &self.journal, &self.memtable)
+    }
+
+    /// Flushes everything to the store and stops the background threads.
+    pub fn close(&self) {
+        if let Some(c) = self.compactor.lock().take() {
+            c.stop();
+        }
+        self.journal.stop();
+    }
+}
+
+/// Creates the admin token on first start: written once to `DATA_DIR/admin-token` (0600),
+/// stored only as a hash. Later starts keep the existing hash.
+fn ensure_admin_token(config: &Config, store: &Store) -> Result<[u8; 32], AppError> {
+    if let Some(h) = store
+        .admin_token_hash()
+        .map_err(|e| err("read admin token hash", e))?
+    {
+        return Ok(h);
+    }
+    let token = auth::new_secret(auth::ADMIN_TOKEN_PREFIX);
+    let path = config.admin_token_path();
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(&path)
+        .map_err(|e| err(&format!("write {}", path.display()), e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(|e| err("chmod admin-token", e))?;
+    }
+    f.write_all(format!("{token}\n").as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| err("write admin-token", e))?;
+    let hash = auth::hash_secret(&token);
+    store
+        .set_admin_token_hash(&hash)
+        .map_err(|e| err("store admin token hash", e))?;
+    tracing::info!(path = %path.display(), "created the admin token (shown only in that file)");
+    Ok(hash)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then closes in order.
+pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    crate::http::serve(listener, app.clone(), shutdown).await;
+    let a = app.clone();
+    let _ = tokio::task::spawn_blocking(move || a.close()).await;
+    tracing::info!("stopped cleanly");
+}

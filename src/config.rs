@@ -1,0 +1,54 @@
+//! One validated `Config`, built from the command line and passed explicitly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The spec's webhook bodies are ~12 KB for 100 metrics; 1 MiB leaves room for large
+/// metadata while bounding what one request can make the server buffer.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+/// Concurrent connections; beyond this, new ones wait in the kernel backlog.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// A compaction round at least this often while samples wait, so the journal stays short and
+/// restart replay stays fast.
+pub const DEFAULT_COMPACT_INTERVAL: Duration = Duration::from_secs(10);
+/// ...or as soon as this many samples wait: ~100 MB of memtable at most.
+pub const DEFAULT_COMPACT_MAX_PENDING: usize = 1_000_000;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Base URL printed in webhook URLs (`{public_url}/api/webhooks/custom`).
+    pub public_url: String,
+    pub max_body_bytes: usize,
+    pub max_connections: usize,
+    pub compact_interval: Duration,
+    pub compact_max_pending: usize,
+}
+
+impl Config {
+    pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Config {
+        Config {
+            data_dir,
+            listen,
+            public_url: format!("http://{listen}"),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            compact_interval: DEFAULT_COMPACT_INTERVAL,
+            compact_max_pending: DEFAULT_COMPACT_MAX_PENDING,
+        }
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join("stathook.redb")
+    }
+
+    pub fn journal_dir(&self) -> PathBuf {
+        self.data_dir.join("journal")
+    }
+
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.data_dir.join("admin-token")
+    }
+}

@@ -1,0 +1,252 @@
+//! Admin API: projects, webhook connections and their API keys. Every handler takes an
+//! `AdminToken`, so it cannot be reached without the admin token.
+
+use super::reply::{json, ApiError, Reply};
+use super::route::AdminToken;
+use crate::app::App;
+use crate::auth::{self, KeyOwner};
+use crate::clock;
+use crate::store::{Project, Tier, Webhook};
+use hyper::StatusCode;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Longest project or webhook name, in bytes.
+pub const MAX_NAME_BYTES: usize = 200;
+/// Longest caller-chosen project id: ids appear in every segment key.
+pub const MAX_PROJECT_ID_BYTES: usize = 64;
+
+/// A webhook as the API shows it: the key's first characters, never its hash.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookView<'a> {
+    id: &'a str,
+    project_id: &'a str,
+    name: &'a str,
+    key_prefix: &'a str,
+    created_at: i64,
+    key_created_at: i64,
+    revoked_at: Option<i64>,
+    status: &'static str,
+}
+
+impl<'a> From<&'a Webhook> for WebhookView<'a> {
+    fn from(w: &'a Webhook) -> Self {
+        WebhookView {
+            id: &w.id,
+            project_id: &w.project_id,
+            name: &w.name,
+            key_prefix: &w.key_prefix,
+            created_at: w.created_at,
+            key_created_at: w.key_created_at,
+            revoked_at: w.revoked_at,
+            status: if w.revoked_at.is_some() {
+                "revoked"
+            } else {
+                "active"
+            },
+        }
+    }
+}
+
+fn str_field<'v>(
+    body: &'v Value,
+    field: &str,
+    required: bool,
+) -> Result<Option<&'v str>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) if required => {
+            Err(ApiError::BadRequest(format!("{field} is required")))
+        }
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => {
+            if s.trim().is_empty() {
+                return Err(ApiError::BadRequest(format!("{field} must not be empty")));
+            }
+            if s.len() > MAX_NAME_BYTES || s.chars().any(char::is_control) {
+                return Err(ApiError::BadRequest(format!(
+                    "{field} must be at most {MAX_NAME_BYTES} bytes without control characters"
+                )));
+            }
+            Ok(Some(s))
+        }
+        Some(_) => Err(ApiError::BadRequest(format!("{field} must be a string"))),
+    }
+}
+
+pub fn create_project(app: &App, _: AdminToken, body: Value) -> Result<Reply, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::BadRequest(
+            "request body must be a JSON object".into(),
+        ));
+    }
+    let name = str_field(&body, "name", true)?.unwrap_or_default();
+    let id = match str_field(&body, "id", false)? {
+        Some(id) => {
+            let ok = id.len() <= MAX_PROJECT_ID_BYTES
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !ok {
+                return Err(ApiError::BadRequest(format!(
+                    "id must be 1 to {MAX_PROJECT_ID_BYTES} characters of A-Z, a-z, 0-9, '_' or '-'"
+                )));
+            }
+            id.to_owned()
+        }
+        None => auth::new_id("prj_"),
+    };
+    let tier = match str_field(&body, "tier", false)? {
+        None | Some("free") => Tier::Free,
+        Some("pro") => Tier::Pro,
+        Some("scale") => Tier::Scale,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "tier must be free, pro or scale, not {other:?}"
+            )))
+        }
+    };
+    let p = Project {
+        id,
+        name: name.to_owned(),
+        tier,
+        created_at: clock::now_ms(),
+    };
+    app.store.create_project(&p)?;
+    tracing::info!(project = %p.id, "project created");
+    Ok(json(StatusCode::CREATED, &p))
+}
+
+pub fn list_projects(app: &App, _: AdminToken) -> Result<Reply, ApiError> {
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "projects": app.store.projects()? }),
+    ))
+}
+
+pub fn get_project(app: &App, _: AdminToken, id: &str) -> Result<Reply, ApiError> {
+    let p = app
+        .store
+        .project(id)?
+        .ok_or_else(|| ApiError::NotFound(format!("project {id:?} not found")))?;
+    Ok(json(StatusCode::OK, &p))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WithKey<'a> {
+    webhook: WebhookView<'a>,
+    webhook_url: String,
+    api_key: String,
+    project_id: &'a str,
+}
+
+pub fn create_webhook(
+    app: &App,
+    _: AdminToken,
+    project: &str,
+    body: Value,
+) -> Result<Reply, ApiError> {
+    if app.store.project(project)?.is_none() {
+        return Err(ApiError::NotFound(format!("project {project:?} not found")));
+    }
+    let name = str_field(&body, "name", true)?.unwrap_or_default();
+    let now = clock::now_ms();
+    let key = auth::new_secret(auth::API_KEY_PREFIX);
+    let hash = auth::hash_secret(&key);
+    let w = Webhook {
+        id: auth::new_id("wh_"),
+        project_id: project.to_owned(),
+        name: name.to_owned(),
+        key_prefix: key[..auth::SHOWN_KEY_CHARS].to_owned(),
+        key_hash: auth::hex(&hash),
+        created_at: now,
+        key_created_at: now,
+        revoked_at: None,
+    };
+    app.store.put_webhook(&w, None, Some(&hash))?;
+    app.keys.insert(
+        hash,
+        KeyOwner {
+            webhook_id: w.id.clone(),
+            project_id: w.project_id.clone(),
+        },
+    );
+    tracing::info!(webhook = %w.id, project = %w.project_id, key_prefix = %w.key_prefix, "webhook created");
+    Ok(json(StatusCode::CREATED, &with_key(app, &w, key)))
+}
+
+fn with_key<'a>(app: &App, w: &'a Webhook, key: String) -> WithKey<'a> {
+    WithKey {
+        webhook: w.into(),
+        webhook_url: format!(
+            "{}/api/webhooks/custom",
+            app.config.public_url.trim_end_matches('/')
+        ),
+        api_key: key,
+        project_id: &w.project_id,
+    }
+}
+
+pub fn list_webhooks(app: &App, _: AdminToken, project: Option<&str>) -> Result<Reply, ApiError> {
+    let all = app.store.webhooks()?;
+    let views: Vec<WebhookView> = all
+        .iter()
+        .filter(|w| project.is_none_or(|p| w.project_id == p))
+        .map(Into::into)
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "webhooks": views }),
+    ))
+}
+
+fn webhook(app: &App, id: &str) -> Result<(Webhook, [u8; 32]), ApiError> {
+    let w = app
+        .store
+        .webhook(id)?
+        .ok_or_else(|| ApiError::NotFound(format!("webhook {id:?} not found")))?;
+    let mut hash = [0u8; 32];
+    for (i, b) in hash.iter_mut().enumerate() {
+        *b = u8::from_str_radix(w.key_hash.get(2 * i..2 * i + 2).unwrap_or("zz"), 16)
+            .map_err(|_| ApiError::Internal(format!("webhook {id}: stored key hash is damaged")))?;
+    }
+    Ok((w, hash))
+}
+
+/// Issues a new key; the old one stops working at the same commit. Also re-activates a
+/// revoked webhook ("revoke and regenerate API keys anytime").
+pub fn rotate_key(app: &App, _: AdminToken, id: &str) -> Result<Reply, ApiError> {
+    let (mut w, old) = webhook(app, id)?;
+    let key = auth::new_secret(auth::API_KEY_PREFIX);
+    let hash = auth::hash_secret(&key);
+    w.key_prefix = key[..auth::SHOWN_KEY_CHARS].to_owned();
+    w.key_hash = auth::hex(&hash);
+    w.key_created_at = clock::now_ms();
+    w.revoked_at = None;
+    app.store.put_webhook(&w, Some(&old), Some(&hash))?;
+    app.keys.remove(&old);
+    app.keys.insert(
+        hash,
+        KeyOwner {
+            webhook_id: w.id.clone(),
+            project_id: w.project_id.clone(),
+        },
+    );
+    tracing::info!(webhook = %w.id, key_prefix = %w.key_prefix, "API key rotated");
+    Ok(json(StatusCode::OK, &with_key(app, &w, key)))
+}
+
+pub fn revoke_key(app: &App, _: AdminToken, id: &str) -> Result<Reply, ApiError> {
+    let (mut w, old) = webhook(app, id)?;
+    if w.revoked_at.is_none() {
+        w.revoked_at = Some(clock::now_ms());
+        app.store.put_webhook(&w, Some(&old), None)?;
+        app.keys.remove(&old);
+        tracing::info!(webhook = %w.id, key_prefix = %w.key_prefix, "API key revoked");
+    }
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "webhook": WebhookView::from(&w) }),
+    ))
+}

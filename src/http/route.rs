@@ -1,0 +1,152 @@
+//! Routing: one `match` on (method, path segments). Path segments are percent-decoded after
+//! splitting, so a metricId may contain an encoded `/`.
+
+use super::reply::{ApiError, Reply};
+use super::{admin, read, webhook};
+use crate::app::App;
+use crate::auth::{self, Bearer};
+use hyper::body::Incoming;
+use hyper::{header, Method, Request, StatusCode};
+use percent_encoding::percent_decode_str;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Reply, Infallible> {
+    let reply = match dispatch(&app, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_reply(),
+    };
+    Ok(reply)
+}
+
+async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    let path = req.uri().path().to_owned();
+    let query = Query::parse(req.uri().query().unwrap_or(""))?;
+    let segs: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let method = req.method().clone();
+    match (segs.as_slice(), &method) {
+        (["healthz"], &Method::GET) => Ok(super::reply::json(
+            StatusCode::OK,
+            &serde_json::json!({"status": "ok"}),
+        )),
+        (["api", "webhooks", "custom"], &Method::POST) => webhook::ingest(app, req).await,
+        (["api", "webhooks", "custom"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+
+        (["api", "v1", "projects"], &Method::GET) => {
+            admin::list_projects(app, authorize_admin(app, &req)?)
+        }
+        (["api", "v1", "projects"], &Method::POST) => {
+            let token = authorize_admin(app, &req)?;
+            admin::create_project(app, token, json_body(app, req).await?)
+        }
+        (["api", "v1", "projects"], _) => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
+        (["api", "v1", "projects", p], &Method::GET) => {
+            admin::get_project(app, authorize_admin(app, &req)?, p)
+        }
+        (["api", "v1", "projects", p, "webhooks"], &Method::POST) => {
+            let token = authorize_admin(app, &req)?;
+            admin::create_webhook(app, token, p, json_body(app, req).await?)
+        }
+        (["api", "v1", "projects", p, "webhooks"], &Method::GET) => {
+            admin::list_webhooks(app, authorize_admin(app, &req)?, Some(p))
+        }
+        (["api", "v1", "webhooks"], &Method::GET) => {
+            admin::list_webhooks(app, authorize_admin(app, &req)?, query.get("projectId"))
+        }
+        (["api", "v1", "webhooks", id, "rotate"], &Method::POST) => {
+            admin::rotate_key(app, authorize_admin(app, &req)?, id)
+        }
+        (["api", "v1", "webhooks", id, "revoke"], &Method::POST) => {
+            admin::revoke_key(app, authorize_admin(app, &req)?, id)
+        }
+        (["api", "v1", "projects", p, "metrics"], &Method::GET) => {
+            read::catalog(app, authorize_admin(app, &req)?, p)
+        }
+        (["api", "v1", "projects", p, "metrics", m, "points"], &Method::GET) => {
+            read::points(app, authorize_admin(app, &req)?, p, m, &query)
+        }
+        _ => Err(ApiError::NotFound(format!(
+            "no such endpoint: {method} {path}"
+        ))),
+    }
+}
+
+/// Proof that the request carried the admin token; handlers that need it take one.
+pub struct AdminToken(());
+
+fn authorize_admin(app: &App, req: &Request<Incoming>) -> Result<AdminToken, ApiError> {
+    match auth::bearer(
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    ) {
+        Bearer::Missing => Err(ApiError::Unauthorized(
+            "missing Authorization header; expected 'Authorization: Bearer ADMIN_TOKEN'".into(),
+        )),
+        Bearer::Malformed => Err(ApiError::Unauthorized(
+            "malformed Authorization header; expected 'Authorization: Bearer ADMIN_TOKEN'".into(),
+        )),
+        Bearer::Token(t) if auth::secret_matches(t, &app.admin_token_hash) => Ok(AdminToken(())),
+        Bearer::Token(t) if app.keys.lookup(t).is_some() => Err(ApiError::Forbidden(
+            "this endpoint needs the admin token; a webhook API key can only send metrics".into(),
+        )),
+        Bearer::Token(_) => Err(ApiError::Unauthorized("invalid admin token".into())),
+    }
+}
+
+async fn json_body(app: &App, req: Request<Incoming>) -> Result<serde_json::Value, ApiError> {
+    super::body::require_json(req.headers())?;
+    let (parts, body) = req.into_parts();
+    let bytes = super::body::read(&parts.headers, body, app.config.max_body_bytes).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Value::Object(Default::default()));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))
+}
+
+/// Decoded query-string pairs.
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(q: &str) -> Result<Query, ApiError> {
+        let mut out = Vec::new();
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let dec = |s: &str| {
+                percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8()
+                    .map(|c| c.into_owned())
+                    .map_err(|_| {
+                        ApiError::BadRequest(format!("query parameter {s:?} is not valid UTF-8"))
+                    })
+            };
+            out.push((dec(k)?, dec(v)?));
+        }
+        Ok(Query(out))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// An optional integer parameter, with a 400 naming it when it is not one.
+    pub fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(name) {
+            None | Some("") => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "query parameter {name} must be an integer, not {v:?}"
+                ))
+            }),
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! `POST /api/webhooks/custom`: the spec's contract. Checks, in order: API key (401),
+//! content type (415), body size (413), body content (400), project (403); then appends to
+//! the journal and answers 200 only once every sample is fdatasync'd.
+
+use super::reply::{raw, ApiError, Reply};
+use crate::app::App;
+use crate::auth::Bearer;
+use crate::{auth, clock, ingest};
+use hyper::body::Incoming;
+use hyper::{header, Request, StatusCode};
+
+pub async fn ingest(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    let owner = match auth::bearer(
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    ) {
+        Bearer::Missing => {
+            return Err(ApiError::Unauthorized(
+                "missing Authorization header; expected 'Authorization: Bearer YOUR_API_KEY'"
+                    .into(),
+            ))
+        }
+        Bearer::Malformed => {
+            return Err(ApiError::Unauthorized(
+                "malformed Authorization header; expected 'Authorization: Bearer YOUR_API_KEY'"
+                    .into(),
+            ))
+        }
+        Bearer::Token(key) => app
+            .keys
+            .lookup(key)
+            .ok_or_else(|| ApiError::Unauthorized("invalid API key: unknown or revoked".into()))?,
+    };
+    super::body::require_json(req.headers())?;
+    let (parts, body) = req.into_parts();
+    let mut bytes = super::body::read(&parts.headers, body, app.config.max_body_bytes).await?;
+    let batch =
+        ingest::parse_batch(&mut bytes, clock::now_ms()).map_err(|e| ApiError::BadRequest(e.0))?;
+    if batch.project_id != owner.project_id {
+        return Err(ApiError::Forbidden(format!(
+            "projectId {:?} does not match this API key's project",
+            batch.project_id
+        )));
+    }
+    let n = batch.metrics.len();
+    app.journal.append(batch).await?;
+    Ok(raw(
+        StatusCode::OK,
+        "application/json",
+        format!("{{\"success\":true,\"metricsStored\":{n}}}").into_bytes(),
+    ))
+}
