@@ -43,9 +43,7 @@ fn init_logs(format: LogFormat) {
 fn serve(args: ServeArgs) -> Result<(), String> {
     init_logs(args.log_format);
     let mut config = stathook::config::Config::new(args.data_dir, args.listen);
-    if let Some(url) = args.public_url {
-        config.public_url = url;
-    }
+    let public_url = args.public_url;
     config.max_body_bytes = args.max_body_bytes;
     config.compact_interval = std::time::Duration::from_secs(args.compact_interval_secs.max(1));
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -56,6 +54,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        // Default the public URL to the bound address (right even for --listen …:0).
+        config.public_url = public_url.unwrap_or_else(|| format!("http://{local}"));
         let token_path = config.admin_token_path();
         let (app, report) = stathook::app::App::open(config.clone()).map_err(|e| e.to_string())?;
         tracing::info!(
@@ -65,7 +66,6 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             damaged_files = report.damaged.len(),
             "journal recovered"
         );
-        let local = listener.local_addr().map_err(|e| e.to_string())?;
         // One machine-readable line on stdout, so scripts and tests learn the port.
         println!("stathook listening on http://{local}");
         tracing::info!(listen = %local, data_dir = %config.data_dir.display(),

@@ -1,1 +1,11 @@
+//! All integration tests in one binary (faster to build and link). Each test starts a real
+//! server on 127.0.0.1:0 with a temp data dir and speaks real HTTP to it.
 
+mod support;
+
+mod admin;
+mod cli;
+mod crash;
+mod storage;
+mod tidy;
+mod webhook;

@@ -1,0 +1,165 @@
+//! The management CLI as a thin client of the admin API, against a real server process.
+
+use crate::support::*;
+use std::process::Command;
+
+fn stathook(args: &[&str], server: &str, data_dir: &std::path::Path) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stathook"))
+        .args(args)
+        .args(["--server", server, "--data-dir"])
+        .arg(data_dir)
+        .env_remove("STATHOOK_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn value_of<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label:?} in {out:?}"))
+        .trim()
+}
+
+#[tokio::test]
+async fn project_webhook_and_key_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Child::start(dir.path(), &[]);
+    let url = child.url.clone();
+    let d = dir.path();
+
+    let (ok, out, _) = stathook(
+        &["project", "create", "--name", "Demo", "--tier", "pro"],
+        &url,
+        d,
+    );
+    assert!(ok);
+    let project = value_of(&out, "Project ID:").to_owned();
+    assert!(project.starts_with("prj_"));
+    let (ok, out, _) = stathook(&["project", "list"], &url, d);
+    assert!(
+        ok && out.contains(&project) && out.contains("Demo") && out.contains("pro"),
+        "{out}"
+    );
+
+    let (ok, out, err) = stathook(
+        &[
+            "webhook",
+            "create",
+            "--project",
+            &project,
+            "--name",
+            "Cron Job Metrics",
+        ],
+        &url,
+        d,
+    );
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "three lines like the spec's Step 2: {out}");
+    assert_eq!(lines[0], format!("Webhook URL: {url}/api/webhooks/custom"));
+    assert_eq!(lines[2], format!("Project ID: {project}"));
+    let key = value_of(&out, "API Key:").to_owned();
+    let webhook = err.split_whitespace().nth(2).unwrap().to_owned();
+    assert!(webhook.starts_with("wh_"), "{err}");
+
+    let c = child.client();
+    let body = batch(&project, vec![metric("daily_signups", 42.0, 1234567890000)]);
+    assert_eq!(c.post(&key, &body).await.status, 200);
+
+    let (ok, out, _) = stathook(&["webhook", "list"], &url, d);
+    assert!(
+        ok && out.contains(&webhook) && out.contains("active") && !out.contains(&key),
+        "{out}"
+    );
+
+    let (ok, out, _) = stathook(&["key", "rotate", "--webhook", &webhook], &url, d);
+    assert!(ok);
+    let key2 = value_of(&out, "API Key:").to_owned();
+    assert_eq!(c.post(&key, &body).await.status, 401);
+    assert_eq!(c.post(&key2, &body).await.status, 200);
+
+    let (ok, _, _) = stathook(&["key", "revoke", "--webhook", &webhook], &url, d);
+    assert!(ok);
+    assert_eq!(c.post(&key2, &body).await.status, 401);
+
+    // Errors come back as a message and exit code 1.
+    let (ok, _, err) = stathook(
+        &["webhook", "create", "--project", "nope", "--name", "x"],
+        &url,
+        d,
+    );
+    assert!(
+        !ok && err.contains("404") && err.contains("not found"),
+        "{err}"
+    );
+
+    assert!(child.terminate().success());
+    // Offline check of a healthy data dir.
+    let out = Command::new(env!("CARGO_BIN_EXE_stathook"))
+        .args(["check", "--data-dir"])
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("segments: 1 checked, 0 damaged"));
+}
+
+#[tokio::test]
+async fn check_reports_a_damaged_journal_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Child::start(dir.path(), &["--compact-interval-secs", "3600"]);
+    let c = child.client();
+    let key = c.setup("p").await;
+    for i in 0..5 {
+        assert_eq!(
+            c.post(&key, &batch("p", vec![metric("m", i as f64, i)]))
+                .await
+                .status,
+            200
+        );
+    }
+    child.kill();
+    // Tear the last record of the non-empty journal file.
+    let journal = dir.path().join("journal");
+    let file = std::fs::read_dir(&journal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let len = std::fs::metadata(&file).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_stathook"))
+        .args(["check", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("DAMAGED") && stdout.contains("torn record"),
+        "{stdout}"
+    );
+
+    // Recovery keeps the four whole records and drops the torn one.
+    let child = Child::start(dir.path(), &[]);
+    assert_eq!(
+        child.client().points("p", "m").await,
+        vec![(0, 0.0), (1, 1.0), (2, 2.0), (3, 3.0)]
+    );
+    child.kill();
+}

@@ -1,0 +1,188 @@
+//! Durability and read-back through restarts, compactions and concurrent writers.
+
+use crate::support::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn data_survives_restart_with_and_without_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let c = s.client();
+    let key = c.setup("p").await;
+    for i in 0..10 {
+        let ms = (0..10)
+            .map(|j| metric(&format!("m{j}"), (i * 10 + j) as f64, 1000 + i))
+            .collect();
+        assert_eq!(c.post(&key, &batch("p", ms)).await.status, 200);
+    }
+    s.app.compact_now().unwrap();
+    // More after the compaction: these stay in the journal until shutdown compacts them.
+    for i in 10..15 {
+        assert_eq!(
+            c.post(&key, &batch("p", vec![metric("m0", i as f64, 1000 + i)]))
+                .await
+                .status,
+            200
+        );
+    }
+    let before = c.points("p", "m0").await;
+    assert_eq!(before.len(), 15);
+    s.stop().await;
+
+    let s = Server::start(dir.path()).await;
+    let c = s.client();
+    assert_eq!(c.points("p", "m0").await, before);
+    let cat = c.catalog("p").await;
+    assert_eq!(cat.len(), 10);
+    assert_eq!(cat[0]["sampleCount"], json!(15));
+    assert_eq!(cat[1]["sampleCount"], json!(10));
+    // The key still works after restart.
+    assert_eq!(
+        c.post(&key, &batch("p", vec![metric("m0", 0.5, 5)]))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(c.points("p", "m0").await[0], (5, 0.5));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn reads_merge_segments_and_journal_tail_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let c = s.client();
+    let key = c.setup("p").await;
+    let mut expected = std::collections::BTreeMap::new();
+    // Interleave writes and compactions, with late (out-of-order) samples and overwrites.
+    for round in 0..6i64 {
+        let ms: Vec<_> = (0..50i64)
+            .map(|i| {
+                let ts = if round % 2 == 0 {
+                    round * 1000 + i * 7
+                } else {
+                    (i * 131) % 6000
+                };
+                let v = (round * 100 + i) as f64;
+                expected.insert(ts, v);
+                metric("m", v, ts)
+            })
+            .collect();
+        // Send one at a time so later values overwrite earlier ones deterministically.
+        for m in ms {
+            assert_eq!(c.post(&key, &batch("p", vec![m])).await.status, 200);
+        }
+        if round % 2 == 1 {
+            s.app.compact_now().unwrap();
+        }
+    }
+    let want: Vec<(i64, f64)> = expected.into_iter().collect();
+    assert_eq!(c.points("p", "m").await, want);
+    assert_eq!(c.catalog("p").await[0]["sampleCount"], json!(want.len()));
+
+    // from/to/limit select a window, oldest first; truncated says more remain.
+    let r = c
+        .get("/api/v1/projects/p/metrics/m/points?from=1000&to=2000&limit=3")
+        .await;
+    let pts: Vec<i64> = r.body["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["timestamp"].as_i64().unwrap())
+        .collect();
+    let window: Vec<i64> = want
+        .iter()
+        .map(|p| p.0)
+        .filter(|t| (1000..=2000).contains(t))
+        .take(3)
+        .collect();
+    assert_eq!(pts, window);
+    assert_eq!(r.body["truncated"], json!(true));
+    s.stop().await;
+    let s = Server::start(dir.path()).await;
+    assert_eq!(s.client().points("p", "m").await, want);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_to_the_same_and_different_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let c = s.client();
+    let key = c.setup("p").await;
+    let mut tasks = Vec::new();
+    for w in 0..8i64 {
+        let c = c.clone();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..40i64 {
+                // Every writer writes "shared" (distinct timestamps per writer) and its own metric.
+                let ms = vec![
+                    metric("shared", w as f64, w * 1000 + i),
+                    metric(&format!("own{w}"), i as f64, i),
+                ];
+                let r = c.post(&key, &batch("p", ms)).await;
+                assert_eq!(r.status, 200, "{:?}", r.body);
+            }
+        }));
+    }
+    let app = s.app.clone();
+    let compactor = tokio::task::spawn_blocking(move || {
+        for _ in 0..5 {
+            app.compact_now().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    for t in tasks {
+        t.await.unwrap();
+    }
+    compactor.await.unwrap();
+    let shared = c.points("p", "shared").await;
+    assert_eq!(shared.len(), 8 * 40);
+    for w in 0..8i64 {
+        for i in 0..40i64 {
+            assert!(shared.contains(&(w * 1000 + i, w as f64)));
+        }
+        assert_eq!(c.points("p", &format!("own{w}")).await.len(), 40);
+    }
+    let cat = c.catalog("p").await;
+    assert_eq!(cat.len(), 9);
+    assert!(cat
+        .iter()
+        .all(|m| m["sampleCount"] == json!(if m["metricId"] == "shared" { 320 } else { 40 })));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_newer_format_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    s.stop().await;
+    // Rewrite the format version in the store to one this build does not know.
+    {
+        let db = redb::Database::open(dir.path().join("stathook.redb")).unwrap();
+        let t: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+        let txn = db.begin_write().unwrap();
+        txn.open_table(t)
+            .unwrap()
+            .insert("format_version", 99u32.to_le_bytes().as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let config =
+        stathook::config::Config::new(dir.path().to_path_buf(), "127.0.0.1:0".parse().unwrap());
+    let err = stathook::app::App::open(config).err().expect("must refuse");
+    assert!(err.to_string().contains("upgrade stathook"), "{err}");
+}
+
+#[tokio::test]
+async fn metric_ids_with_slashes_and_spaces_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let c = s.client();
+    let key = c.setup("p").await;
+    let r = c.post(&key, &json!({"projectId": "p", "metrics": [{"metricId": "api/latency p99", "metricName": "L", "value": 3, "timestamp": 9}]})).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(c.points("p", "api%2Flatency%20p99").await, vec![(9, 3.0)]);
+    s.stop().await;
+}

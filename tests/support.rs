@@ -1,0 +1,271 @@
+//! Test harness: an in-process server (`Server`) or a child process (`Child`), plus a small
+//! HTTP client with the spec's headers.
+
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use stathook::app::App;
+use stathook::config::Config;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Server {
+    pub url: String,
+    pub app: Arc<App>,
+    pub admin_token: String,
+    pub data_dir: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    pub async fn start(data_dir: &Path) -> Server {
+        Self::start_with(data_dir, |_| {}).await
+    }
+
+    pub async fn start_with(data_dir: &Path, tweak: impl FnOnce(&mut Config)) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = Config::new(data_dir.to_path_buf(), addr);
+        // Tests compact explicitly, so a round never races an assertion by surprise.
+        config.compact_interval = Duration::from_secs(3600);
+        tweak(&mut config);
+        let (app, _report) = App::open(config).unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(stathook::app::run(app.clone(), listener, async {
+            let _ = rx.await;
+        }));
+        let admin_token = std::fs::read_to_string(data_dir.join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Server {
+            url: format!("http://{addr}"),
+            app,
+            admin_token,
+            data_dir: data_dir.to_path_buf(),
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Graceful shutdown: drains requests, compacts, closes the store.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap();
+        // Wait until the store's file lock is released by the last Arc.
+        let app = self.app;
+        for _ in 0..200 {
+            if Arc::strong_count(&app) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(app);
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.url, &self.admin_token)
+    }
+}
+
+/// A stathook child process, for SIGKILL and CLI tests.
+pub struct Child {
+    pub url: String,
+    pub process: std::process::Child,
+    pub admin_token: String,
+}
+
+/// A failing test must not leave a server running (it would hold the test's output pipe).
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+impl Child {
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Child {
+        use std::io::BufRead;
+        let mut process = std::process::Command::new(env!("CARGO_BIN_EXE_stathook"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(process.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("stathook listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        let admin_token = std::fs::read_to_string(data_dir.join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Child {
+            url,
+            process,
+            admin_token,
+        }
+    }
+
+    pub fn kill(mut self) {
+        self.process.kill().unwrap(); // SIGKILL
+        self.process.wait().unwrap();
+    }
+
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.process.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        self.process.wait().unwrap()
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.url, &self.admin_token)
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub url: String,
+    pub admin_token: String,
+    pub http: reqwest::Client,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Client {
+    pub fn new(url: &str, admin_token: &str) -> Client {
+        Client {
+            url: url.to_owned(),
+            admin_token: admin_token.to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "non-JSON reply {status}: {:?}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Reply {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.admin_token);
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(b.to_string());
+        }
+        self.send(req).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.admin(reqwest::Method::GET, path, None).await
+    }
+
+    /// Creates a project with the given id and a webhook; returns the API key.
+    pub async fn setup(&self, project: &str) -> String {
+        let r = self
+            .admin(
+                reqwest::Method::POST,
+                "/api/v1/projects",
+                Some(json!({"name": project, "id": project})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        let r = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/api/v1/projects/{project}/webhooks"),
+                Some(json!({"name": "Cron Job Metrics"})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        r.body["apiKey"].as_str().unwrap().to_owned()
+    }
+
+    /// POSTs a raw body to the webhook with the spec's headers.
+    pub async fn post_raw(&self, key: &str, body: impl Into<reqwest::Body>) -> Reply {
+        let req = self
+            .http
+            .post(format!("{}/api/webhooks/custom", self.url))
+            .header("Authorization", format!("Bearer {key}"))
+            .header("Content-Type", "application/json")
+            .body(body);
+        self.send(req).await
+    }
+
+    pub async fn post(&self, key: &str, body: &Value) -> Reply {
+        self.post_raw(key, body.to_string()).await
+    }
+
+    pub async fn points(&self, project: &str, metric: &str) -> Vec<(i64, f64)> {
+        let r = self
+            .get(&format!(
+                "/api/v1/projects/{project}/metrics/{metric}/points?limit=100000"
+            ))
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["timestamp"].as_i64().unwrap(),
+                    p["value"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    pub async fn catalog(&self, project: &str) -> Vec<Value> {
+        let r = self
+            .get(&format!("/api/v1/projects/{project}/metrics"))
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body["metrics"].as_array().unwrap().clone()
+    }
+}
+
+pub fn metric(id: &str, value: f64, ts: i64) -> Value {
+    json!({"metricId": id, "metricName": format!("{id} name"), "value": value, "unit": "count", "timestamp": ts})
+}
+
+pub fn batch(project: &str, metrics: Vec<Value>) -> Value {
+    json!({"projectId": project, "metrics": metrics})
+}
+
+pub fn now_ms() -> i64 {
+    stathook::clock::now_ms()
+}
