@@ -164,7 +164,7 @@ async fn every_error_status_with_a_json_error_naming_the_field() {
         401,
         "malformed",
     );
-    expect(c.post(&"shk_0000", &good).await, 401, "invalid API key");
+    expect(c.post("shk_0000", &good).await, 401, "invalid API key");
     // The admin token is not an API key.
     expect(c.post(&s.admin_token, &good).await, 401, "invalid API key");
     // 403: another project's key.
