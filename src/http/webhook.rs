@@ -44,7 +44,10 @@ pub async fn ingest(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError
         )));
     }
     let n = batch.metrics.len();
-    app.journal.append(batch).await?;
+    let durable = app.journal.append(&batch);
+    drop(batch);
+    drop(bytes);
+    durable.await?;
     Ok(raw(
         StatusCode::OK,
         "application/json",

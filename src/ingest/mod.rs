@@ -22,23 +22,62 @@ pub const MAX_METRICS_PER_REQUEST: usize = 100;
 /// while refusing the "future timestamps" the spec warns against.
 pub const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
 
-/// One request's samples, all checked; storing it cannot fail on content.
+/// One request's samples, all checked; storing it cannot fail on content. Strings borrow
+/// from the request body.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ValidBatch {
-    pub project_id: String,
-    pub metrics: Vec<ValidMetric>,
+pub struct ValidBatch<'a> {
+    pub project_id: &'a str,
+    pub metrics: Vec<ValidMetric<'a>>,
 }
 
 /// One entry of `metrics`, checked, with its timestamp resolved.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ValidMetric {
+pub struct ValidMetric<'a> {
+    pub metric_id: &'a str,
+    pub metric_name: &'a str,
+    /// `None` when absent, null or empty.
+    pub unit: Option<&'a str>,
+    pub timestamp_ms: i64,
+    pub value: f64,
+    /// Compact JSON text of the `metadata` object.
+    pub metadata: Option<String>,
+}
+
+/// An owned copy of a batch, for tests and tools that keep it past the body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnedBatch {
+    pub project_id: String,
+    pub metrics: Vec<OwnedMetric>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnedMetric {
     pub metric_id: String,
     pub metric_name: String,
     pub unit: Option<String>,
     pub timestamp_ms: i64,
     pub value: f64,
-    /// Compact JSON text of the `metadata` object.
     pub metadata: Option<String>,
+}
+
+impl ValidBatch<'_> {
+    pub fn to_owned_batch(&self) -> OwnedBatch {
+        OwnedBatch {
+            project_id: self.project_id.to_owned(),
+            metrics: self
+                .metrics
+                .iter()
+                .map(|m| OwnedMetric {
+                    metric_id: m.metric_id.to_owned(),
+                    metric_name: m.metric_name.to_owned(),
+                    unit: m.unit.map(str::to_owned),
+                    timestamp_ms: m.timestamp_ms,
+                    value: m.value,
+                    metadata: m.metadata.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Why a body was refused; the message is the `error` of the 400 reply.

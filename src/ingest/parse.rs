@@ -1,120 +1,209 @@
-//! The only file that knows simd-json: parses in place, then walks the value tree once,
-//! checking every field and naming the first bad one with its index.
+//! The only file that knows simd-json: parses in place onto a flat tape (no per-object
+//! maps), then walks the tape once, checking every field and naming the first bad one with
+//! its index. Strings in the result borrow from the (unescaped in place) body.
 
 use super::*;
-use simd_json::prelude::*;
-use simd_json::{BorrowedValue, StaticNode};
+use simd_json::{Node, StaticNode};
+
+thread_local! {
+    /// simd-json's scratch buffers, reused across requests on the same thread.
+    static BUFFERS: std::cell::RefCell<simd_json::Buffers> = std::cell::RefCell::new(simd_json::Buffers::default());
+}
 
 /// Parses and validates a webhook body. `body` is overwritten (simd-json parses in place).
-pub fn parse_batch(body: &mut [u8], now_ms: i64) -> Result<ValidBatch, IngestError> {
+pub fn parse_batch(body: &mut [u8], now_ms: i64) -> Result<ValidBatch<'_>, IngestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(IngestError(
             "request body is empty; expected a JSON object".into(),
         ));
     }
-    let root = simd_json::to_borrowed_value(body)
+    let tape = BUFFERS
+        .with(|b| simd_json::to_tape_with_buffers(body, &mut b.borrow_mut()))
         .map_err(|e| IngestError(format!("invalid JSON: {e}")))?;
-    let obj = root
-        .as_object()
-        .ok_or_else(|| IngestError("request body must be a JSON object".into()))?;
-
-    let project_id = required_str(obj.get("projectId"), "projectId", MAX_PROJECT_ID_BYTES)?;
-    let metrics = match obj.get("metrics") {
-        None | Some(BorrowedValue::Static(StaticNode::Null)) => {
+    let nodes = tape.0;
+    let Some(Node::Object { len, .. }) = nodes.first() else {
+        return Err(IngestError("request body must be a JSON object".into()));
+    };
+    let (mut project, mut metrics) = (None, None);
+    for (key, at) in object_fields(&nodes, 0, *len) {
+        match key {
+            "projectId" => project = Some(at),
+            "metrics" => metrics = Some(at),
+            _ => {}
+        }
+    }
+    let project_id = required_str(
+        &nodes,
+        project,
+        &Field::Top("projectId"),
+        MAX_PROJECT_ID_BYTES,
+    )?;
+    let (count, first) = match metrics.map(|at| (&nodes[at], at)) {
+        None | Some((Node::Static(StaticNode::Null), _)) => {
             return Err(IngestError("metrics is required".into()))
         }
-        Some(v) => v
-            .as_array()
-            .ok_or_else(|| IngestError(format!("metrics must be an array, not {}", kind(v))))?,
+        Some((Node::Array { len, .. }, at)) => (*len, at + 1),
+        Some((other, _)) => {
+            return Err(IngestError(format!(
+                "metrics must be an array, not {}",
+                kind(other)
+            )))
+        }
     };
-    if metrics.is_empty() {
+    if count == 0 {
         return Err(IngestError(
             "metrics must contain at least one metric".into(),
         ));
     }
-    if metrics.len() > MAX_METRICS_PER_REQUEST {
+    if count > MAX_METRICS_PER_REQUEST {
         return Err(IngestError(format!(
-            "metrics has {} entries; at most {MAX_METRICS_PER_REQUEST} are allowed per request",
-            metrics.len()
+            "metrics has {count} entries; at most {MAX_METRICS_PER_REQUEST} are allowed per request"
         )));
     }
-
-    let mut out = Vec::with_capacity(metrics.len());
-    for (i, m) in metrics.iter().enumerate() {
-        out.push(parse_metric(i, m, now_ms)?);
+    let mut out = Vec::with_capacity(count);
+    let mut at = first;
+    for i in 0..count {
+        out.push(parse_metric(&nodes, i, at, now_ms)?);
+        at += span(&nodes[at]);
     }
     Ok(ValidBatch {
-        project_id: project_id.to_owned(),
+        project_id,
         metrics: out,
     })
 }
 
-fn parse_metric(i: usize, m: &BorrowedValue<'_>, now_ms: i64) -> Result<ValidMetric, IngestError> {
-    let obj = m
-        .as_object()
-        .ok_or_else(|| IngestError(format!("metrics[{i}] must be an object, not {}", kind(m))))?;
-    let field = |name: &str| format!("metrics[{i}].{name}");
+/// Nodes a value occupies on the tape.
+fn span(n: &Node<'_>) -> usize {
+    match n {
+        Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
+        _ => 1,
+    }
+}
 
-    let metric_id = required_str(obj.get("metricId"), &field("metricId"), MAX_METRIC_ID_BYTES)?;
+/// (key, index of value) for each field of the object at `at` with `len` keys.
+fn object_fields<'t, 'a>(
+    nodes: &'t [Node<'a>],
+    at: usize,
+    len: usize,
+) -> impl Iterator<Item = (&'a str, usize)> + 't {
+    let mut i = at + 1;
+    (0..len).map(move |_| {
+        let key = match nodes[i] {
+            Node::String(k) => k,
+            _ => "",
+        };
+        let value = i + 1;
+        i = value + span(&nodes[value]);
+        (key, value)
+    })
+}
+
+/// A field's name for messages, formatted only when a message is needed.
+enum Field {
+    Top(&'static str),
+    Metric(usize, &'static str),
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Field::Top(name) => f.write_str(name),
+            Field::Metric(i, name) => write!(f, "metrics[{i}].{name}"),
+        }
+    }
+}
+
+fn parse_metric<'a>(
+    nodes: &[Node<'a>],
+    i: usize,
+    at: usize,
+    now_ms: i64,
+) -> Result<ValidMetric<'a>, IngestError> {
+    let Node::Object { len, .. } = nodes[at] else {
+        return Err(IngestError(format!(
+            "metrics[{i}] must be an object, not {}",
+            kind(&nodes[at])
+        )));
+    };
+    let (mut id, mut name, mut value, mut unit, mut ts, mut meta) =
+        (None, None, None, None, None, None);
+    for (key, v) in object_fields(nodes, at, len) {
+        match key {
+            "metricId" => id = Some(v),
+            "metricName" => name = Some(v),
+            "value" => value = Some(v),
+            "unit" => unit = Some(v),
+            "timestamp" => ts = Some(v),
+            "metadata" => meta = Some(v),
+            _ => {}
+        }
+    }
+    let metric_id = required_str(
+        nodes,
+        id,
+        &Field::Metric(i, "metricId"),
+        MAX_METRIC_ID_BYTES,
+    )?;
     let metric_name = required_str(
-        obj.get("metricName"),
-        &field("metricName"),
+        nodes,
+        name,
+        &Field::Metric(i, "metricName"),
         MAX_METRIC_NAME_BYTES,
     )?;
 
-    let value = match obj.get("value") {
-        None | Some(BorrowedValue::Static(StaticNode::Null)) => {
-            return Err(IngestError(format!("{} is required", field("value"))))
+    let value = match value.map(|v| &nodes[v]) {
+        None | Some(Node::Static(StaticNode::Null)) => {
+            return Err(IngestError(format!(
+                "{} is required",
+                Field::Metric(i, "value")
+            )))
         }
-        Some(v) => match v
-            .as_f64()
-            .or_else(|| v.cast_f64().filter(|_| v.is_number()))
-        {
-            Some(x) if x.is_finite() => x,
-            Some(_) => {
-                return Err(IngestError(format!(
-                    "{} must be a finite number",
-                    field("value")
-                )))
-            }
-            None => {
-                return Err(IngestError(format!(
-                    "{} must be a number, not {}",
-                    field("value"),
-                    kind(v)
-                )))
-            }
-        },
-    };
-
-    let unit = match obj.get("unit") {
-        None | Some(BorrowedValue::Static(StaticNode::Null)) => None,
-        Some(v) => {
-            let s = v.as_str().ok_or_else(|| {
-                IngestError(format!(
-                    "{} must be a string, not {}",
-                    field("unit"),
-                    kind(v)
-                ))
-            })?;
-            check_text(s, &field("unit"), MAX_UNIT_BYTES)?;
-            (!s.is_empty()).then(|| s.to_owned())
+        Some(Node::Static(StaticNode::I64(n))) => *n as f64,
+        Some(Node::Static(StaticNode::U64(n))) => *n as f64,
+        Some(Node::Static(StaticNode::F64(x))) if x.is_finite() => *x,
+        Some(Node::Static(StaticNode::F64(_))) => {
+            return Err(IngestError(format!(
+                "{} must be a finite number",
+                Field::Metric(i, "value")
+            )))
+        }
+        Some(other) => {
+            return Err(IngestError(format!(
+                "{} must be a number, not {}",
+                Field::Metric(i, "value"),
+                kind(other)
+            )))
         }
     };
 
-    let timestamp_ms = match obj.get("timestamp") {
-        None | Some(BorrowedValue::Static(StaticNode::Null)) => now_ms,
+    let unit = match unit.map(|v| &nodes[v]) {
+        None | Some(Node::Static(StaticNode::Null)) => None,
+        Some(Node::String(s)) => {
+            check_text(s, &Field::Metric(i, "unit"), MAX_UNIT_BYTES)?;
+            (!s.is_empty()).then_some(*s)
+        }
+        Some(other) => {
+            return Err(IngestError(format!(
+                "{} must be a string, not {}",
+                Field::Metric(i, "unit"),
+                kind(other)
+            )))
+        }
+    };
+
+    let timestamp_ms = match ts.map(|v| &nodes[v]) {
+        None | Some(Node::Static(StaticNode::Null)) => now_ms,
         Some(v) => {
             let ts = timestamp_of(v).ok_or_else(|| {
                 IngestError(format!(
                     "{} must be a non-negative integer (Unix time in milliseconds)",
-                    field("timestamp")
+                    Field::Metric(i, "timestamp")
                 ))
             })?;
             if ts > now_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
                 return Err(IngestError(format!(
                     "{} is {} ms in the future; at most {MAX_FUTURE_SKEW_MS} ms ahead of the server clock is accepted (is it in seconds instead of milliseconds?)",
-                    field("timestamp"),
+                    Field::Metric(i, "timestamp"),
                     ts - now_ms
                 )));
             }
@@ -122,31 +211,35 @@ fn parse_metric(i: usize, m: &BorrowedValue<'_>, now_ms: i64) -> Result<ValidMet
         }
     };
 
-    let metadata = match obj.get("metadata") {
-        None | Some(BorrowedValue::Static(StaticNode::Null)) => None,
-        Some(v @ BorrowedValue::Object(_)) => {
-            let text = v.encode();
-            if text.len() > MAX_METADATA_BYTES {
-                return Err(IngestError(format!(
-                    "{} is {} bytes as JSON; at most {MAX_METADATA_BYTES} are allowed",
-                    field("metadata"),
-                    text.len()
-                )));
+    let metadata = match meta {
+        None => None,
+        Some(v) => match &nodes[v] {
+            Node::Static(StaticNode::Null) => None,
+            Node::Object { .. } => {
+                let mut text = String::with_capacity(64);
+                write_json(&nodes[v..v + span(&nodes[v])], &mut text);
+                if text.len() > MAX_METADATA_BYTES {
+                    return Err(IngestError(format!(
+                        "{} is {} bytes as JSON; at most {MAX_METADATA_BYTES} are allowed",
+                        Field::Metric(i, "metadata"),
+                        text.len()
+                    )));
+                }
+                Some(text)
             }
-            Some(text)
-        }
-        Some(v) => {
-            return Err(IngestError(format!(
-                "{} must be an object, not {}",
-                field("metadata"),
-                kind(v)
-            )))
-        }
+            other => {
+                return Err(IngestError(format!(
+                    "{} must be an object, not {}",
+                    Field::Metric(i, "metadata"),
+                    kind(other)
+                )))
+            }
+        },
     };
 
     Ok(ValidMetric {
-        metric_id: metric_id.to_owned(),
-        metric_name: metric_name.to_owned(),
+        metric_id,
+        metric_name,
         unit,
         timestamp_ms,
         value,
@@ -154,34 +247,97 @@ fn parse_metric(i: usize, m: &BorrowedValue<'_>, now_ms: i64) -> Result<ValidMet
     })
 }
 
-/// An integer ≥ 0 that fits i64; a float counts only if it is a whole number (1.7e12).
-fn timestamp_of(v: &BorrowedValue<'_>) -> Option<i64> {
+/// Writes the value at the start of `nodes` as compact JSON; returns the nodes it used.
+fn write_json(nodes: &[Node<'_>], out: &mut String) -> usize {
+    match &nodes[0] {
+        Node::String(s) => {
+            write_json_str(s, out);
+            1
+        }
+        Node::Static(StaticNode::Null) => {
+            out.push_str("null");
+            1
+        }
+        Node::Static(StaticNode::Bool(b)) => {
+            out.push_str(if *b { "true" } else { "false" });
+            1
+        }
+        Node::Static(StaticNode::I64(n)) => {
+            out.push_str(&n.to_string());
+            1
+        }
+        Node::Static(StaticNode::U64(n)) => {
+            out.push_str(&n.to_string());
+            1
+        }
+        Node::Static(StaticNode::F64(x)) => {
+            // serde_json prints the shortest form that reads back to the same f64.
+            out.push_str(&serde_json::to_string(x).unwrap_or_else(|_| "null".into()));
+            1
+        }
+        Node::Array { len, .. } => {
+            out.push('[');
+            let mut used = 1;
+            for k in 0..*len {
+                if k > 0 {
+                    out.push(',');
+                }
+                used += write_json(&nodes[used..], out);
+            }
+            out.push(']');
+            used
+        }
+        Node::Object { len, .. } => {
+            out.push('{');
+            let mut used = 1;
+            for k in 0..*len {
+                if k > 0 {
+                    out.push(',');
+                }
+                used += write_json(&nodes[used..], out);
+                out.push(':');
+                used += write_json(&nodes[used..], out);
+            }
+            out.push('}');
+            used
+        }
+    }
+}
+
+fn write_json_str(s: &str, out: &mut String) {
+    out.push_str(&serde_json::to_string(s).expect("BUG: strings always serialize"));
+}
+
+/// An integer >= 0 that fits i64; a float counts only if it is a whole number (1.7e12).
+fn timestamp_of(v: &Node<'_>) -> Option<i64> {
     match v {
-        BorrowedValue::Static(StaticNode::I64(n)) if *n >= 0 => Some(*n),
-        BorrowedValue::Static(StaticNode::U64(n)) => i64::try_from(*n).ok(),
-        BorrowedValue::Static(StaticNode::F64(f))
-            if f.fract() == 0.0 && *f >= 0.0 && *f < 9.0e18 =>
-        {
+        Node::Static(StaticNode::I64(n)) if *n >= 0 => Some(*n),
+        Node::Static(StaticNode::U64(n)) => i64::try_from(*n).ok(),
+        Node::Static(StaticNode::F64(f)) if f.fract() == 0.0 && *f >= 0.0 && *f < 9.0e18 => {
             Some(*f as i64)
         }
         _ => None,
     }
 }
 
-fn required_str<'v>(
-    v: Option<&'v BorrowedValue<'_>>,
-    field: &str,
+fn required_str<'a>(
+    nodes: &[Node<'a>],
+    at: Option<usize>,
+    field: &Field,
     max_bytes: usize,
-) -> Result<&'v str, IngestError> {
-    let v = match v {
-        None | Some(BorrowedValue::Static(StaticNode::Null)) => {
+) -> Result<&'a str, IngestError> {
+    let s = match at.map(|v| &nodes[v]) {
+        None | Some(Node::Static(StaticNode::Null)) => {
             return Err(IngestError(format!("{field} is required")))
         }
-        Some(v) => v,
+        Some(Node::String(s)) => *s,
+        Some(other) => {
+            return Err(IngestError(format!(
+                "{field} must be a string, not {}",
+                kind(other)
+            )))
+        }
     };
-    let s = v
-        .as_str()
-        .ok_or_else(|| IngestError(format!("{field} must be a string, not {}", kind(v))))?;
     if s.trim().is_empty() {
         return Err(IngestError(format!("{field} must not be empty")));
     }
@@ -189,7 +345,7 @@ fn required_str<'v>(
     Ok(s)
 }
 
-fn check_text(s: &str, field: &str, max_bytes: usize) -> Result<(), IngestError> {
+fn check_text(s: &str, field: &Field, max_bytes: usize) -> Result<(), IngestError> {
     if s.len() > max_bytes {
         return Err(IngestError(format!(
             "{field} is {} bytes; at most {max_bytes} are allowed",
@@ -205,14 +361,14 @@ fn check_text(s: &str, field: &str, max_bytes: usize) -> Result<(), IngestError>
 }
 
 /// The JSON type of a value, for "must be a number, not a string" messages.
-fn kind(v: &BorrowedValue<'_>) -> &'static str {
+fn kind(v: &Node<'_>) -> &'static str {
     match v {
-        BorrowedValue::Static(StaticNode::Null) => "null",
-        BorrowedValue::Static(StaticNode::Bool(_)) => "a boolean",
-        BorrowedValue::Static(_) => "a number",
-        BorrowedValue::String(_) => "a string",
-        BorrowedValue::Array(_) => "an array",
-        BorrowedValue::Object(_) => "an object",
+        Node::Static(StaticNode::Null) => "null",
+        Node::Static(StaticNode::Bool(_)) => "a boolean",
+        Node::Static(_) => "a number",
+        Node::String(_) => "a string",
+        Node::Array { .. } => "an array",
+        Node::Object { .. } => "an object",
     }
 }
 
@@ -222,9 +378,11 @@ mod tests {
 
     const NOW: i64 = 1_700_000_000_000;
 
-    fn parse(body: &str) -> Result<ValidBatch, String> {
+    fn parse(body: &str) -> Result<OwnedBatch, String> {
         let mut b = body.as_bytes().to_vec();
-        parse_batch(&mut b, NOW).map_err(|e| e.0)
+        parse_batch(&mut b, NOW)
+            .map(|v| v.to_owned_batch())
+            .map_err(|e| e.0)
     }
 
     fn check_err(body: &str, expected_fragment: &str) {
@@ -245,7 +403,7 @@ mod tests {
         assert_eq!(b.project_id, "p");
         assert_eq!(
             b.metrics,
-            vec![ValidMetric {
+            vec![OwnedMetric {
                 metric_id: "daily_signups".into(),
                 metric_name: "Daily Signups".into(),
                 unit: Some("count".into()),
@@ -386,6 +544,33 @@ mod tests {
                 "v".repeat(4100)
             )),
             "metrics[0].metadata is",
+        );
+    }
+
+    #[test]
+    fn metadata_is_re_encoded_compactly_with_escapes() {
+        let b = parse(&one(r#"{"metricId":"a","metricName":"A","value":1,"metadata":{ "s" : "q\"\u00e9\n", "n":-1.5e3, "a":[true,null,{}], "o":{"k":18446744073709551615}}}"#)).unwrap();
+        let text = b.metrics[0].metadata.clone().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"s":"q\"\u{e9}\n","n":-1500.0,"a":[true,null,{}],"o":{"k":18446744073709551615u64}})
+        );
+        assert!(!text.contains(' '));
+    }
+
+    #[test]
+    fn escaped_ids_are_unescaped() {
+        let b = parse(&one(
+            r#"{"metricId":"caf\u00e9","metricName":"A\/B","value":1}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            (
+                b.metrics[0].metric_id.as_str(),
+                b.metrics[0].metric_name.as_str()
+            ),
+            ("caf\u{e9}", "A/B")
         );
     }
 

@@ -158,37 +158,44 @@ impl Journal {
         Ok((journal, report))
     }
 
-    /// Appends a batch; resolves once every sample is durable and readable.
-    pub async fn append(&self, batch: ValidBatch) -> Result<(), JournalError> {
-        let mut parts: Vec<Vec<ValidMetric>> = (0..SHARDS).map(|_| Vec::new()).collect();
-        for m in batch.metrics {
-            parts[shard_of(&batch.project_id, &m.metric_id, SHARDS)].push(m);
+    /// Queues a batch for appending and returns a future that resolves once every sample is
+    /// durable and readable. The records are encoded here, on the caller's thread, so the
+    /// future does not borrow the request body.
+    pub fn append(
+        &self,
+        batch: &ValidBatch<'_>,
+    ) -> impl std::future::Future<Output = Result<(), JournalError>> + Send + 'static {
+        let mut parts: [Vec<&ValidMetric<'_>>; SHARDS] = Default::default();
+        for m in &batch.metrics {
+            parts[shard_of(batch.project_id, m.metric_id, SHARDS)].push(m);
         }
         let mut acks = Vec::with_capacity(SHARDS);
-        for (shard, metrics) in parts.into_iter().enumerate() {
+        for (shard, metrics) in parts.iter().enumerate() {
             if metrics.is_empty() {
                 continue;
             }
-            let mut record = Vec::with_capacity(64 + metrics.len() * 64);
+            let mut record = Vec::with_capacity(64 + metrics.len() * 96);
             record::encode_record(
                 &mut record,
-                &batch.project_id,
-                metrics.iter(),
+                batch.project_id,
+                metrics.iter().copied(),
                 metrics.len(),
             );
             let (tx, rx) = tokio::sync::oneshot::channel();
             self.queues[shard].push(Command::Append { record, ack: tx });
             acks.push(rx);
         }
-        let mut result = Ok(());
-        for rx in acks {
-            // Await every part even after a failure, so nothing is left running unobserved.
-            let r = rx.await.unwrap_or(Err(JournalError::Closed));
-            if result.is_ok() {
-                result = r;
+        async move {
+            let mut result = Ok(());
+            for rx in acks {
+                // Await every part even after a failure, so nothing is left unobserved.
+                let r = rx.await.unwrap_or(Err(JournalError::Closed));
+                if result.is_ok() {
+                    result = r;
+                }
             }
+            result
         }
-        result
     }
 
     /// Seals the current generation of every shard and returns it; blocks until done.
@@ -264,12 +271,7 @@ pub fn recover_into(
     let mut report = RecoveryReport::default();
     let files =
         file::list(dir).map_err(|e| JournalError::io(format!("list {}", dir.display()), &e))?;
-    let mut in_segments = |p: &str, m: &str, ts: i64| {
-        store
-            .read_samples(p, m, ts, ts)
-            .map(|v| !v.is_empty())
-            .unwrap_or(false)
-    };
+    let mut in_segments = |p: &str, m: &str, ts: i64| store.contains(p, m, ts).unwrap_or(false);
     for (shard, generation, path) in files {
         if generation <= watermark {
             // Compacted already; a crash came between the commit and the delete.

@@ -40,10 +40,10 @@ pub fn decode_header(bytes: &[u8]) -> Option<Header> {
 }
 
 /// Appends one framed record holding `metrics` of `project` to `out`.
-pub fn encode_record<'a>(
+pub fn encode_record<'a, 'b: 'a>(
     out: &mut Vec<u8>,
     project: &str,
-    metrics: impl Iterator<Item = &'a ValidMetric>,
+    metrics: impl Iterator<Item = &'a ValidMetric<'b>>,
     count: usize,
 ) {
     let frame_start = out.len();
@@ -51,9 +51,9 @@ pub fn encode_record<'a>(
     put_str(out, project);
     put_varint(out, count as u64);
     for m in metrics {
-        put_str(out, &m.metric_id);
-        put_str(out, &m.metric_name);
-        put_opt_str(out, m.unit.as_deref());
+        put_str(out, m.metric_id);
+        put_str(out, m.metric_name);
+        put_opt_str(out, m.unit);
         out.extend_from_slice(&m.timestamp_ms.to_le_bytes());
         out.extend_from_slice(&m.value.to_le_bytes());
         put_opt_str(out, m.metadata.as_deref());
@@ -206,11 +206,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn metric(id: &str, ts: i64, v: f64, unit: Option<&str>, meta: Option<&str>) -> ValidMetric {
+    fn metric<'a>(
+        id: &'a str,
+        ts: i64,
+        v: f64,
+        unit: Option<&'a str>,
+        meta: Option<&str>,
+    ) -> ValidMetric<'a> {
         ValidMetric {
-            metric_id: id.into(),
-            metric_name: format!("{id} name"),
-            unit: unit.map(Into::into),
+            metric_id: id,
+            metric_name: "a name",
+            unit,
             timestamp_ms: ts,
             value: v,
             metadata: meta.map(Into::into),

@@ -78,9 +78,10 @@ mod tests {
         let mut b = encode_header(1, 0, 5).to_vec();
         let mut ends = Vec::new();
         for i in 0..n {
+            let id = format!("m{i}");
             let m = ValidMetric {
-                metric_id: format!("m{i}"),
-                metric_name: "M".into(),
+                metric_id: &id,
+                metric_name: "M",
                 unit: None,
                 timestamp_ms: i as i64,
                 value: i as f64,

@@ -107,12 +107,8 @@ impl Writer {
         match result {
             Ok(()) => {
                 let store = &self.store;
-                let mut in_segments = |p: &str, m: &str, ts: i64| {
-                    store
-                        .read_samples(p, m, ts, ts)
-                        .map(|v| !v.is_empty())
-                        .unwrap_or(false)
-                };
+                let mut in_segments =
+                    |p: &str, m: &str, ts: i64| store.contains(p, m, ts).unwrap_or(false);
                 for (record, _) in &group {
                     let (rec, _) = decode_frame(record)
                         .expect("BUG: a record this process encoded does not decode");

@@ -282,6 +282,38 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Sample>, SegmentError> {
     Ok(out)
 }
 
+/// Whether the segment holds a sample at `ts`; decodes only the timestamp column.
+pub fn contains_timestamp(bytes: &[u8], ts: i64) -> Result<bool, SegmentError> {
+    let summary = read_summary(bytes)?;
+    if ts < summary.min_ts || ts > summary.max_ts {
+        return Ok(false);
+    }
+    verify(bytes)?;
+    let mut r = Reader {
+        bytes: &bytes[..bytes.len() - 4],
+        pos: HEADER_LEN,
+    };
+    let (_, ts_col) = r.column("timestamps")?;
+    let mut c = Reader {
+        bytes: ts_col,
+        pos: 0,
+    };
+    let (mut cur, mut delta) = (0i64, 0i64);
+    for i in 0..summary.count {
+        let z = unzigzag(c.varint("timestamps")?);
+        if i == 0 {
+            cur = z;
+        } else {
+            delta = delta.wrapping_add(z);
+            cur = cur.wrapping_add(delta);
+        }
+        if cur >= ts {
+            return Ok(cur == ts);
+        }
+    }
+    Ok(false)
+}
+
 /// Checks the trailing CRC-32 over every preceding byte.
 pub fn verify(bytes: &[u8]) -> Result<(), SegmentError> {
     if bytes.len() < HEADER_LEN + 4 {
@@ -392,6 +424,21 @@ mod tests {
             "{} bytes",
             bytes.len()
         );
+    }
+
+    #[test]
+    fn finds_timestamps_without_full_decode() {
+        let bytes = encode(&[s(10, 1.0, None), s(20, 2.0, None), s(35, 3.0, None)]);
+        for (ts, want) in [
+            (9, false),
+            (10, true),
+            (15, false),
+            (20, true),
+            (35, true),
+            (36, false),
+        ] {
+            assert_eq!(contains_timestamp(&bytes, ts), Ok(want), "ts {ts}");
+        }
     }
 
     #[test]

@@ -279,6 +279,24 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether a segment of `metric` holds a sample at exactly `ts` (decodes at most one
+    /// segment's timestamp column).
+    pub fn contains(&self, project: &str, metric: &str, ts: i64) -> Result<bool> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(SEGMENTS)?;
+        let last = t
+            .range((project, metric, i64::MIN)..=(project, metric, ts))?
+            .next_back();
+        match last {
+            None => Ok(false),
+            Some(row) => {
+                let (k, v) = row?;
+                segment::contains_timestamp(v.value(), ts)
+                    .map_err(|e| corrupt(project, metric, k.value().2, e))
+            }
+        }
+    }
+
     /// Verifies the checksum of every segment; returns the (project, metric, start) of each
     /// damaged one with its error.
     pub fn check_segments(&self) -> Result<(u64, Vec<String>)> {

@@ -1,0 +1,162 @@
+//! Load generator for the webhook: N keep-alive connections, M metrics per request, bodies
+//! built before the clock starts, fsync'd 200s counted. Reports samples/s, latency
+//! percentiles and (with --server-pid) the server's CPU seconds per million samples.
+//!
+//! cargo run --release --example loadgen -- --url http://127.0.0.1:8080 --key KEY --project P
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use std::time::{Duration, Instant};
+
+struct Args {
+    url: String,
+    key: String,
+    project: String,
+    connections: usize,
+    seconds: f64,
+    metrics: usize,
+    server_pid: Option<u32>,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        url: "http://127.0.0.1:8080".into(),
+        key: String::new(),
+        project: String::new(),
+        connections: 4,
+        seconds: 10.0,
+        metrics: 100,
+        server_pid: None,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    for pair in argv.chunks(2) {
+        let v = pair.get(1).cloned().unwrap_or_default();
+        match pair[0].as_str() {
+            "--url" => a.url = v,
+            "--key" => a.key = v,
+            "--project" => a.project = v,
+            "--connections" => a.connections = v.parse().expect("--connections N"),
+            "--seconds" => a.seconds = v.parse().expect("--seconds S"),
+            "--metrics" => a.metrics = v.parse().expect("--metrics N"),
+            "--server-pid" => a.server_pid = Some(v.parse().expect("--server-pid PID")),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    assert!(
+        !a.key.is_empty() && !a.project.is_empty(),
+        "--key and --project are required"
+    );
+    a
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// Bodies per connection, reused round-robin: enough that a 10 s run mostly writes new
+/// timestamps, few enough to stay well under a GB.
+const BODIES_PER_CONNECTION: usize = 4000;
+
+fn body(project: &str, metrics: usize, ts: i64) -> Bytes {
+    let mut s = format!("{{\"projectId\":\"{project}\",\"metrics\":[");
+    for m in 0..metrics {
+        if m > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!(
+            "{{\"metricId\":\"load_metric_{m}\",\"metricName\":\"Load Metric {m}\",\"value\":{},\"unit\":\"count\",\"timestamp\":{ts}}}",
+            (ts % 1000) as f64 * 1.5 + m as f64
+        ));
+    }
+    s.push_str("]}");
+    Bytes::from(s)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let a = parse_args();
+    let uri: hyper::Uri = format!("{}/api/webhooks/custom", a.url).parse().unwrap();
+    let host = format!("{}:{}", uri.host().unwrap(), uri.port_u16().unwrap_or(80));
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 86_400_000;
+    let bodies: Vec<Vec<Bytes>> = (0..a.connections)
+        .map(|c| {
+            (0..BODIES_PER_CONNECTION)
+                .map(|i| body(&a.project, a.metrics, base + (i * a.connections + c) as i64))
+                .collect()
+        })
+        .collect();
+    let auth = format!("Bearer {}", a.key);
+
+    let cpu0 = a.server_pid.map(cpu_seconds);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(a.seconds);
+    let mut tasks = Vec::new();
+    for conn_bodies in bodies {
+        let (host, uri, auth) = (host.clone(), uri.clone(), auth.clone());
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let (mut send, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            let mut lat = Vec::new();
+            let (mut ok, mut failed) = (0u64, 0u64);
+            let mut i = 0;
+            while Instant::now() < deadline {
+                let req = Request::post(uri.clone())
+                    .header("host", &host)
+                    .header("authorization", &auth)
+                    .header("content-type", "application/json")
+                    .body(Full::new(conn_bodies[i % conn_bodies.len()].clone()))
+                    .unwrap();
+                let t = Instant::now();
+                let resp = send.send_request(req).await.unwrap();
+                let status = resp.status();
+                let _ = resp.into_body().collect().await.unwrap();
+                lat.push(t.elapsed());
+                if status == 200 {
+                    ok += 1
+                } else {
+                    failed += 1
+                }
+                i += 1;
+            }
+            (lat, ok, failed)
+        }));
+    }
+    let mut lat = Vec::new();
+    let (mut ok, mut failed) = (0, 0);
+    for t in tasks {
+        let (l, o, f) = t.await.unwrap();
+        lat.extend(l);
+        ok += o;
+        failed += f;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = a.server_pid.map(|p| cpu_seconds(p) - cpu0.unwrap());
+    lat.sort();
+    let pct =
+        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
+    let samples = ok as f64 * a.metrics as f64;
+    println!(
+        "requests ok {ok} failed {failed} in {elapsed:.2}s | {:.0} samples/s | latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}{}",
+        samples / elapsed,
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        pct(1.0),
+        cpu.map(|c| format!(" | server CPU {c:.2}s = {:.2} CPU-s per million samples", c / samples * 1e6)).unwrap_or_default()
+    );
+}
