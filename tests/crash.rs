@@ -63,6 +63,7 @@ async fn every_acknowledged_sample_survives_sigkill() {
         let restarted = Child::start(dir.path(), &["--compact-interval-secs", "1"]);
         let c = restarted.client();
         let want = acked.lock().unwrap().clone();
+        let mut per_metric: Vec<std::collections::BTreeSet<i64>> = Vec::new();
         for m in 0..20 {
             let metric_id = format!("m{m}");
             let got: BTreeMap<i64, f64> = c.points("p", &metric_id).await.into_iter().collect();

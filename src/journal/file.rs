@@ -5,27 +5,28 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// `shard-SS-gen-GGGGGGGGGGGGGGGG.journal`: sorts by shard, then generation.
-pub fn path_of(dir: &Path, shard: usize, generation: u64) -> PathBuf {
-    dir.join(format!("shard-{shard:02}-gen-{generation:016}.journal"))
+/// `gen-GGGGGGGGGGGGGGGG.journal`: names sort by generation.
+pub fn path_of(dir: &Path, generation: u64) -> PathBuf {
+    dir.join(format!("gen-{generation:016}.journal"))
 }
 
-fn parse_name(name: &str) -> Option<(usize, u64)> {
-    let rest = name.strip_prefix("shard-")?.strip_suffix(".journal")?;
-    let (shard, generation) = rest.split_once("-gen-")?;
-    Some((shard.parse().ok()?, generation.parse().ok()?))
+fn parse_name(name: &str) -> Option<u64> {
+    name.strip_prefix("gen-")?
+        .strip_suffix(".journal")?
+        .parse()
+        .ok()
 }
 
-/// Every journal file in `dir` as (shard, generation, path), sorted by generation then shard.
-pub fn list(dir: &Path) -> io::Result<Vec<(usize, u64, PathBuf)>> {
+/// Every journal file in `dir` as (generation, path), oldest first.
+pub fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
-        if let Some((s, g)) = entry.file_name().to_str().and_then(parse_name) {
-            out.push((s, g, entry.path()));
+        if let Some(g) = entry.file_name().to_str().and_then(parse_name) {
+            out.push((g, entry.path()));
         }
     }
-    out.sort_by_key(|(s, g, _)| (*g, *s));
+    out.sort_by_key(|(g, _)| *g);
     Ok(out)
 }
 
@@ -38,18 +39,13 @@ pub struct JournalFile {
 
 impl JournalFile {
     /// Creates a new file with its header, durably (file and directory entry synced).
-    pub fn create(
-        dir: &Path,
-        shard: usize,
-        generation: u64,
-        format_version: u32,
-    ) -> io::Result<JournalFile> {
-        let path = path_of(dir, shard, generation);
+    pub fn create(dir: &Path, generation: u64, format_version: u32) -> io::Result<JournalFile> {
+        let path = path_of(dir, generation);
         let mut file = OpenOptions::new()
             .create_new(true)
             .append(true)
             .open(&path)?;
-        file.write_all(&encode_header(format_version, shard as u32, generation))?;
+        file.write_all(&encode_header(format_version, generation))?;
         file.sync_all()?;
         sync_dir(dir)?;
         Ok(JournalFile {
@@ -108,10 +104,10 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        let p = path_of(Path::new("/x"), 3, 42);
+        let p = path_of(Path::new("/x"), 42);
         let name = p.file_name().unwrap().to_str().unwrap();
-        assert_eq!(parse_name(name), Some((3, 42)));
-        assert_eq!(parse_name("shard-1-gen-x.journal"), None);
+        assert_eq!(parse_name(name), Some(42));
+        assert_eq!(parse_name("gen-x.journal"), None);
         assert_eq!(parse_name("other.txt"), None);
     }
 }

@@ -14,17 +14,17 @@ use crate::ingest::{ValidBatch, ValidMetric};
 use crate::memtable::{shard_of, Memtable, NewSample};
 use crate::store::{Store, FORMAT_VERSION};
 use parking_lot::Mutex;
-use shard::{Command, ShardQueue, Writer};
+use shard::{Control, Flusher, Part, Shared};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Number of journal shards. Fixed, because a metric's shard must not change while it has
-/// uncompacted records. Two = the cores of the target machine: more shards would make each
-/// 100-metric request wait for more fsyncs without adding CPU to encode with.
-pub const SHARDS: usize = 2;
+/// Number of append shards (and memtable shards). Fixed, because the memtable finds a
+/// metric's uncompacted samples in shard `shard_of(project, metric)`. Four: more than the
+/// target machine's two cores, so request threads rarely wait on each other's pushes.
+pub const SHARDS: usize = 4;
 
 #[derive(Clone, Debug)]
 pub enum JournalError {
@@ -34,7 +34,6 @@ pub enum JournalError {
         message: String,
     },
     Poisoned {
-        shard: usize,
         why: String,
     },
     /// A journal file cannot be read safely (foreign, or from a newer stathook).
@@ -72,7 +71,7 @@ impl std::fmt::Display for JournalError {
             JournalError::Io {
                 context, message, ..
             } => write!(f, "{context}: {message}"),
-            JournalError::Poisoned { why, .. } => write!(f, "{why}; restart stathook"),
+            JournalError::Poisoned { why } => write!(f, "{why}; restart stathook"),
             JournalError::Unreadable { path, why } => {
                 write!(f, "journal file {} cannot be read: {why}", path.display())
             }
@@ -89,20 +88,33 @@ pub struct RecoveryReport {
     pub files: usize,
     pub records: usize,
     pub samples: usize,
-    /// (file, offset of the first bad record, bytes dropped, why) per damaged file.
+    /// (file, offset of the first bad frame, bytes dropped, why) per damaged file.
     pub damaged: Vec<(PathBuf, usize, usize, String)>,
+}
+
+impl<'a> From<&record::RecordSample<'a>> for NewSample<'a> {
+    fn from(s: &record::RecordSample<'a>) -> Self {
+        NewSample {
+            metric_id: s.metric_id,
+            metric_name: s.metric_name,
+            unit: s.unit,
+            timestamp_ms: s.timestamp_ms,
+            value: s.value,
+            metadata: s.metadata,
+        }
+    }
 }
 
 pub struct Journal {
     dir: PathBuf,
-    queues: Vec<Arc<ShardQueue>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    shared: Arc<Shared>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
     generation: AtomicU64,
 }
 
 impl Journal {
     /// Replays every uncompacted journal file into `memtable`, cuts damaged tails, then starts
-    /// one writer thread per shard on a fresh generation.
+    /// the flusher on a fresh generation.
     pub fn open(
         dir: &Path,
         store: Arc<Store>,
@@ -119,104 +131,83 @@ impl Journal {
         let last = file::list(dir)
             .map_err(|e| ioerr("list", e))?
             .iter()
-            .map(|(_, g, _)| *g)
+            .map(|(g, _)| *g)
             .max()
             .unwrap_or(0);
         let generation = last.max(watermark) + 1;
-
-        let mut queues = Vec::new();
-        let mut threads = Vec::new();
-        for shard in 0..SHARDS {
-            let file = file::JournalFile::create(dir, shard, generation, FORMAT_VERSION)
-                .map_err(|e| ioerr("create journal file in", e))?;
+        let file = file::JournalFile::create(dir, generation, FORMAT_VERSION)
+            .map_err(|e| ioerr("create journal file in", e))?;
+        for shard in 0..memtable.shard_count() {
             memtable.rotate(shard, generation);
-            let queue = Arc::new(ShardQueue::new());
-            let writer = Writer {
-                shard,
-                dir: dir.to_path_buf(),
-                generation,
-                file,
-                queue: queue.clone(),
-                memtable: memtable.clone(),
-                store: store.clone(),
-                format_version: FORMAT_VERSION,
-                poisoned: None,
-            };
-            let handle = std::thread::Builder::new()
-                .name(format!("journal-{shard}"))
-                .spawn(move || writer.run())
-                .map_err(|e| ioerr("spawn writer for", e))?;
-            queues.push(queue);
-            threads.push(handle);
         }
+        let shared = Arc::new(Shared::new(SHARDS));
+        let flusher = Flusher {
+            dir: dir.to_path_buf(),
+            generation,
+            file,
+            shared: shared.clone(),
+            memtable,
+            store,
+            format_version: FORMAT_VERSION,
+            poisoned: None,
+        };
+        let handle = std::thread::Builder::new()
+            .name("journal".into())
+            .spawn(move || flusher.run())
+            .map_err(|e| ioerr("spawn the journal flusher for", e))?;
         let journal = Journal {
             dir: dir.to_path_buf(),
-            queues,
-            threads: Mutex::new(threads),
+            shared,
+            flusher: Mutex::new(Some(handle)),
             generation: AtomicU64::new(generation),
         };
         Ok((journal, report))
     }
 
-    /// Queues a batch for appending and returns a future that resolves once every sample is
-    /// durable and readable. The records are encoded here, on the caller's thread, so the
-    /// future does not borrow the request body.
+    /// Queues a batch and returns a future that resolves once every sample is durable and
+    /// readable. The records are encoded here, on the caller's thread, so the future does not
+    /// borrow the request body.
     pub fn append(
         &self,
         batch: &ValidBatch<'_>,
     ) -> impl std::future::Future<Output = Result<(), JournalError>> + Send + 'static {
-        let mut parts: [Vec<&ValidMetric<'_>>; SHARDS] = Default::default();
+        let mut by_shard: [Vec<&ValidMetric<'_>>; SHARDS] = Default::default();
         for m in &batch.metrics {
-            parts[shard_of(batch.project_id, m.metric_id, SHARDS)].push(m);
+            by_shard[shard_of(batch.project_id, m.metric_id, SHARDS)].push(m);
         }
-        let mut acks = Vec::with_capacity(SHARDS);
-        for (shard, metrics) in parts.iter().enumerate() {
-            if metrics.is_empty() {
-                continue;
-            }
-            let mut record = Vec::with_capacity(64 + metrics.len() * 96);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut parts = Vec::with_capacity(SHARDS);
+        for (shard, metrics) in by_shard.iter().enumerate().filter(|(_, m)| !m.is_empty()) {
+            let mut record = Vec::with_capacity(16 + metrics.len() * 96);
             record::encode_record(
                 &mut record,
                 batch.project_id,
                 metrics.iter().copied(),
                 metrics.len(),
             );
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            self.queues[shard].push(Command::Append { record, ack: tx });
-            acks.push(rx);
+            parts.push((shard, Part { record, ack: None }));
         }
+        // The last part carries the acknowledgement: the flusher handles a request's parts in
+        // one frame, so the last one's sync covers them all.
+        if let Some((_, last)) = parts.last_mut() {
+            last.ack = Some(tx);
+        }
+        let queued = self.shared.push(parts);
         async move {
-            let mut result = Ok(());
-            for rx in acks {
-                // Await every part even after a failure, so nothing is left unobserved.
-                let r = rx.await.unwrap_or(Err(JournalError::Closed));
-                if result.is_ok() {
-                    result = r;
-                }
-            }
-            result
+            queued?;
+            rx.await.unwrap_or(Err(JournalError::Closed))
         }
     }
 
-    /// Seals the current generation of every shard and returns it; blocks until done.
+    /// Seals the current generation and returns it; blocks until the flusher has switched.
     pub fn rotate(&self) -> Result<u64, JournalError> {
         let sealed = self.generation.load(Ordering::SeqCst);
         let next = sealed + 1;
-        let mut waits = Vec::new();
-        for q in &self.queues {
-            let (tx, rx) = std::sync::mpsc::channel();
-            q.push(Command::Rotate(next, tx));
-            waits.push(rx);
-        }
-        let mut result = Ok(sealed);
-        for rx in waits {
-            if let Err(e) = rx.recv().unwrap_or(Err(JournalError::Closed)) {
-                result = Err(e);
-            }
-        }
-        // Even after a failure some shards moved on; the next rotation starts above them all.
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.shared.control(Control::Rotate(next, tx));
+        rx.recv().unwrap_or(Err(JournalError::Closed))?;
         self.generation.store(next, Ordering::SeqCst);
-        result
+        Ok(sealed)
     }
 
     /// Deletes the journal files of generations `<= through` (after they are compacted).
@@ -227,7 +218,7 @@ impl Journal {
                 &e,
             )
         };
-        for (_, generation, path) in file::list(&self.dir).map_err(ioerr)? {
+        for (generation, path) in file::list(&self.dir).map_err(ioerr)? {
             if generation <= through {
                 file::remove(&path).map_err(ioerr)?;
             }
@@ -235,12 +226,10 @@ impl Journal {
         file::sync_dir(&self.dir).map_err(ioerr)
     }
 
-    /// Stops the writer threads after they finish what is queued.
+    /// Stops the flusher after it commits what is queued.
     pub fn stop(&self) {
-        for q in &self.queues {
-            q.push(Command::Stop);
-        }
-        for t in self.threads.lock().drain(..) {
+        if let Some(t) = self.flusher.lock().take() {
+            self.shared.control(Control::Stop);
             let _ = t.join();
         }
     }
@@ -259,6 +248,9 @@ pub fn recover_into(
         path: path.into(),
         why,
     };
+    let io = |what: &str, path: &Path, e: io::Error| {
+        JournalError::io(format!("{what} {}", path.display()), &e)
+    };
     let watermark = store
         .watermark()
         .map_err(|e| unreadable(dir, e.to_string()))?;
@@ -269,37 +261,23 @@ pub fn recover_into(
         memtable.load_catalog_row(shard_of(&p, &m, memtable.shard_count()), &p, &m, row);
     }
     let mut report = RecoveryReport::default();
-    let files =
-        file::list(dir).map_err(|e| JournalError::io(format!("list {}", dir.display()), &e))?;
     let mut in_segments = |p: &str, m: &str, ts: i64| store.contains(p, m, ts).unwrap_or(false);
-    for (shard, generation, path) in files {
+    for (generation, path) in file::list(dir).map_err(|e| io("list", dir, e))? {
         if generation <= watermark {
             // Compacted already; a crash came between the commit and the delete.
             if repair {
-                file::remove(&path)
-                    .map_err(|e| JournalError::io(format!("remove {}", path.display()), &e))?;
+                file::remove(&path).map_err(|e| io("remove", &path, e))?;
             }
             continue;
         }
-        if shard >= memtable.shard_count() {
-            return Err(unreadable(
-                &path,
-                format!(
-                    "shard {shard} is beyond this build's {} shards",
-                    memtable.shard_count()
-                ),
-            ));
-        }
-        let bytes = file::read(&path)
-            .map_err(|e| JournalError::io(format!("read {}", path.display()), &e))?;
-        let scan = match recover::scan(&bytes, shard, generation, FORMAT_VERSION) {
+        let bytes = file::read(&path).map_err(|e| io("read", &path, e))?;
+        let scan = match recover::scan(&bytes, generation, FORMAT_VERSION) {
             Ok(s) => s,
             Err(recover::HeaderProblem::Missing) => {
                 // Created but its header never synced: nothing in it was ever acknowledged.
                 tracing::warn!(file = %path.display(), "journal file without a header; removing");
                 if repair {
-                    file::remove(&path)
-                        .map_err(|e| JournalError::io(format!("remove {}", path.display()), &e))?;
+                    file::remove(&path).map_err(|e| io("remove", &path, e))?;
                 }
                 continue;
             }
@@ -309,31 +287,27 @@ pub fn recover_into(
         for rec in &scan.records {
             report.records += 1;
             report.samples += rec.samples.len();
+            let Some(first) = rec.samples.first() else {
+                continue;
+            };
             memtable.apply(
-                shard,
+                shard_of(rec.project, first.metric_id, memtable.shard_count()),
                 generation,
                 rec.project,
-                rec.samples.iter().map(|s| NewSample {
-                    metric_id: s.metric_id,
-                    metric_name: s.metric_name,
-                    unit: s.unit,
-                    timestamp_ms: s.timestamp_ms,
-                    value: s.value,
-                    metadata: s.metadata,
-                }),
+                rec.samples.iter().map(NewSample::from),
                 &mut in_segments,
             );
         }
         if let Some(damage) = scan.damage {
             let dropped = bytes.len() - scan.valid_len;
             tracing::warn!(file = %path.display(), offset = scan.valid_len, dropped_bytes = dropped, reason = %damage,
-                "journal damaged; keeping the records before the offset, dropping the rest");
+                "journal damaged; keeping the frames before the offset, dropping the rest");
             report
                 .damaged
                 .push((path.clone(), scan.valid_len, dropped, damage.to_string()));
             if repair {
                 file::truncate(&path, scan.valid_len as u64)
-                    .map_err(|e| JournalError::io(format!("truncate {}", path.display()), &e))?;
+                    .map_err(|e| io("truncate", &path, e))?;
             }
         }
     }

@@ -1,5 +1,7 @@
-//! Journal framing: the file header and the checksummed record frame (`docs/format.md`,
-//! "Journal file"). Pure: bytes in, bytes out.
+//! Journal framing (`docs/format.md`, "Journal file"): the file header, *records* (one
+//! shard's part of one request) and *frames* (one group commit: every record of one sync,
+//! under one checksum, so a crash keeps or drops a whole group — and so a whole request).
+//! Pure: bytes in, bytes out.
 
 use crate::ingest::ValidMetric;
 use crate::segment::{get_varint, put_varint};
@@ -7,16 +9,19 @@ use crate::segment::{get_varint, put_varint};
 pub const MAGIC: &[u8; 8] = b"STHKJRNL";
 pub const HEADER_LEN: usize = 24;
 pub const FRAME_HEADER_LEN: usize = 8;
-/// A frame longer than this is damage, not data: 100 metrics at their size limits are
-/// ~460 KiB, so 16 MiB leaves room without trusting a garbage length.
-pub const MAX_PAYLOAD_BYTES: usize = 16 << 20;
+/// A frame longer than this is damage, not data. The flusher cuts frames at
+/// `MAX_FRAME_TARGET_BYTES`; one request adds at most ~1 MiB beyond that.
+pub const MAX_PAYLOAD_BYTES: usize = 64 << 20;
+/// The flusher starts a new frame (and sync) once a frame reaches this size, bounding the
+/// memory of one group commit.
+pub const MAX_FRAME_TARGET_BYTES: usize = 8 << 20;
 
-/// Journal file header: magic, format version, shard, generation (all little-endian).
-pub fn encode_header(format_version: u32, shard: u32, generation: u64) -> [u8; HEADER_LEN] {
+/// Journal file header: magic, format version, 4 reserved zero bytes, generation (all
+/// little-endian).
+pub fn encode_header(format_version: u32, generation: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..8].copy_from_slice(MAGIC);
     h[8..12].copy_from_slice(&format_version.to_le_bytes());
-    h[12..16].copy_from_slice(&shard.to_le_bytes());
     h[16..24].copy_from_slice(&generation.to_le_bytes());
     h
 }
@@ -24,7 +29,6 @@ pub fn encode_header(format_version: u32, shard: u32, generation: u64) -> [u8; H
 #[derive(Debug, PartialEq, Eq)]
 pub struct Header {
     pub format_version: u32,
-    pub shard: u32,
     pub generation: u64,
 }
 
@@ -34,20 +38,17 @@ pub fn decode_header(bytes: &[u8]) -> Option<Header> {
     }
     Some(Header {
         format_version: u32::from_le_bytes(bytes[8..12].try_into().ok()?),
-        shard: u32::from_le_bytes(bytes[12..16].try_into().ok()?),
         generation: u64::from_le_bytes(bytes[16..24].try_into().ok()?),
     })
 }
 
-/// Appends one framed record holding `metrics` of `project` to `out`.
+/// Appends one record holding `metrics` of `project` to `out` (no frame: see `Frame`).
 pub fn encode_record<'a, 'b: 'a>(
     out: &mut Vec<u8>,
     project: &str,
     metrics: impl Iterator<Item = &'a ValidMetric<'b>>,
     count: usize,
 ) {
-    let frame_start = out.len();
-    out.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
     put_str(out, project);
     put_varint(out, count as u64);
     for m in metrics {
@@ -58,10 +59,42 @@ pub fn encode_record<'a, 'b: 'a>(
         out.extend_from_slice(&m.value.to_le_bytes());
         put_opt_str(out, m.metadata.as_deref());
     }
-    let payload_len = out.len() - frame_start - FRAME_HEADER_LEN;
-    let crc = crc32fast::hash(&out[frame_start + FRAME_HEADER_LEN..]);
-    out[frame_start..frame_start + 4].copy_from_slice(&(payload_len as u32).to_le_bytes());
-    out[frame_start + 4..frame_start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Builds a frame around records: `u32 payload length, u32 CRC-32 of the payload, payload`,
+/// where the payload is `varint record count` then the records back to back.
+pub struct FrameBuilder {
+    buf: Vec<u8>,
+    records: u64,
+}
+
+/// Room for the frame header plus the longest record count varint, filled in by `finish`.
+const FRAME_PREFIX_ROOM: usize = FRAME_HEADER_LEN + 10;
+
+impl FrameBuilder {
+    pub fn new(capacity: usize) -> FrameBuilder {
+        let mut buf = Vec::with_capacity(capacity + FRAME_PREFIX_ROOM);
+        buf.resize(FRAME_PREFIX_ROOM, 0);
+        FrameBuilder { buf, records: 0 }
+    }
+
+    pub fn push(&mut self, record: &[u8]) {
+        self.buf.extend_from_slice(record);
+        self.records += 1;
+    }
+
+    /// The frame's bytes, ready to append to a journal file.
+    pub fn finish(&mut self) -> &[u8] {
+        let mut count = Vec::with_capacity(10);
+        put_varint(&mut count, self.records);
+        let start = FRAME_PREFIX_ROOM - count.len() - FRAME_HEADER_LEN;
+        self.buf[start + FRAME_HEADER_LEN..FRAME_PREFIX_ROOM].copy_from_slice(&count);
+        let payload_len = self.buf.len() - start - FRAME_HEADER_LEN;
+        let crc = crc32fast::hash(&self.buf[start + FRAME_HEADER_LEN..]);
+        self.buf[start..start + 4].copy_from_slice(&(payload_len as u32).to_le_bytes());
+        self.buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        &self.buf[start..]
+    }
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -117,8 +150,8 @@ impl std::fmt::Display for FrameError {
     }
 }
 
-/// Reads the frame at the start of `bytes`; returns the record and the frame's length.
-pub fn decode_frame(bytes: &[u8]) -> Result<(Record<'_>, usize), FrameError> {
+/// Reads the frame at the start of `bytes`; returns its records and the frame's length.
+pub fn decode_frame(bytes: &[u8]) -> Result<(Vec<Record<'_>>, usize), FrameError> {
     if bytes.len() < FRAME_HEADER_LEN {
         return Err(FrameError::Torn);
     }
@@ -134,9 +167,34 @@ pub fn decode_frame(bytes: &[u8]) -> Result<(Record<'_>, usize), FrameError> {
         return Err(FrameError::Checksum);
     }
     let mut r = Cursor { b: payload, pos: 0 };
+    let records = r.varint()? as usize;
+    if records > len {
+        return Err(FrameError::Malformed("record count"));
+    }
+    let mut out = Vec::with_capacity(records);
+    for _ in 0..records {
+        out.push(decode_record(&mut r)?);
+    }
+    if r.pos != payload.len() {
+        return Err(FrameError::Malformed("trailing bytes"));
+    }
+    Ok((out, FRAME_HEADER_LEN + len))
+}
+
+/// Decodes one record from an unframed buffer (as `encode_record` wrote it).
+pub fn decode_record_bytes(bytes: &[u8]) -> Result<Record<'_>, FrameError> {
+    let mut r = Cursor { b: bytes, pos: 0 };
+    let rec = decode_record(&mut r)?;
+    if r.pos != bytes.len() {
+        return Err(FrameError::Malformed("trailing bytes"));
+    }
+    Ok(rec)
+}
+
+fn decode_record<'a>(r: &mut Cursor<'a>) -> Result<Record<'a>, FrameError> {
     let project = r.str()?;
     let count = r.varint()? as usize;
-    if count > len {
+    if count > r.b.len() {
         return Err(FrameError::Malformed("sample count"));
     }
     let mut samples = Vec::with_capacity(count);
@@ -158,10 +216,7 @@ pub fn decode_frame(bytes: &[u8]) -> Result<(Record<'_>, usize), FrameError> {
             metadata: r.opt_str()?,
         });
     }
-    if r.pos != payload.len() {
-        return Err(FrameError::Malformed("trailing bytes"));
-    }
-    Ok((Record { project, samples }, FRAME_HEADER_LEN + len))
+    Ok(Record { project, samples })
 }
 
 struct Cursor<'a> {
@@ -229,10 +284,22 @@ mod tests {
             metric("a", 1, 2.5, Some("USD"), None),
             metric("b", 7, -1.0, Some(""), Some("{\"k\":1}")),
         ];
-        let mut buf = Vec::new();
-        encode_record(&mut buf, "prj", ms.iter(), ms.len());
-        let (rec, used) = decode_frame(&buf).unwrap();
+        let mut rec_a = Vec::new();
+        encode_record(&mut rec_a, "prj", ms.iter(), ms.len());
+        let mut rec_b = Vec::new();
+        encode_record(&mut rec_b, "other", ms[..1].iter(), 1);
+        let mut f = FrameBuilder::new(0);
+        f.push(&rec_a);
+        f.push(&rec_b);
+        let buf = f.finish().to_vec();
+        let (recs, used) = decode_frame(&buf).unwrap();
         assert_eq!(used, buf.len());
+        assert_eq!(
+            (recs.len(), recs[1].project, recs[1].samples.len()),
+            (2, "other", 1)
+        );
+        let rec = &recs[0];
+        assert_eq!(decode_record_bytes(&rec_a).unwrap(), recs[0]);
         assert_eq!(rec.project, "prj");
         assert_eq!(rec.samples.len(), 2);
         assert_eq!(rec.samples[1].unit, Some(""));
@@ -246,8 +313,11 @@ mod tests {
     #[test]
     fn every_truncation_is_torn_and_every_flip_is_caught() {
         let ms = [metric("a", 1, 2.5, None, Some("{}"))];
-        let mut buf = Vec::new();
-        encode_record(&mut buf, "p", ms.iter(), 1);
+        let mut rec = Vec::new();
+        encode_record(&mut rec, "p", ms.iter(), 1);
+        let mut f = FrameBuilder::new(0);
+        f.push(&rec);
+        let buf = f.finish().to_vec();
         for cut in 0..buf.len() {
             assert!(decode_frame(&buf[..cut]).is_err(), "cut at {cut}");
         }
@@ -260,12 +330,11 @@ mod tests {
 
     #[test]
     fn header_round_trips() {
-        let h = encode_header(1, 3, 99);
+        let h = encode_header(1, 99);
         assert_eq!(
             decode_header(&h),
             Some(Header {
                 format_version: 1,
-                shard: 3,
                 generation: 99
             })
         );

@@ -23,13 +23,8 @@ pub enum HeaderProblem {
 }
 
 /// Scans `bytes` (a whole journal file); checks the header against the expected
-/// shard, generation and format version.
-pub fn scan(
-    bytes: &[u8],
-    shard: usize,
-    generation: u64,
-    format_version: u32,
-) -> Result<Scan<'_>, HeaderProblem> {
+/// generation and format version.
+pub fn scan(bytes: &[u8], generation: u64, format_version: u32) -> Result<Scan<'_>, HeaderProblem> {
     if bytes.len() < HEADER_LEN {
         return Err(HeaderProblem::Missing);
     }
@@ -40,10 +35,10 @@ pub fn scan(
             h.format_version
         )));
     }
-    if h.shard as usize != shard || h.generation != generation {
+    if h.generation != generation {
         return Err(HeaderProblem::Unreadable(format!(
-            "header says shard {} generation {}, name says shard {shard} generation {generation}",
-            h.shard, h.generation
+            "header says generation {}, file name says {generation}",
+            h.generation
         )));
     }
     let mut pos = HEADER_LEN;
@@ -51,8 +46,8 @@ pub fn scan(
     let mut damage = None;
     while pos < bytes.len() {
         match decode_frame(&bytes[pos..]) {
-            Ok((rec, used)) => {
-                records.push(rec);
+            Ok((recs, used)) => {
+                records.extend(recs);
                 pos += used;
             }
             Err(e) => {
@@ -70,12 +65,12 @@ pub fn scan(
 
 #[cfg(test)]
 mod tests {
-    use super::super::record::{encode_header, encode_record};
+    use super::super::record::{encode_header, encode_record, FrameBuilder};
     use super::*;
     use crate::ingest::ValidMetric;
 
     fn file_with(n: usize) -> (Vec<u8>, Vec<usize>) {
-        let mut b = encode_header(1, 0, 5).to_vec();
+        let mut b = encode_header(1, 5).to_vec();
         let mut ends = Vec::new();
         for i in 0..n {
             let id = format!("m{i}");
@@ -87,7 +82,11 @@ mod tests {
                 value: i as f64,
                 metadata: None,
             };
-            encode_record(&mut b, "p", std::iter::once(&m), 1);
+            let mut rec = Vec::new();
+            encode_record(&mut rec, "p", std::iter::once(&m), 1);
+            let mut f = FrameBuilder::new(0);
+            f.push(&rec);
+            b.extend_from_slice(f.finish());
             ends.push(b.len());
         }
         (b, ends)
@@ -97,7 +96,7 @@ mod tests {
     fn keeps_every_whole_record_before_a_cut() {
         let (b, ends) = file_with(4);
         for cut in HEADER_LEN..=b.len() {
-            let s = scan(&b[..cut], 0, 5, 1).unwrap();
+            let s = scan(&b[..cut], 5, 1).unwrap();
             let whole = ends.iter().filter(|&&e| e <= cut).count();
             assert_eq!(s.records.len(), whole, "cut {cut}");
             assert_eq!(
@@ -116,7 +115,7 @@ mod tests {
     fn stops_at_a_flipped_byte() {
         let (mut b, ends) = file_with(3);
         b[ends[0] + 10] ^= 0xff;
-        let s = scan(&b, 0, 5, 1).unwrap();
+        let s = scan(&b, 5, 1).unwrap();
         assert_eq!((s.records.len(), s.valid_len), (1, ends[0]));
         assert_eq!(s.damage, Some(FrameError::Checksum));
     }
@@ -124,14 +123,11 @@ mod tests {
     #[test]
     fn checks_the_header() {
         let (b, _) = file_with(1);
-        assert_eq!(scan(&b[..10], 0, 5, 1).unwrap_err(), HeaderProblem::Missing);
-        assert!(matches!(
-            scan(&b, 1, 5, 1),
-            Err(HeaderProblem::Unreadable(_))
-        ));
-        let newer = encode_header(2, 0, 5);
+        assert_eq!(scan(&b[..10], 5, 1).unwrap_err(), HeaderProblem::Missing);
+        assert!(matches!(scan(&b, 6, 1), Err(HeaderProblem::Unreadable(_))));
+        let newer = encode_header(2, 5);
         assert!(
-            matches!(scan(&newer, 0, 5, 1), Err(HeaderProblem::Unreadable(m)) if m.contains("upgrade"))
+            matches!(scan(&newer, 5, 1), Err(HeaderProblem::Unreadable(m)) if m.contains("upgrade"))
         );
     }
 }
