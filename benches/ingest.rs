@@ -1,1 +1,126 @@
-fn main() {}
+//! Criterion benches of the ingest path, named after what they measure. Throughput is in
+//! samples (metrics), so criterion prints samples/s.
+//!
+//! cargo bench                      # all, ~1 minute
+//! cargo bench -- --quick parse     # one group, quickly
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use stathook::ingest::parse_batch;
+use stathook::segment::{self, Sample};
+use std::sync::Arc;
+
+const NOW: i64 = 1_700_000_000_000;
+
+/// A 100-metric body in the spec's format (~12 KB), as the load generator sends.
+fn spec_body(ts: i64) -> Vec<u8> {
+    let metrics: Vec<String> = (0..100)
+        .map(|m| {
+            format!(
+                r#"{{"metricId":"load_metric_{m}","metricName":"Load Metric {m}","value":{},"unit":"count","timestamp":{ts}}}"#,
+                m as f64 * 1.5
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"projectId":"load","metrics":[{}]}}"#,
+        metrics.join(",")
+    )
+    .into_bytes()
+}
+
+fn parse_validate(c: &mut Criterion) {
+    let body = spec_body(NOW - 1000);
+    let mut g = c.benchmark_group("parse_validate_100_metrics");
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("simd_json_tape", |b| {
+        b.iter_batched_ref(
+            || body.clone(),
+            |buf| parse_batch(buf, NOW).unwrap().metrics.len(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+fn journal_append(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(stathook::store::Store::open(&dir.path().join("s.redb")).unwrap());
+    let memtable = Arc::new(stathook::memtable::Memtable::new(
+        stathook::journal::SHARDS,
+        0,
+    ));
+    let (journal, _) =
+        stathook::journal::Journal::open(&dir.path().join("journal"), store, memtable).unwrap();
+    let journal = Arc::new(journal);
+    let mut g = c.benchmark_group("journal_append_group_commit");
+    // 8 concurrent requests of 100 metrics: they share fdatasyncs.
+    g.throughput(Throughput::Elements(8 * 100));
+    g.sample_size(20);
+    let mut ts = NOW - 10_000_000;
+    g.bench_function("8_concurrent_requests_x_100_metrics_fdatasync", |b| {
+        b.iter(|| {
+            let bodies: Vec<Vec<u8>> = (0..8)
+                .map(|_| {
+                    ts += 1;
+                    spec_body(ts)
+                })
+                .collect();
+            rt.block_on(async {
+                let mut waits = Vec::new();
+                for mut body in bodies {
+                    let batch = parse_batch(&mut body, NOW).unwrap();
+                    waits.push(journal.append(&batch));
+                }
+                for w in waits {
+                    w.await.unwrap();
+                }
+            })
+        })
+    });
+    g.finish();
+    journal.stop();
+}
+
+fn segment_codec(c: &mut Criterion) {
+    let n = segment::MAX_SEGMENT_SAMPLES;
+    let ints: Vec<Sample> = (0..n)
+        .map(|i| Sample {
+            timestamp_ms: NOW + i as i64 * 10_000,
+            value: (i % 100) as f64,
+            metadata: None,
+        })
+        .collect();
+    let floats: Vec<Sample> = (0..n)
+        .map(|i| Sample {
+            timestamp_ms: NOW + i as i64 * 10_000 + (i as i64 % 7),
+            value: (i as f64).sin() * 100.0,
+            metadata: None,
+        })
+        .collect();
+    let mut g = c.benchmark_group("segment");
+    g.throughput(Throughput::Elements(n as u64));
+    for (name, data) in [("integer_values", &ints), ("float_values", &floats)] {
+        let bytes = segment::encode(data);
+        println!(
+            "segment {name}: {} samples in {} bytes = {:.2} bytes/sample",
+            n,
+            bytes.len(),
+            bytes.len() as f64 / n as f64
+        );
+        g.bench_function(format!("encode_{name}"), |b| {
+            b.iter(|| segment::encode(data).len())
+        });
+        g.bench_function(format!("decode_{name}"), |b| {
+            b.iter(|| segment::decode(&bytes).unwrap().len())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, parse_validate, journal_append, segment_codec);
+criterion_main!(benches);
