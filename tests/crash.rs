@@ -83,6 +83,15 @@ async fn every_acknowledged_sample_survives_sigkill() {
                     "round {round}: {metric_id}@{ts} has a value never sent"
                 );
             }
+            per_metric.push(got.keys().copied().collect());
+        }
+        // A request is all or nothing, even one cut off by the kill: every timestamp is
+        // present in all 20 metrics or in none.
+        for (m, set) in per_metric.iter().enumerate() {
+            assert_eq!(
+                set, &per_metric[0],
+                "round {round}: m{m} differs from m0: a request was half stored"
+            );
         }
         child = Some(restarted);
     }
