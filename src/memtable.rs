@@ -155,23 +155,34 @@ impl Memtable {
                 mem.frozen.push(Arc::new(old));
             }
         }
+        let ShardMem {
+            frozen,
+            current,
+            catalog,
+        } = mem;
+        let series_of_project = get_or_insert(&mut current.projects, project);
+        let catalog_of_project = get_or_insert(catalog, project);
         let mut added = 0;
         for s in samples {
-            let already = mem.frozen.iter().any(|g| {
-                g.series(project, s.metric_id)
-                    .is_some_and(|x| x.points.contains_key(&s.timestamp_ms))
-            }) || mem
-                .current
-                .series(project, s.metric_id)
-                .is_some_and(|x| x.points.contains_key(&s.timestamp_ms));
-
-            let series = mem
-                .current
-                .projects
-                .entry(project.into())
-                .or_default()
-                .entry(s.metric_id.into())
-                .or_default();
+            let ts = s.timestamp_ms;
+            let series = get_or_insert(series_of_project, s.metric_id);
+            // Whether this timestamp is new to the metric, for the sample count. The common
+            // case (a timestamp after everything seen) needs no lookup at all.
+            let is_new = match catalog_of_project.get(s.metric_id) {
+                None => true,
+                Some(e) if ts > e.last_timestamp => true,
+                Some(e) => {
+                    let in_memtable = series.points.contains_key(&ts)
+                        || frozen.iter().any(|g| {
+                            g.series(project, s.metric_id)
+                                .is_some_and(|x| x.points.contains_key(&ts))
+                        });
+                    !in_memtable
+                        && !e
+                            .compacted_last_timestamp
+                            .is_some_and(|c| ts <= c && in_segments(project, s.metric_id, ts))
+                }
+            };
             if &*series.metric_name != s.metric_name {
                 series.metric_name = s.metric_name.into();
             }
@@ -182,21 +193,19 @@ impl Memtable {
                 value: s.value,
                 metadata: s.metadata.map(Into::into),
             };
-            if series.points.insert(s.timestamp_ms, point).is_none() {
-                mem.current.samples += 1;
+            if series.points.insert(ts, point).is_none() {
+                current.samples += 1;
                 added += 1;
             }
-
-            let entries = mem.catalog.entry(project.into()).or_default();
-            match entries.get_mut(s.metric_id) {
+            match catalog_of_project.get_mut(s.metric_id) {
                 None => {
-                    entries.insert(
+                    catalog_of_project.insert(
                         s.metric_id.into(),
                         CatalogEntry {
                             metric_name: s.metric_name.into(),
                             unit: s.unit.map(Into::into),
-                            first_timestamp: s.timestamp_ms,
-                            last_timestamp: s.timestamp_ms,
+                            first_timestamp: ts,
+                            last_timestamp: ts,
                             last_value: s.value,
                             count: 1,
                             compacted_last_timestamp: None,
@@ -210,16 +219,12 @@ impl Memtable {
                     if e.unit.as_deref() != s.unit {
                         e.unit = s.unit.map(Into::into);
                     }
-                    let is_new = !already
-                        && !e.compacted_last_timestamp.is_some_and(|c| {
-                            s.timestamp_ms <= c && in_segments(project, s.metric_id, s.timestamp_ms)
-                        });
                     if is_new {
                         e.count += 1;
                     }
-                    e.first_timestamp = e.first_timestamp.min(s.timestamp_ms);
-                    if s.timestamp_ms >= e.last_timestamp {
-                        e.last_timestamp = s.timestamp_ms;
+                    e.first_timestamp = e.first_timestamp.min(ts);
+                    if ts >= e.last_timestamp {
+                        e.last_timestamp = ts;
                         e.last_value = s.value;
                     }
                 }
@@ -333,6 +338,14 @@ impl Memtable {
     }
 }
 
+/// The value under `key`, inserted as default if absent; allocates the key only then.
+fn get_or_insert<'m, V: Default>(map: &'m mut HashMap<Box<str>, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.into(), V::default());
+    }
+    map.get_mut(key).expect("BUG: inserted just above")
+}
+
 /// Which shard owns a metric: FNV-1a of `project \0 metricId`. Must never change for a
 /// given shard count (a metric's order of writes is its shard's order), hence no random
 /// hasher.
@@ -343,16 +356,4 @@ pub fn shard_of(project: &str, metric: &str, shard_count: usize) -> usize {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     (h % shard_count as u64) as usize
-}
-
-/// Turns a generation-merged point map into samples, oldest first.
-pub fn to_samples(points: BTreeMap<i64, Point>) -> Vec<Sample> {
-    points
-        .into_iter()
-        .map(|(ts, p)| Sample {
-            timestamp_ms: ts,
-            value: p.value,
-            metadata: p.metadata,
-        })
-        .collect()
 }

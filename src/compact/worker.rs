@@ -3,7 +3,7 @@
 
 use super::policy;
 use crate::journal::Journal;
-use crate::memtable::{Memtable, Point};
+use crate::memtable::{Memtable, Point, Series};
 use crate::segment::{self, Sample};
 use crate::store::{CatalogRow, Store};
 use parking_lot::{Condvar, Mutex};
@@ -20,11 +20,26 @@ pub struct CompactStats {
     pub segments_written: usize,
 }
 
-/// Where one metric's new samples come from, merged over the frozen generations.
-struct Pending {
-    metric_name: Box<str>,
-    unit: Option<Box<str>>,
-    points: BTreeMap<i64, Point>,
+/// One metric's series in each frozen generation that has it, oldest first.
+type Pending<'g> = Vec<&'g Series>;
+
+/// The metric's new samples, oldest first; on equal timestamps the later generation wins.
+fn new_samples(series: &[&Series]) -> Vec<Sample> {
+    let to_sample = |(t, p): (&i64, &Point)| Sample {
+        timestamp_ms: *t,
+        value: p.value,
+        metadata: p.metadata.clone(),
+    };
+    match series {
+        [one] => one.points.iter().map(to_sample).collect(),
+        many => {
+            let mut merged: BTreeMap<i64, &Point> = BTreeMap::new();
+            for s in many {
+                merged.extend(s.points.iter().map(|(t, p)| (*t, p)));
+            }
+            merged.iter().map(|(t, p)| to_sample((t, p))).collect()
+        }
+    }
 }
 
 /// Seals the current journal generation and moves every frozen generation into segments.
@@ -41,16 +56,9 @@ pub fn compact_once(
     for g in &gens {
         for (project, metrics) in &g.projects {
             for (metric, series) in metrics {
-                let p = pending.entry((project, metric)).or_insert_with(|| Pending {
-                    metric_name: series.metric_name.clone(),
-                    unit: series.unit.clone(),
-                    points: BTreeMap::new(),
-                });
-                // Later generations are later writes: their name, unit and values win.
-                p.metric_name = series.metric_name.clone();
-                p.unit = series.unit.clone();
-                p.points
-                    .extend(series.points.iter().map(|(t, x)| (*t, x.clone())));
+                if !series.points.is_empty() {
+                    pending.entry((project, metric)).or_default().push(series);
+                }
             }
         }
     }
@@ -62,7 +70,9 @@ pub fn compact_once(
     let mut compacted_lasts = Vec::new();
     let mut c = store.begin_compaction().map_err(|e| e.to_string())?;
     for ((project, metric), p) in pending {
-        let new: Vec<Sample> = crate::memtable::to_samples(p.points);
+        let new: Vec<Sample> = new_samples(&p);
+        // Later generations are later writes: their name and unit win.
+        let latest = p[p.len() - 1];
         let (min, max) = (new[0].timestamp_ms, new[new.len() - 1].timestamp_ms);
         let mut old_segments = c
             .overlapping(project, metric, min, max, true)
@@ -99,16 +109,16 @@ pub fn compact_once(
         let last = &merged[merged.len() - 1];
         let row = match c.catalog_row(project, metric).map_err(|e| e.to_string())? {
             None => CatalogRow {
-                metric_name: p.metric_name.to_string(),
-                unit: p.unit.as_deref().map(str::to_owned),
+                metric_name: latest.metric_name.to_string(),
+                unit: latest.unit.as_deref().map(str::to_owned),
                 first_timestamp: first.timestamp_ms,
                 last_timestamp: last.timestamp_ms,
                 last_value: last.value,
                 count: merged.len() as u64,
             },
             Some(r) => CatalogRow {
-                metric_name: p.metric_name.to_string(),
-                unit: p.unit.as_deref().map(str::to_owned),
+                metric_name: latest.metric_name.to_string(),
+                unit: latest.unit.as_deref().map(str::to_owned),
                 first_timestamp: r.first_timestamp.min(first.timestamp_ms),
                 last_timestamp: r.last_timestamp.max(last.timestamp_ms),
                 last_value: if last.timestamp_ms >= r.last_timestamp {
