@@ -8,7 +8,6 @@
 //! Owns no I/O; the one store lookup it needs (did this timestamp already exist in a segment?)
 //! is passed in as a closure.
 
-use crate::segment::Sample;
 use crate::store::CatalogRow;
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
