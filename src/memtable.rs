@@ -63,7 +63,8 @@ struct ShardMem {
     catalog: HashMap<Box<str>, HashMap<Box<str>, CatalogEntry>>,
 }
 
-/// One sample to apply, borrowed from a decoded journal record or a checked batch.
+/// One sample to apply, borrowed from a decoded journal record.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NewSample<'a> {
     pub metric_id: &'a str,
     pub metric_name: &'a str,

@@ -19,6 +19,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+/// How long a client may take to send a request's headers before the connection is closed.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long in-flight requests get to finish after shutdown starts.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -48,10 +51,14 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let conn = hyper::server::conn::http1::Builder::new().serve_connection(
-            TokioIo::new(stream),
-            service_fn(move |req| route::handle(app.clone(), req)),
-        );
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            // A client gets this long to send its request headers (slowloris guard).
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(
+                TokioIo::new(stream),
+                service_fn(move |req| route::handle(app.clone(), req)),
+            );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;

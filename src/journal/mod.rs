@@ -11,7 +11,7 @@ pub mod recover;
 mod shard;
 
 use crate::ingest::{ValidBatch, ValidMetric};
-use crate::memtable::{shard_of, Memtable, NewSample};
+use crate::memtable::{shard_of, Memtable};
 use crate::store::{Store, FORMAT_VERSION};
 use parking_lot::Mutex;
 use shard::{Control, Flusher, Part, Shared};
@@ -90,19 +90,6 @@ pub struct RecoveryReport {
     pub samples: usize,
     /// (file, offset of the first bad frame, bytes dropped, why) per damaged file.
     pub damaged: Vec<(PathBuf, usize, usize, String)>,
-}
-
-impl<'a> From<&record::RecordSample<'a>> for NewSample<'a> {
-    fn from(s: &record::RecordSample<'a>) -> Self {
-        NewSample {
-            metric_id: s.metric_id,
-            metric_name: s.metric_name,
-            unit: s.unit,
-            timestamp_ms: s.timestamp_ms,
-            value: s.value,
-            metadata: s.metadata,
-        }
-    }
 }
 
 pub struct Journal {
@@ -294,7 +281,7 @@ pub fn recover_into(
                 shard_of(rec.project, first.metric_id, memtable.shard_count()),
                 generation,
                 rec.project,
-                rec.samples.iter().map(NewSample::from),
+                rec.samples.iter().copied(),
                 &mut in_segments,
             );
         }

@@ -120,15 +120,8 @@ pub struct Record<'a> {
     pub samples: Vec<RecordSample<'a>>,
 }
 
-#[derive(Debug, PartialEq)]
-pub struct RecordSample<'a> {
-    pub metric_id: &'a str,
-    pub metric_name: &'a str,
-    pub unit: Option<&'a str>,
-    pub timestamp_ms: i64,
-    pub value: f64,
-    pub metadata: Option<&'a str>,
-}
+/// A record's samples decode straight into what the memtable applies.
+pub use crate::memtable::NewSample as RecordSample;
 
 /// Why a frame could not be read; recovery stops at the first one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@
 use super::file::JournalFile;
 use super::record::{decode_record_bytes, FrameBuilder, MAX_FRAME_TARGET_BYTES};
 use super::JournalError;
-use crate::memtable::{shard_of, Memtable, NewSample};
+use crate::memtable::{shard_of, Memtable};
 use crate::store::Store;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::path::PathBuf;
@@ -183,7 +183,7 @@ impl Flusher {
                     shard_of(rec.project, first.metric_id, self.memtable.shard_count()),
                     self.generation,
                     rec.project,
-                    rec.samples.iter().map(NewSample::from),
+                    rec.samples.iter().copied(),
                     &mut in_segments,
                 );
             }

@@ -180,13 +180,7 @@ impl Store {
     }
 
     pub fn project(&self, id: &str) -> Result<Option<Project>> {
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(PROJECTS)?;
-        let out = match t.get(id)? {
-            Some(v) => Some(from_json(v.value(), "project")?),
-            None => None,
-        };
-        Ok(out)
+        self.one_json(PROJECTS, id, "project")
     }
 
     pub fn webhooks(&self) -> Result<Vec<Webhook>> {
@@ -194,10 +188,19 @@ impl Store {
     }
 
     pub fn webhook(&self, id: &str) -> Result<Option<Webhook>> {
+        self.one_json(WEBHOOKS, id, "webhook")
+    }
+
+    fn one_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        table: redb::TableDefinition<&str, &[u8]>,
+        id: &str,
+        what: &str,
+    ) -> Result<Option<T>> {
         let txn = self.db.begin_read()?;
-        let t = txn.open_table(WEBHOOKS)?;
+        let t = txn.open_table(table)?;
         let out = match t.get(id)? {
-            Some(v) => Some(from_json(v.value(), "webhook")?),
+            Some(v) => Some(from_json(v.value(), what)?),
             None => None,
         };
         Ok(out)
