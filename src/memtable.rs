@@ -50,10 +50,52 @@ pub struct CatalogEntry {
     pub first_timestamp: i64,
     pub last_timestamp: i64,
     pub last_value: f64,
-    pub count: u64,
+    /// Distinct timestamps held by segments (exact, from the last compaction).
+    pub compacted_count: u64,
     /// The last timestamp held by segments; a write at or before it may replace a segment
-    /// sample (so the count must not grow), after it never does.
+    /// sample, after it never does.
     pub compacted_last_timestamp: Option<i64>,
+    /// (generation, writes of a timestamp new to the metric) for uncompacted generations.
+    pub new_counts: Vec<(u64, u64)>,
+    /// (generation, timestamp) of writes at or before `compacted_last_timestamp` that were
+    /// not in the memtable: they may or may not replace a segment sample. Resolved against
+    /// the store only when the count is read, so late samples and retries cost no store
+    /// lookup on the write path.
+    pub uncertain: Vec<(u64, i64)>,
+}
+
+impl CatalogEntry {
+    fn new(metric_name: &str, unit: Option<&str>, ts: i64, value: f64) -> CatalogEntry {
+        CatalogEntry {
+            metric_name: metric_name.into(),
+            unit: unit.map(Into::into),
+            first_timestamp: ts,
+            last_timestamp: ts,
+            last_value: value,
+            compacted_count: 0,
+            compacted_last_timestamp: None,
+            new_counts: Vec::new(),
+            uncertain: Vec::new(),
+        }
+    }
+
+    fn add_new(&mut self, generation: u64) {
+        match self.new_counts.last_mut() {
+            Some((g, n)) if *g == generation => *n += 1,
+            _ => self.new_counts.push((generation, 1)),
+        }
+    }
+
+    /// Distinct timestamps of the metric; `in_segments(ts)` is asked only for late writes.
+    pub fn sample_count(&self, in_segments: &mut dyn FnMut(i64) -> bool) -> u64 {
+        let new: u64 = self.new_counts.iter().map(|(_, n)| n).sum();
+        let late = self
+            .uncertain
+            .iter()
+            .filter(|(_, ts)| !in_segments(*ts))
+            .count() as u64;
+        self.compacted_count + new + late
+    }
 }
 
 #[derive(Default)]
@@ -118,23 +160,22 @@ impl Memtable {
                 first_timestamp: row.first_timestamp,
                 last_timestamp: row.last_timestamp,
                 last_value: row.last_value,
-                count: row.count,
+                compacted_count: row.count,
                 compacted_last_timestamp: Some(row.last_timestamp),
+                new_counts: Vec::new(),
+                uncertain: Vec::new(),
             },
         );
     }
 
     /// Applies one record's samples to shard `shard`'s generation `generation` (the current
-    /// one while serving; recovery replays older ones). `in_segments(project, metric, ts)`
-    /// answers whether a segment already holds that timestamp; it is asked only for writes at
-    /// or before the metric's last compacted timestamp (late samples and retries).
+    /// one while serving; recovery replays older ones). Does no I/O.
     pub fn apply<'a>(
         &self,
         shard: usize,
         generation: u64,
         project: &str,
         samples: impl IntoIterator<Item = NewSample<'a>>,
-        in_segments: &mut dyn FnMut(&str, &str, i64) -> bool,
     ) {
         let mut guard = self.shards[shard].write();
         let mem = &mut *guard;
@@ -166,29 +207,13 @@ impl Memtable {
         for s in samples {
             let ts = s.timestamp_ms;
             let series = get_or_insert(series_of_project, s.metric_id);
-            // Whether this timestamp is new to the metric, for the sample count. The common
-            // case (a timestamp after everything seen) needs no lookup at all.
-            let is_new = match catalog_of_project.get(s.metric_id) {
-                None => true,
-                Some(e) if ts > e.last_timestamp => true,
-                Some(e) => {
-                    let in_memtable = series.points.contains_key(&ts)
-                        || frozen.iter().any(|g| {
-                            g.series(project, s.metric_id)
-                                .is_some_and(|x| x.points.contains_key(&ts))
-                        });
-                    !in_memtable
-                        && !e
-                            .compacted_last_timestamp
-                            .is_some_and(|c| ts <= c && in_segments(project, s.metric_id, ts))
-                }
-            };
             if &*series.metric_name != s.metric_name {
                 series.metric_name = s.metric_name.into();
             }
             if series.unit.as_deref() != s.unit {
                 series.unit = s.unit.map(Into::into);
             }
+            let in_current = series.points.contains_key(&ts);
             let point = Point {
                 value: s.value,
                 metadata: s.metadata.map(Into::into),
@@ -197,37 +222,38 @@ impl Memtable {
                 current.samples += 1;
                 added += 1;
             }
-            match catalog_of_project.get_mut(s.metric_id) {
-                None => {
-                    catalog_of_project.insert(
-                        s.metric_id.into(),
-                        CatalogEntry {
-                            metric_name: s.metric_name.into(),
-                            unit: s.unit.map(Into::into),
-                            first_timestamp: ts,
-                            last_timestamp: ts,
-                            last_value: s.value,
-                            count: 1,
-                            compacted_last_timestamp: None,
-                        },
-                    );
+            let Some(e) = catalog_of_project.get_mut(s.metric_id) else {
+                let mut e = CatalogEntry::new(s.metric_name, s.unit, ts, s.value);
+                e.add_new(generation);
+                catalog_of_project.insert(s.metric_id.into(), e);
+                continue;
+            };
+            if &*e.metric_name != s.metric_name {
+                e.metric_name = s.metric_name.into();
+            }
+            if e.unit.as_deref() != s.unit {
+                e.unit = s.unit.map(Into::into);
+            }
+            // Is this timestamp new to the metric (for the count)? The common case, a
+            // timestamp after everything seen, needs no lookup at all.
+            if ts > e.last_timestamp {
+                e.add_new(generation);
+            } else if !in_current
+                && !frozen.iter().any(|g| {
+                    g.series(project, s.metric_id)
+                        .is_some_and(|x| x.points.contains_key(&ts))
+                })
+            {
+                if e.compacted_last_timestamp.is_some_and(|c| ts <= c) {
+                    e.uncertain.push((generation, ts));
+                } else {
+                    e.add_new(generation);
                 }
-                Some(e) => {
-                    if &*e.metric_name != s.metric_name {
-                        e.metric_name = s.metric_name.into();
-                    }
-                    if e.unit.as_deref() != s.unit {
-                        e.unit = s.unit.map(Into::into);
-                    }
-                    if is_new {
-                        e.count += 1;
-                    }
-                    e.first_timestamp = e.first_timestamp.min(ts);
-                    if ts >= e.last_timestamp {
-                        e.last_timestamp = ts;
-                        e.last_value = s.value;
-                    }
-                }
+            }
+            e.first_timestamp = e.first_timestamp.min(ts);
+            if ts >= e.last_timestamp {
+                e.last_timestamp = ts;
+                e.last_value = s.value;
             }
         }
         self.pending_samples.fetch_add(added, Ordering::Relaxed);
@@ -264,9 +290,9 @@ impl Memtable {
         out
     }
 
-    /// Drops compacted generations (after their commit) and records, per metric, the last
-    /// timestamp the segments now hold.
-    pub fn release_through(&self, through: u64, compacted: &[(String, String, i64)]) {
+    /// Drops compacted generations (after their commit) and their counters, and records what
+    /// the segments now hold per compacted metric: (project, metric, last timestamp, count).
+    pub fn release_through(&self, through: u64, compacted: &[(String, String, i64, u64)]) {
         let mut released = 0;
         for (i, shard) in self.shards.iter().enumerate() {
             let mut mem = shard.write();
@@ -277,9 +303,9 @@ impl Memtable {
                 }
                 keep
             });
-            for (p, m, last) in compacted
+            for (p, m, last, count) in compacted
                 .iter()
-                .filter(|(p, m, _)| shard_of(p, m, self.shards.len()) == i)
+                .filter(|(p, m, _, _)| shard_of(p, m, self.shards.len()) == i)
             {
                 if let Some(e) = mem
                     .catalog
@@ -287,6 +313,13 @@ impl Memtable {
                     .and_then(|x| x.get_mut(m.as_str()))
                 {
                     e.compacted_last_timestamp = Some(*last);
+                    e.compacted_count = *count;
+                }
+            }
+            for entries in mem.catalog.values_mut() {
+                for e in entries.values_mut() {
+                    e.new_counts.retain(|(g, _)| *g > through);
+                    e.uncertain.retain(|(g, _)| *g > through);
                 }
             }
         }
@@ -356,4 +389,88 @@ pub fn shard_of(project: &str, metric: &str, shard_count: usize) -> usize {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     (h % shard_count as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(metric: &str, ts: i64, value: f64) -> NewSample<'_> {
+        NewSample {
+            metric_id: metric,
+            metric_name: "M",
+            unit: None,
+            timestamp_ms: ts,
+            value,
+            metadata: None,
+        }
+    }
+
+    fn count(m: &Memtable, segments: &[i64]) -> u64 {
+        let e = m.catalog_entry("p", "a").unwrap();
+        e.sample_count(&mut |ts| segments.contains(&ts))
+    }
+
+    #[test]
+    fn counts_distinct_timestamps_across_generations_and_compaction() {
+        let m = Memtable::new(1, 1);
+        m.apply(
+            0,
+            1,
+            "p",
+            [
+                sample("a", 10, 1.0),
+                sample("a", 20, 2.0),
+                sample("a", 10, 3.0),
+            ],
+        );
+        assert_eq!(count(&m, &[]), 2);
+        m.rotate(0, 2);
+        // A rewrite of a timestamp that sits in a frozen generation is not new.
+        m.apply(
+            0,
+            2,
+            "p",
+            [
+                sample("a", 20, 4.0),
+                sample("a", 30, 5.0),
+                sample("a", 5, 6.0),
+            ],
+        );
+        assert_eq!(count(&m, &[]), 4);
+        let e = m.catalog_entry("p", "a").unwrap();
+        assert_eq!(
+            (e.first_timestamp, e.last_timestamp, e.last_value),
+            (5, 30, 5.0)
+        );
+
+        // Generation 1 is compacted: segments hold 10 and 20 (count 2, last 20).
+        m.release_through(1, &[("p".into(), "a".into(), 20, 2)]);
+        assert_eq!(m.frozen_through(1).len(), 0);
+        // Generation 2's counters survive: 30 and 5 are new.
+        assert_eq!(count(&m, &[10, 20]), 4);
+
+        // Late writes at or before the compacted end are settled against the segments.
+        m.apply(0, 2, "p", [sample("a", 10, 7.0), sample("a", 15, 8.0)]);
+        assert_eq!(
+            count(&m, &[10, 20]),
+            5,
+            "10 replaces a segment sample, 15 is new"
+        );
+        assert_eq!(
+            m.read("p", "a", 0, 100).keys().copied().collect::<Vec<_>>(),
+            vec![5, 10, 15, 20, 30]
+        );
+    }
+
+    #[test]
+    fn shard_of_is_stable() {
+        // Changing the hash would strand uncompacted samples in the wrong shard.
+        assert_eq!(shard_of("p", "a", 4), shard_of("p", "a", 4));
+        assert_eq!(shard_of("", "", 1), 0);
+        let spread: std::collections::HashSet<usize> = (0..100)
+            .map(|i| shard_of("p", &format!("m{i}"), 4))
+            .collect();
+        assert_eq!(spread.len(), 4);
+    }
 }

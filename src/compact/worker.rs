@@ -131,7 +131,12 @@ pub fn compact_once(
         };
         c.put_catalog_row(project, metric, &row)
             .map_err(|e| e.to_string())?;
-        compacted_lasts.push((project.to_owned(), metric.to_owned(), row.last_timestamp));
+        compacted_lasts.push((
+            project.to_owned(),
+            metric.to_owned(),
+            row.last_timestamp,
+            row.count,
+        ));
         stats.metrics += 1;
     }
     c.commit(sealed).map_err(|e| e.to_string())?;

@@ -36,16 +36,24 @@ fn require_project(app: &App, project: &str) -> Result<(), ApiError> {
 pub fn catalog(app: &App, _: AdminToken, project: &str) -> Result<Reply, ApiError> {
     require_project(app, project)?;
     let entries = app.memtable.catalog(project);
+    let store = &app.store;
+    // A write at or before a metric's last compacted timestamp may have replaced a segment
+    // sample; that is settled here, at read time, so the write path never reads the store.
+    let counts: Vec<u64> = entries
+        .iter()
+        .map(|(id, e)| e.sample_count(&mut |ts| store.contains(project, id, ts).unwrap_or(false)))
+        .collect();
     let metrics: Vec<MetricView> = entries
         .iter()
-        .map(|(id, e)| MetricView {
+        .zip(counts)
+        .map(|((id, e), sample_count)| MetricView {
             metric_id: id,
             metric_name: &e.metric_name,
             unit: e.unit.as_deref(),
             first_timestamp: e.first_timestamp,
             last_timestamp: e.last_timestamp,
             last_value: e.last_value,
-            sample_count: e.count,
+            sample_count,
         })
         .collect();
     Ok(json(

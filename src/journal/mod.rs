@@ -134,7 +134,6 @@ impl Journal {
             file,
             shared: shared.clone(),
             memtable,
-            store,
             format_version: FORMAT_VERSION,
             poisoned: None,
         };
@@ -248,7 +247,6 @@ pub fn recover_into(
         memtable.load_catalog_row(shard_of(&p, &m, memtable.shard_count()), &p, &m, row);
     }
     let mut report = RecoveryReport::default();
-    let mut in_segments = |p: &str, m: &str, ts: i64| store.contains(p, m, ts).unwrap_or(false);
     for (generation, path) in file::list(dir).map_err(|e| io("list", dir, e))? {
         if generation <= watermark {
             // Compacted already; a crash came between the commit and the delete.
@@ -282,7 +280,6 @@ pub fn recover_into(
                 generation,
                 rec.project,
                 rec.samples.iter().copied(),
-                &mut in_segments,
             );
         }
         if let Some(damage) = scan.damage {

@@ -12,7 +12,6 @@ use super::file::JournalFile;
 use super::record::{decode_record_bytes, FrameBuilder, MAX_FRAME_TARGET_BYTES};
 use super::JournalError;
 use crate::memtable::{shard_of, Memtable};
-use crate::store::Store;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -87,7 +86,6 @@ pub(crate) struct Flusher {
     pub file: JournalFile,
     pub shared: Arc<Shared>,
     pub memtable: Arc<Memtable>,
-    pub store: Arc<Store>,
     pub format_version: u32,
     /// Set after a failed fdatasync: the kernel may have dropped the dirty pages, so nothing
     /// written since the last good sync can be trusted. Refuse appends until a restart.
@@ -170,9 +168,6 @@ impl Flusher {
         }
         let result = self.write_and_sync(frame.finish());
         if result.is_ok() {
-            let store = &self.store;
-            let mut in_segments =
-                |p: &str, m: &str, ts: i64| store.contains(p, m, ts).unwrap_or(false);
             for p in parts.iter() {
                 let rec = decode_record_bytes(&p.record)
                     .expect("BUG: a record this process encoded does not decode");
@@ -184,7 +179,6 @@ impl Flusher {
                     self.generation,
                     rec.project,
                     rec.samples.iter().copied(),
-                    &mut in_segments,
                 );
             }
         }
