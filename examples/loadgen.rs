@@ -3,6 +3,10 @@
 //! percentiles and (with --server-pid) the server's CPU seconds per million samples.
 //!
 //! cargo run --release --example loadgen -- --url http://127.0.0.1:8080 --key KEY --project P
+//!
+//! `--influx` sends the same samples as Influx line protocol to `{url}/write` instead (one
+//! line per sample, 100 per request, millisecond precision), for comparing with
+//! VictoriaMetrics or InfluxDB on the same machine in the same run.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -17,6 +21,7 @@ struct Args {
     seconds: f64,
     metrics: usize,
     server_pid: Option<u32>,
+    influx: bool,
 }
 
 fn parse_args() -> Args {
@@ -28,8 +33,13 @@ fn parse_args() -> Args {
         seconds: 10.0,
         metrics: 100,
         server_pid: None,
+        influx: false,
     };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut argv: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = argv.iter().position(|a| a == "--influx") {
+        argv.remove(i);
+        a.influx = true;
+    }
     for pair in argv.chunks(2) {
         let v = pair.get(1).cloned().unwrap_or_default();
         match pair[0].as_str() {
@@ -44,7 +54,7 @@ fn parse_args() -> Args {
         }
     }
     assert!(
-        !a.key.is_empty() && !a.project.is_empty(),
+        a.influx || (!a.key.is_empty() && !a.project.is_empty()),
         "--key and --project are required"
     );
     a
@@ -57,6 +67,18 @@ fn cpu_seconds(pid: u32) -> f64 {
     let f: Vec<&str> = after.split_whitespace().collect();
     let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
     ticks / 100.0
+}
+
+/// The same samples as `body`, as Influx line protocol with millisecond timestamps.
+fn influx_body(metrics: usize, ts: i64) -> Bytes {
+    let mut s = String::with_capacity(metrics * 48);
+    for m in 0..metrics {
+        s.push_str(&format!(
+            "load_metric_{m} value={} {ts}\n",
+            (ts % 1000) as f64 * 1.5 + m as f64
+        ));
+    }
+    Bytes::from(s)
 }
 
 /// Bodies per connection, reused round-robin: enough that a 10 s run mostly writes new
@@ -81,7 +103,12 @@ fn body(project: &str, metrics: usize, ts: i64) -> Bytes {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let a = parse_args();
-    let uri: hyper::Uri = format!("{}/api/webhooks/custom", a.url).parse().unwrap();
+    let path = if a.influx {
+        "/write?precision=ms"
+    } else {
+        "/api/webhooks/custom"
+    };
+    let uri: hyper::Uri = format!("{}{path}", a.url).parse().unwrap();
     let host = format!("{}:{}", uri.host().unwrap(), uri.port_u16().unwrap_or(80));
     let base = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -91,7 +118,14 @@ async fn main() {
     let bodies: Vec<Vec<Bytes>> = (0..a.connections)
         .map(|c| {
             (0..BODIES_PER_CONNECTION)
-                .map(|i| body(&a.project, a.metrics, base + (i * a.connections + c) as i64))
+                .map(|i| {
+                    let ts = base + (i * a.connections + c) as i64;
+                    if a.influx {
+                        influx_body(a.metrics, ts)
+                    } else {
+                        body(&a.project, a.metrics, ts)
+                    }
+                })
                 .collect()
         })
         .collect();
@@ -126,7 +160,7 @@ async fn main() {
                 let status = resp.status();
                 let _ = resp.into_body().collect().await.unwrap();
                 lat.push(t.elapsed());
-                if status == 200 {
+                if status.is_success() {
                     ok += 1
                 } else {
                     failed += 1

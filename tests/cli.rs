@@ -128,20 +128,20 @@ async fn check_reports_a_damaged_journal_tail() {
         );
     }
     child.kill();
-    // Tear the last record of the non-empty journal file.
+    // Tear the last frame of the journal as a crash mid-write would: its last bytes never
+    // reached the disk, so they are still the file's zero fill.
     let journal = dir.path().join("journal");
     let file = std::fs::read_dir(&journal)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .max()
         .unwrap();
-    let len = std::fs::metadata(&file).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&file)
-        .unwrap()
-        .set_len(len - 3)
-        .unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let end = bytes.iter().rposition(|b| *b != 0).unwrap() + 1;
+    for b in &mut bytes[end - 3..end] {
+        *b = 0;
+    }
+    std::fs::write(&file, &bytes).unwrap();
 
     let out = Command::new(env!("CARGO_BIN_EXE_stathook"))
         .args(["check", "--data-dir"])
@@ -151,7 +151,9 @@ async fn check_reports_a_damaged_journal_tail() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
     assert!(
-        stdout.contains("DAMAGED") && stdout.contains("torn record"),
+        stdout.contains("DAMAGED")
+            && stdout.contains("checksum mismatch")
+            && stdout.contains("bytes after it would be dropped"),
         "{stdout}"
     );
 

@@ -283,7 +283,9 @@ pub fn recover_into(
             );
         }
         if let Some(damage) = scan.damage {
-            let dropped = bytes.len() - scan.valid_len;
+            // What is lost is the data after the offset, not the zero fill after the data.
+            let data_end = bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
+            let dropped = data_end.saturating_sub(scan.valid_len);
             tracing::warn!(file = %path.display(), offset = scan.valid_len, dropped_bytes = dropped, reason = %damage,
                 "journal damaged; keeping the frames before the offset, dropping the rest");
             report

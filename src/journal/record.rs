@@ -136,8 +136,8 @@ pub enum FrameError {
 impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FrameError::Torn => write!(f, "torn record (file ends inside it)"),
-            FrameError::Checksum => write!(f, "record checksum mismatch"),
+            FrameError::Torn => write!(f, "torn frame (the file ends inside it)"),
+            FrameError::Checksum => write!(f, "frame checksum mismatch"),
             FrameError::Malformed(w) => write!(f, "malformed record: {w}"),
         }
     }

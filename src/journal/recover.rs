@@ -2,7 +2,9 @@
 //! that is torn or fails its checksum. It never guesses past damage: everything after the
 //! first bad record is dropped and reported (file, offset, bytes dropped).
 
-use super::record::{decode_frame, decode_header, FrameError, Record, HEADER_LEN};
+use super::record::{
+    decode_frame, decode_header, FrameError, Record, FRAME_HEADER_LEN, HEADER_LEN,
+};
 
 /// What a scan of one file found.
 #[derive(Debug)]
@@ -45,6 +47,11 @@ pub fn scan(bytes: &[u8], generation: u64, format_version: u32) -> Result<Scan<'
     let mut records = Vec::new();
     let mut damage = None;
     while pos < bytes.len() {
+        // Frames are never empty, so a zero length is the zero-filled room after the last
+        // frame (see `file::PREALLOC_START_BYTES`): the clean end of the data.
+        if bytes[pos..].iter().take(FRAME_HEADER_LEN).all(|b| *b == 0) {
+            break;
+        }
         match decode_frame(&bytes[pos..]) {
             Ok((recs, used)) => {
                 records.extend(recs);
@@ -109,6 +116,19 @@ mod tests {
             );
             assert_eq!(s.damage.is_some(), s.valid_len != cut);
         }
+    }
+
+    #[test]
+    fn zero_filled_room_is_a_clean_end_but_a_torn_frame_before_it_is_not() {
+        let (mut b, ends) = file_with(2);
+        b.resize(b.len() + 4096, 0);
+        let s = scan(&b, 5, 1).unwrap();
+        assert_eq!((s.records.len(), s.valid_len, s.damage), (2, ends[1], None));
+        // A crash mid-write: the last frame's tail never reached the disk (still zeros).
+        b[ends[1] - 5..ends[1]].fill(0);
+        let s = scan(&b, 5, 1).unwrap();
+        assert_eq!((s.records.len(), s.valid_len), (1, ends[0]));
+        assert!(s.damage.is_some());
     }
 
     #[test]
