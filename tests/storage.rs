@@ -186,3 +186,63 @@ async fn metric_ids_with_slashes_and_spaces_read_back() {
     assert_eq!(c.points("p", "api%2Flatency%20p99").await, vec![(9, 3.0)]);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn paging_walks_a_multi_segment_history_merged_with_the_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let c = s.client();
+    let key = c.setup("p").await;
+    let mut expected = std::collections::BTreeMap::new();
+    // 9,000 samples: more than one segment (8,192) once compacted.
+    for chunk in 0..90i64 {
+        let ms: Vec<_> = (0..100i64)
+            .map(|i| {
+                let ts = (chunk * 100 + i) * 10;
+                expected.insert(ts, ts as f64);
+                metric("m", ts as f64, ts)
+            })
+            .collect();
+        assert_eq!(c.post(&key, &batch("p", ms)).await.status, 200);
+    }
+    s.app.compact_now().unwrap();
+    // In the journal tail: overwrites inside both segments and late samples between them.
+    let tail: Vec<(i64, f64)> = vec![
+        (0, -1.0),
+        (5, -2.0),
+        (81_920, -3.0),
+        (81_925, -4.0),
+        (89_990, -5.0),
+    ];
+    for (ts, v) in &tail {
+        expected.insert(*ts, *v);
+        assert_eq!(
+            c.post(&key, &batch("p", vec![metric("m", *v, *ts)]))
+                .await
+                .status,
+            200
+        );
+    }
+    let mut got = Vec::new();
+    let mut from = 0i64;
+    loop {
+        let r = c
+            .get(&format!(
+                "/api/v1/projects/p/metrics/m/points?from={from}&limit=1000"
+            ))
+            .await;
+        let pts = r.body["points"].as_array().unwrap();
+        got.extend(pts.iter().map(|p| {
+            (
+                p["timestamp"].as_i64().unwrap(),
+                p["value"].as_f64().unwrap(),
+            )
+        }));
+        if r.body["truncated"] != json!(true) {
+            break;
+        }
+        from = got.last().unwrap().0 + 1;
+    }
+    assert_eq!(got, expected.into_iter().collect::<Vec<_>>());
+    s.stop().await;
+}

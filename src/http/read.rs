@@ -108,21 +108,36 @@ pub fn points(
         )));
     };
     // Memtable first, then segments: a compaction that finishes in between has committed
-    // before it drops the memtable copy, so the sample is seen at least once.
+    // before it drops the memtable copy, so the sample is seen at least once. The two sorted
+    // streams merge with the memtable winning on equal timestamps (it is newer), and the
+    // segment scan stops once the page is full.
     let tail = app.memtable.read(project, metric, from, to);
-    let stored = app.store.read_samples(project, metric, from, to)?;
-    let mut merged: std::collections::BTreeMap<i64, (f64, Option<Box<str>>)> = stored
-        .into_iter()
-        .map(|s| (s.timestamp_ms, (s.value, s.metadata)))
-        .collect();
-    for (ts, p) in tail {
-        merged.insert(ts, (p.value, p.metadata));
-    }
-    let truncated = merged.len() as i64 > limit;
+    let mut tail = tail.into_iter().peekable();
+    let want = limit as usize + 1;
+    let mut merged: Vec<(i64, f64, Option<Box<str>>)> = Vec::with_capacity(want.min(4096));
+    app.store
+        .scan_samples(project, metric, from, to, &mut |s| {
+            while let Some((ts, _)) = tail.peek() {
+                if *ts > s.timestamp_ms || merged.len() >= want {
+                    break;
+                }
+                let (ts, p) = tail.next().expect("BUG: peeked just above");
+                merged.push((ts, p.value, p.metadata));
+            }
+            if merged.last().is_none_or(|last| last.0 < s.timestamp_ms) && merged.len() < want {
+                merged.push((s.timestamp_ms, s.value, s.metadata));
+            }
+            merged.len() < want
+        })?;
+    merged.extend(
+        tail.take(want.saturating_sub(merged.len()))
+            .map(|(ts, p)| (ts, p.value, p.metadata)),
+    );
+    let truncated = merged.len() > limit as usize;
     let kept: Vec<(i64, f64, Option<Box<RawValue>>)> = merged
         .into_iter()
         .take(limit as usize)
-        .map(|(ts, (v, m))| (ts, v, m.and_then(|m| RawValue::from_string(m.into()).ok())))
+        .map(|(ts, v, m)| (ts, v, m.and_then(|m| RawValue::from_string(m.into()).ok())))
         .collect();
     let points = kept
         .iter()

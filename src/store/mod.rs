@@ -267,19 +267,62 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<Sample>> {
+        let mut out = Vec::new();
+        self.scan_samples(project, metric, from_ms, to_ms, &mut |s| {
+            out.push(s);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `visit` with each sample of `metric` in `[from_ms, to_ms]`, oldest first, until
+    /// it returns false. Decodes one segment at a time, so a short page of a long history
+    /// costs one or two segment decodes, not the whole range.
+    pub fn scan_samples(
+        &self,
+        project: &str,
+        metric: &str,
+        from_ms: i64,
+        to_ms: i64,
+        visit: &mut dyn FnMut(Sample) -> bool,
+    ) -> Result<()> {
+        if from_ms > to_ms {
+            return Ok(());
+        }
         let txn = self.db.begin_read()?;
         let t = txn.open_table(SEGMENTS)?;
-        let mut out = Vec::new();
-        for (start, bytes) in overlapping(&t, project, metric, from_ms, to_ms)? {
+        // The segment starting at or before `from_ms` may reach into the range; every later
+        // one starting by `to_ms` does.
+        let first = t
+            .range((project, metric, i64::MIN)..=(project, metric, from_ms))?
+            .next_back();
+        let rest =
+            t.range((project, metric, from_ms.saturating_add(1))..=(project, metric, to_ms))?;
+        let rest = if from_ms == i64::MAX {
+            None
+        } else {
+            Some(rest)
+        };
+        for row in first.into_iter().chain(rest.into_iter().flatten()) {
+            let (k, v) = row?;
+            let bytes = v.value();
+            let summary = segment::read_summary(bytes)
+                .map_err(|e| corrupt(project, metric, k.value().2, e))?;
+            if summary.max_ts < from_ms {
+                continue;
+            }
             let samples =
-                segment::decode(&bytes).map_err(|e| corrupt(project, metric, start, e))?;
-            out.extend(
-                samples
-                    .into_iter()
-                    .filter(|s| s.timestamp_ms >= from_ms && s.timestamp_ms <= to_ms),
-            );
+                segment::decode(bytes).map_err(|e| corrupt(project, metric, k.value().2, e))?;
+            for s in samples
+                .into_iter()
+                .filter(|s| s.timestamp_ms >= from_ms && s.timestamp_ms <= to_ms)
+            {
+                if !visit(s) {
+                    return Ok(());
+                }
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Whether a segment of `metric` holds a sample at exactly `ts` (decodes at most one
