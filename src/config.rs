@@ -14,6 +14,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_COMPACT_INTERVAL: Duration = Duration::from_secs(10);
 /// ...or as soon as this many samples wait: ~100 MB of memtable at most.
 pub const DEFAULT_COMPACT_MAX_PENDING: usize = 1_000_000;
+/// Writes are refused (503) while this many samples wait for compaction: the compactor is
+/// failing or far behind, and memory must not grow without bound (~1 GB of memtable).
+pub const DEFAULT_MAX_PENDING_SAMPLES: usize = 8 * DEFAULT_COMPACT_MAX_PENDING;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -25,6 +28,7 @@ pub struct Config {
     pub max_connections: usize,
     pub compact_interval: Duration,
     pub compact_max_pending: usize,
+    pub max_pending_samples: usize,
 }
 
 impl Config {
@@ -37,6 +41,7 @@ impl Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             compact_interval: DEFAULT_COMPACT_INTERVAL,
             compact_max_pending: DEFAULT_COMPACT_MAX_PENDING,
+            max_pending_samples: DEFAULT_MAX_PENDING_SAMPLES,
         }
     }
 

@@ -207,3 +207,71 @@ async fn project_and_webhook_input_errors() {
     assert_eq!(r.body["projects"].as_array().unwrap().len(), 1);
     s.stop().await;
 }
+
+/// Logs at debug level, through every key operation and every kind of refused request,
+/// never contain an API key or the admin token (only key prefixes).
+#[tokio::test]
+async fn logs_never_contain_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let data = dir.path().join("data");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = Child::start_with_stderr(&data, &["--log-format", "json"], log.into(), "debug");
+    let c = child.client();
+    let key1 = c.setup("p").await;
+    let hooks = c.get("/api/v1/webhooks").await;
+    let wh = hooks.body["webhooks"][0]["id"].as_str().unwrap().to_owned();
+    let key2 = c
+        .admin(Method::POST, &format!("/api/v1/webhooks/{wh}/rotate"), None)
+        .await
+        .body["apiKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        c.post(&key1, &batch("p", vec![metric("m", 1.0, 1)]))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        c.post(&key2, &batch("p", vec![metric("m", 1.0, 1)]))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        c.post(&key2, &batch("q", vec![metric("m", 1.0, 1)]))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        c.admin(Method::POST, &format!("/api/v1/webhooks/{wh}/revoke"), None)
+            .await
+            .status,
+        200
+    );
+    let _ = c
+        .send(
+            c.http
+                .get(format!("{}/api/v1/projects", c.url))
+                .bearer_auth(format!("{}x", child.admin_token)),
+        )
+        .await;
+    let token = child.admin_token.clone();
+    assert!(child.terminate().success());
+
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        logs.contains(&key2[..12]),
+        "logs should name keys by prefix:\n{logs}"
+    );
+    for secret in [&key1, &key2, &token] {
+        // The part after the shown prefix must never appear.
+        assert!(
+            !logs.contains(&secret[12..]),
+            "a secret leaked into the logs"
+        );
+    }
+}

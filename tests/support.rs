@@ -87,14 +87,24 @@ impl Drop for Child {
 
 impl Child {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Child {
+        Self::start_with_stderr(data_dir, extra, std::process::Stdio::inherit(), "warn")
+    }
+
+    /// Starts with stderr (the logs) going to `stderr`, at log level `level`.
+    pub fn start_with_stderr(
+        data_dir: &Path,
+        extra: &[&str],
+        stderr: std::process::Stdio,
+        level: &str,
+    ) -> Child {
         use std::io::BufRead;
         let mut process = std::process::Command::new(env!("CARGO_BIN_EXE_stathook"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut line = String::new();

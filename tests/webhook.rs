@@ -477,3 +477,34 @@ async fn latest_metric_name_and_unit_win_in_the_catalog() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn refuses_writes_while_compaction_is_far_behind_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    // 16 samples may wait before writes are refused (the test compacts by hand).
+    let s = Server::start_with(dir.path(), |c| c.max_pending_samples = 16).await;
+    let c = s.client();
+    let key = c.setup("p").await;
+    let r = c
+        .post(
+            &key,
+            &batch("p", (0..16).map(|i| metric("m", 1.0, i)).collect()),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = c.post(&key, &batch("p", vec![metric("m", 1.0, 99)])).await;
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    assert!(r.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("waiting for compaction"));
+    s.app.compact_now().unwrap();
+    assert_eq!(
+        c.post(&key, &batch("p", vec![metric("m", 1.0, 99)]))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(c.points("p", "m").await.len(), 17);
+    s.stop().await;
+}

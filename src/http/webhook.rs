@@ -43,6 +43,12 @@ pub async fn ingest(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError
             batch.project_id
         )));
     }
+    let waiting = app.memtable.pending_samples();
+    if waiting >= app.config.max_pending_samples {
+        return Err(ApiError::Unavailable(format!(
+            "{waiting} samples are waiting for compaction; nothing was stored, retry shortly"
+        )));
+    }
     let n = batch.metrics.len();
     let durable = app.journal.append(&batch);
     drop(batch);
