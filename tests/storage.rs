@@ -246,3 +246,49 @@ async fn paging_walks_a_multi_segment_history_merged_with_the_tail() {
     assert_eq!(got, expected.into_iter().collect::<Vec<_>>());
     s.stop().await;
 }
+
+/// A 200 means readable: a read sent right after each acknowledgement sees the sample, even
+/// though the memtable is filled by a separate thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_sample_is_readable_immediately() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let c = s.client();
+    let key = c.setup("p").await;
+    // Background writers keep the applier busy with other metrics.
+    let mut noise = Vec::new();
+    for w in 0..2 {
+        let (c, key) = (c.clone(), key.clone());
+        noise.push(tokio::spawn(async move {
+            for i in 0..100i64 {
+                let ms = (0..100)
+                    .map(|m| metric(&format!("noise{w}_{m}"), 1.0, i))
+                    .collect();
+                assert_eq!(c.post(&key, &batch("p", ms)).await.status, 200);
+            }
+        }));
+    }
+    for i in 0..200i64 {
+        assert_eq!(
+            c.post(&key, &batch("p", vec![metric("probe", i as f64, i)]))
+                .await
+                .status,
+            200
+        );
+        let r = c
+            .get(&format!(
+                "/api/v1/projects/p/metrics/probe/points?from={i}&to={i}"
+            ))
+            .await;
+        assert_eq!(r.status, 200, "write {i} not readable: {:?}", r.body);
+        assert_eq!(
+            r.body["points"][0]["value"],
+            json!(i),
+            "write {i} not readable"
+        );
+    }
+    for n in noise {
+        n.await.unwrap();
+    }
+    s.stop().await;
+}

@@ -35,6 +35,7 @@ fn require_project(app: &App, project: &str) -> Result<(), ApiError> {
 
 pub fn catalog(app: &App, _: AdminToken, project: &str) -> Result<Reply, ApiError> {
     require_project(app, project)?;
+    app.journal.wait_applied();
     let entries = app.memtable.catalog(project);
     let store = &app.store;
     // A write at or before a metric's last compacted timestamp may have replaced a segment
@@ -91,6 +92,8 @@ pub fn points(
     q: &Query,
 ) -> Result<Reply, ApiError> {
     require_project(app, project)?;
+    // Every write acknowledged before this read must be visible to it.
+    app.journal.wait_applied();
     let from = q.int("from")?.unwrap_or(0);
     let to = q.int("to")?.unwrap_or(i64::MAX);
     let limit = q.int("limit")?.unwrap_or(DEFAULT_POINT_LIMIT);

@@ -14,7 +14,7 @@ use crate::ingest::{ValidBatch, ValidMetric};
 use crate::memtable::{shard_of, Memtable};
 use crate::store::{Store, FORMAT_VERSION};
 use parking_lot::Mutex;
-use shard::{Control, Flusher, Part, Shared};
+use shard::{Applied, Control, Flusher, Part, Shared};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,7 +95,9 @@ pub struct RecoveryReport {
 pub struct Journal {
     dir: PathBuf,
     shared: Arc<Shared>,
-    flusher: Mutex<Option<JoinHandle<()>>>,
+    applied: Arc<Applied>,
+    /// The flusher, then the applier.
+    threads: Mutex<Vec<JoinHandle<()>>>,
     generation: AtomicU64,
 }
 
@@ -128,12 +130,21 @@ impl Journal {
             memtable.rotate(shard, generation);
         }
         let shared = Arc::new(Shared::new(SHARDS));
+        let applied = Arc::new(Applied::default());
+        let (to_applier, work) = std::sync::mpsc::channel();
+        let (m, a) = (memtable, applied.clone());
+        let applier = std::thread::Builder::new()
+            .name("journal-apply".into())
+            .spawn(move || shard::run_applier(work, m, a))
+            .map_err(|e| ioerr("spawn the journal applier for", e))?;
         let flusher = Flusher {
             dir: dir.to_path_buf(),
             generation,
             file,
             shared: shared.clone(),
-            memtable,
+            applier: to_applier,
+            applied: applied.clone(),
+            seq: 0,
             format_version: FORMAT_VERSION,
             poisoned: None,
         };
@@ -144,7 +155,8 @@ impl Journal {
         let journal = Journal {
             dir: dir.to_path_buf(),
             shared,
-            flusher: Mutex::new(Some(handle)),
+            applied,
+            threads: Mutex::new(vec![handle, applier]),
             generation: AtomicU64::new(generation),
         };
         Ok((journal, report))
@@ -214,10 +226,19 @@ impl Journal {
 
     /// Stops the flusher after it commits what is queued.
     pub fn stop(&self) {
-        if let Some(t) = self.flusher.lock().take() {
+        let mut threads = self.threads.lock();
+        if !threads.is_empty() {
             self.shared.control(Control::Stop);
-            let _ = t.join();
+            // The flusher first; its end closes the applier's queue, which then drains.
+            for t in threads.drain(..) {
+                let _ = t.join();
+            }
         }
+    }
+
+    /// Blocks until every acknowledged write is in the memtable; call before reading it.
+    pub fn wait_applied(&self) {
+        self.applied.wait();
     }
 }
 
