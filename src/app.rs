@@ -113,6 +113,15 @@ fn ensure_admin_token(config: &Config, store: &Store) -> Result<[u8; 32], AppErr
     {
         return Ok(h);
     }
+    let hash = write_new_admin_token(config, store)?;
+    tracing::info!(path = %config.admin_token_path().display(), "created the admin token (shown only in that file)");
+    Ok(hash)
+}
+
+/// Generates an admin token, writes it to `DATA_DIR/admin-token` (0600, synced), then stores
+/// its hash, replacing any earlier token. Used on first start and by `stathook admin-token
+/// reset` (server stopped) when the file was lost.
+pub fn write_new_admin_token(config: &Config, store: &Store) -> Result<[u8; 32], AppError> {
     let token = auth::new_secret(auth::ADMIN_TOKEN_PREFIX);
     let path = config.admin_token_path();
     let mut opts = fs::OpenOptions::new();
@@ -138,7 +147,6 @@ fn ensure_admin_token(config: &Config, store: &Store) -> Result<[u8; 32], AppErr
     store
         .set_admin_token_hash(&hash)
         .map_err(|e| err("store admin token hash", e))?;
-    tracing::info!(path = %path.display(), "created the admin token (shown only in that file)");
     Ok(hash)
 }
 

@@ -45,9 +45,24 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Replace the admin token (the server must be stopped): writes a new
+    /// DATA_DIR/admin-token; the old token stops working.
+    AdminToken {
+        #[command(subcommand)]
+        command: AdminTokenCommand,
+    },
     /// Verify the data dir offline (the server must be stopped): segment checksums and journal
     /// records. Exits 1 on any damage.
     Check {
+        #[arg(long, env = "STATHOOK_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminTokenCommand {
+    /// Generate a new admin token into DATA_DIR/admin-token.
+    Reset {
         #[arg(long, env = "STATHOOK_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
     },

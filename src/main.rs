@@ -5,7 +5,8 @@ use clap::Parser;
 use hyper::Method;
 use serde_json::{json, Value};
 use stathook::cli::{
-    Cli, Command, KeyCommand, LogFormat, ProjectCommand, Remote, ServeArgs, WebhookCommand,
+    AdminTokenCommand, Cli, Command, KeyCommand, LogFormat, ProjectCommand, Remote, ServeArgs,
+    WebhookCommand,
 };
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -15,6 +16,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Check { data_dir } => check(data_dir),
+        Command::AdminToken {
+            command: AdminTokenCommand::Reset { data_dir },
+        } => reset_admin_token(data_dir),
         Command::Project { command, remote } => manage(&remote, project(command)),
         Command::Webhook { command, remote } => manage(&remote, webhook(command)),
         Command::Key { command, remote } => manage(&remote, key(command)),
@@ -90,15 +94,38 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-fn check(data_dir: std::path::PathBuf) -> Result<(), String> {
-    let config = stathook::config::Config::new(
-        data_dir,
-        stathook::cli::DEFAULT_LISTEN
-            .parse()
-            .expect("BUG: default listen address"),
+fn offline_config(data_dir: std::path::PathBuf) -> stathook::config::Config {
+    let listen = stathook::cli::DEFAULT_LISTEN
+        .parse()
+        .expect("BUG: the default listen address parses");
+    stathook::config::Config::new(data_dir, listen)
+}
+
+fn open_offline(config: &stathook::config::Config) -> Result<stathook::store::Store, String> {
+    if !config.store_path().exists() {
+        return Err(format!(
+            "no store at {}; is --data-dir right?",
+            config.store_path().display()
+        ));
+    }
+    stathook::store::Store::open(&config.store_path())
+        .map_err(|e| format!("{e} (is the server still running? stop it first)"))
+}
+
+fn reset_admin_token(data_dir: std::path::PathBuf) -> Result<(), String> {
+    let config = offline_config(data_dir);
+    let store = open_offline(&config)?;
+    stathook::app::write_new_admin_token(&config, &store).map_err(|e| e.to_string())?;
+    println!(
+        "New admin token written to {}; the old one no longer works.",
+        config.admin_token_path().display()
     );
-    let store = stathook::store::Store::open(&config.store_path())
-        .map_err(|e| format!("{e} (is the server still running? stop it first)"))?;
+    Ok(())
+}
+
+fn check(data_dir: std::path::PathBuf) -> Result<(), String> {
+    let config = offline_config(data_dir);
+    let store = open_offline(&config)?;
     let (checked, bad) = store.check_segments().map_err(|e| e.to_string())?;
     println!("segments: {checked} checked, {} damaged", bad.len());
     for b in &bad {

@@ -165,3 +165,46 @@ async fn check_reports_a_damaged_journal_tail() {
     );
     child.kill();
 }
+
+#[tokio::test]
+async fn a_lost_admin_token_can_be_reset_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Child::start(dir.path(), &[]);
+    let old = child.admin_token.clone();
+    assert!(child.terminate().success());
+    std::fs::remove_file(dir.path().join("admin-token")).unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_stathook"))
+        .args(["admin-token", "reset", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let child = Child::start(dir.path(), &[]);
+    assert_ne!(child.admin_token, old);
+    let c = child.client();
+    assert_eq!(c.get("/api/v1/projects").await.status, 200);
+    assert_eq!(
+        c.send(
+            c.http
+                .get(format!("{}/api/v1/projects", c.url))
+                .bearer_auth(&old)
+        )
+        .await
+        .status,
+        401
+    );
+    // While the server runs, the store is locked and the reset refuses.
+    let out = Command::new(env!("CARGO_BIN_EXE_stathook"))
+        .args(["admin-token", "reset", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stop it first"));
+    child.kill();
+}
