@@ -492,6 +492,8 @@ async fn refuses_writes_while_compaction_is_far_behind_then_recovers() {
         )
         .await;
     assert_eq!(r.status, 200);
+    // The pending count is updated by the applier just after the 200; a read waits for it.
+    assert_eq!(c.catalog("p").await.len(), 1);
     let r = c.post(&key, &batch("p", vec![metric("m", 1.0, 99)])).await;
     assert_eq!(r.status, 503, "{:?}", r.body);
     assert!(r.body["error"]

@@ -58,7 +58,8 @@ pub async fn read(
         }
     };
     match encoding.as_str() {
-        "" | "identity" => Ok(bytes.to_vec()),
+        // Zero-copy when the body arrived in one piece.
+        "" | "identity" => Ok(Vec::from(bytes)),
         "gzip" | "x-gzip" => {
             let mut out = Vec::with_capacity(bytes.len() * 4);
             let mut dec = flate2::read::GzDecoder::new(&bytes[..]).take(max_bytes as u64 + 1);
