@@ -292,3 +292,65 @@ async fn every_acknowledged_sample_is_readable_immediately() {
     }
     s.stop().await;
 }
+
+/// A data dir written by format version 1 must keep opening, with the same data.
+#[tokio::test]
+async fn format_v1_data_dir_still_opens() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1");
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["stathook.redb", "admin-token"] {
+        std::fs::copy(fixture.join(name), dir.path().join(name)).unwrap();
+    }
+    std::fs::create_dir(dir.path().join("journal")).unwrap();
+    for e in std::fs::read_dir(fixture.join("journal")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join("journal").join(e.file_name())).unwrap();
+    }
+    let key = std::fs::read_to_string(fixture.join("api-key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    let s = Server::start(dir.path()).await;
+    let c = s.client();
+    assert_eq!(
+        c.points("golden", "daily_signups").await,
+        vec![
+            (1234567890000, 42.0),
+            (1234567950000, 43.0),
+            (1234568010000, 44.0)
+        ]
+    );
+    let r = c
+        .get("/api/v1/projects/golden/metrics/revenue/points")
+        .await;
+    assert_eq!(
+        r.body["points"],
+        json!([{"timestamp": 1234567890000i64, "value": 5}])
+    );
+    let cat = c.catalog("golden").await;
+    assert_eq!(cat.len(), 2);
+    assert_eq!(
+        (cat[0]["metricId"].clone(), cat[0]["sampleCount"].clone()),
+        (json!("daily_signups"), json!(3))
+    );
+    assert_eq!(
+        (
+            cat[1]["metricId"].clone(),
+            cat[1]["sampleCount"].clone(),
+            cat[1]["unit"].clone()
+        ),
+        (json!("revenue"), json!(1), json!("USD"))
+    );
+    // The old key still works.
+    assert_eq!(
+        c.post(
+            &key,
+            &batch("golden", vec![metric("daily_signups", 45.0, 1234568070000)])
+        )
+        .await
+        .status,
+        200
+    );
+    s.stop().await;
+}
