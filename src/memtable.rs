@@ -173,15 +173,18 @@ impl Memtable {
         );
     }
 
-    /// Applies one record's samples to shard `shard`'s generation `generation` (the current
-    /// one while serving; recovery replays older ones). Does no I/O.
-    pub fn apply<'a>(
-        &self,
-        shard: usize,
-        generation: u64,
-        project: &str,
-        samples: impl IntoIterator<Item = NewSample<'a>>,
-    ) {
+    /// Applies one journal record's samples to generation `generation` (the current one
+    /// while serving; recovery replays older ones). A record holds one shard's part of a
+    /// request, so its first sample names the shard. Does no I/O.
+    pub fn apply(&self, generation: u64, project: &str, samples: &[NewSample<'_>]) {
+        let Some(first) = samples.first() else { return };
+        let shard = shard_of(project, first.metric_id, self.shards.len());
+        debug_assert!(
+            samples
+                .iter()
+                .all(|s| shard_of(project, s.metric_id, self.shards.len()) == shard),
+            "BUG: a record mixes shards"
+        );
         let mut guard = self.shards[shard].write();
         let mem = &mut *guard;
         if generation != mem.current.generation {
@@ -420,10 +423,9 @@ mod tests {
     fn counts_distinct_timestamps_across_generations_and_compaction() {
         let m = Memtable::new(1, 1);
         m.apply(
-            0,
             1,
             "p",
-            [
+            &[
                 sample("a", 10, 1.0),
                 sample("a", 20, 2.0),
                 sample("a", 10, 3.0),
@@ -433,10 +435,9 @@ mod tests {
         m.rotate(0, 2);
         // A rewrite of a timestamp that sits in a frozen generation is not new.
         m.apply(
-            0,
             2,
             "p",
-            [
+            &[
                 sample("a", 20, 4.0),
                 sample("a", 30, 5.0),
                 sample("a", 5, 6.0),
@@ -456,7 +457,7 @@ mod tests {
         assert_eq!(count(&m, &[10, 20]), 4);
 
         // Late writes at or before the compacted end are settled against the segments.
-        m.apply(0, 2, "p", [sample("a", 10, 7.0), sample("a", 15, 8.0)]);
+        m.apply(2, "p", &[sample("a", 10, 7.0), sample("a", 15, 8.0)]);
         assert_eq!(
             count(&m, &[10, 20]),
             5,

@@ -293,15 +293,7 @@ pub fn recover_into(
         for rec in &scan.records {
             report.records += 1;
             report.samples += rec.samples.len();
-            let Some(first) = rec.samples.first() else {
-                continue;
-            };
-            memtable.apply(
-                shard_of(rec.project, first.metric_id, memtable.shard_count()),
-                generation,
-                rec.project,
-                rec.samples.iter().copied(),
-            );
+            memtable.apply(generation, rec.project, &rec.samples);
         }
         if let Some(damage) = scan.damage {
             // What is lost is the data after the offset, not the zero fill after the data.

@@ -15,7 +15,7 @@
 use super::file::JournalFile;
 use super::record::{decode_record_bytes, FrameBuilder, MAX_FRAME_TARGET_BYTES};
 use super::JournalError;
-use crate::memtable::{shard_of, Memtable};
+use crate::memtable::Memtable;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -138,15 +138,7 @@ pub(crate) fn run_applier(
                 for record in &records {
                     let rec = decode_record_bytes(record)
                         .expect("BUG: a record this process encoded does not decode");
-                    let Some(first) = rec.samples.first() else {
-                        continue;
-                    };
-                    memtable.apply(
-                        shard_of(rec.project, first.metric_id, memtable.shard_count()),
-                        generation,
-                        rec.project,
-                        rec.samples.iter().copied(),
-                    );
+                    memtable.apply(generation, rec.project, &rec.samples);
                 }
                 applied.set_applied(seq);
             }
