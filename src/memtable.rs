@@ -25,11 +25,10 @@ pub struct Point {
     pub metadata: Option<Box<str>>,
 }
 
-/// One metric's samples within one generation, newest write per timestamp.
+/// One metric's samples within one generation, newest write per timestamp. Its name and
+/// unit live once, in the metric's `CatalogEntry`.
 #[derive(Debug, Default)]
 pub struct Series {
-    pub metric_name: Box<str>,
-    pub unit: Option<Box<str>>,
     pub points: BTreeMap<i64, Point>,
 }
 
@@ -215,12 +214,6 @@ impl Memtable {
         for s in samples {
             let ts = s.timestamp_ms;
             let series = get_or_insert(series_of_project, s.metric_id);
-            if &*series.metric_name != s.metric_name {
-                series.metric_name = s.metric_name.into();
-            }
-            if series.unit.as_deref() != s.unit {
-                series.unit = s.unit.map(Into::into);
-            }
             let in_current = series.points.contains_key(&ts);
             let point = Point {
                 value: s.value,

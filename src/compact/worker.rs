@@ -71,8 +71,10 @@ pub fn compact_once(
     let mut c = store.begin_compaction().map_err(|e| e.to_string())?;
     for ((project, metric), p) in pending {
         let new: Vec<Sample> = new_samples(&p);
-        // Later generations are later writes: their name and unit win.
-        let latest = p[p.len() - 1];
+        // The catalog holds the latest metricName and unit sent (the latest wins).
+        let entry = memtable.catalog_entry(project, metric).ok_or_else(|| {
+            format!("BUG: ({project}, {metric}) has samples but no catalog entry")
+        })?;
         let (min, max) = (new[0].timestamp_ms, new[new.len() - 1].timestamp_ms);
         let mut old_segments = c
             .overlapping(project, metric, min, max, true)
@@ -107,27 +109,30 @@ pub fn compact_once(
         }
         let first = &merged[0];
         let last = &merged[merged.len() - 1];
-        let row = match c.catalog_row(project, metric).map_err(|e| e.to_string())? {
-            None => CatalogRow {
-                metric_name: latest.metric_name.to_string(),
-                unit: latest.unit.as_deref().map(str::to_owned),
-                first_timestamp: first.timestamp_ms,
-                last_timestamp: last.timestamp_ms,
-                last_value: last.value,
-                count: merged.len() as u64,
-            },
-            Some(r) => CatalogRow {
-                metric_name: latest.metric_name.to_string(),
-                unit: latest.unit.as_deref().map(str::to_owned),
-                first_timestamp: r.first_timestamp.min(first.timestamp_ms),
-                last_timestamp: r.last_timestamp.max(last.timestamp_ms),
-                last_value: if last.timestamp_ms >= r.last_timestamp {
-                    last.value
-                } else {
-                    r.last_value
-                },
-                count: r.count + merged.len() as u64 - old_len as u64,
-            },
+        let old = c.catalog_row(project, metric).map_err(|e| e.to_string())?;
+        // Merged in `old_len` old samples, so the count grows by what is new.
+        let (first_ts, last_ts, last_value, count) = match old {
+            None => (first.timestamp_ms, last.timestamp_ms, last.value, 0),
+            Some(r) if r.last_timestamp > last.timestamp_ms => (
+                r.first_timestamp.min(first.timestamp_ms),
+                r.last_timestamp,
+                r.last_value,
+                r.count,
+            ),
+            Some(r) => (
+                r.first_timestamp.min(first.timestamp_ms),
+                last.timestamp_ms,
+                last.value,
+                r.count,
+            ),
+        };
+        let row = CatalogRow {
+            metric_name: entry.metric_name.to_string(),
+            unit: entry.unit.as_deref().map(str::to_owned),
+            first_timestamp: first_ts,
+            last_timestamp: last_ts,
+            last_value,
+            count: count + merged.len() as u64 - old_len as u64,
         };
         c.put_catalog_row(project, metric, &row)
             .map_err(|e| e.to_string())?;
