@@ -43,43 +43,6 @@ pub struct ValidMetric<'a> {
     pub metadata: Option<String>,
 }
 
-/// An owned copy of a batch, for tests and tools that keep it past the body.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OwnedBatch {
-    pub project_id: String,
-    pub metrics: Vec<OwnedMetric>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct OwnedMetric {
-    pub metric_id: String,
-    pub metric_name: String,
-    pub unit: Option<String>,
-    pub timestamp_ms: i64,
-    pub value: f64,
-    pub metadata: Option<String>,
-}
-
-impl ValidBatch<'_> {
-    pub fn to_owned_batch(&self) -> OwnedBatch {
-        OwnedBatch {
-            project_id: self.project_id.to_owned(),
-            metrics: self
-                .metrics
-                .iter()
-                .map(|m| OwnedMetric {
-                    metric_id: m.metric_id.to_owned(),
-                    metric_name: m.metric_name.to_owned(),
-                    unit: m.unit.map(str::to_owned),
-                    timestamp_ms: m.timestamp_ms,
-                    value: m.value,
-                    metadata: m.metadata.clone(),
-                })
-                .collect(),
-        }
-    }
-}
-
 /// Why a body was refused; the message is the `error` of the 400 reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IngestError(pub String);

@@ -376,6 +376,43 @@ fn kind(v: &Node<'_>) -> &'static str {
 mod tests {
     use super::*;
 
+    /// An owned copy of a batch, so a test can keep it past its body buffer.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct OwnedBatch {
+        pub project_id: String,
+        pub metrics: Vec<OwnedMetric>,
+    }
+
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct OwnedMetric {
+        pub metric_id: String,
+        pub metric_name: String,
+        pub unit: Option<String>,
+        pub timestamp_ms: i64,
+        pub value: f64,
+        pub metadata: Option<String>,
+    }
+
+    impl ValidBatch<'_> {
+        pub fn to_owned_batch(&self) -> OwnedBatch {
+            OwnedBatch {
+                project_id: self.project_id.to_owned(),
+                metrics: self
+                    .metrics
+                    .iter()
+                    .map(|m| OwnedMetric {
+                        metric_id: m.metric_id.to_owned(),
+                        metric_name: m.metric_name.to_owned(),
+                        unit: m.unit.map(str::to_owned),
+                        timestamp_ms: m.timestamp_ms,
+                        value: m.value,
+                        metadata: m.metadata.clone(),
+                    })
+                    .collect(),
+            }
+        }
+    }
+
     const NOW: i64 = 1_700_000_000_000;
 
     fn parse(body: &str) -> Result<OwnedBatch, String> {

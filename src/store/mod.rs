@@ -23,8 +23,7 @@ pub enum StoreError {
     },
     /// A stored value does not decode: names what and where.
     Corrupt(String),
-    /// The caller asked for something that is not there / already there.
-    NotFound(String),
+    /// The caller asked to create something that is already there.
     Conflict(String),
 }
 
@@ -37,7 +36,6 @@ impl std::fmt::Display for StoreError {
                 "the data dir has format version {found}, newer than this stathook's {FORMAT_VERSION}; upgrade stathook"
             ),
             StoreError::Corrupt(what) => write!(f, "store corrupt: {what}"),
-            StoreError::NotFound(what) => write!(f, "{what} not found"),
             StoreError::Conflict(what) => write!(f, "{what}"),
         }
     }
@@ -256,22 +254,6 @@ impl Store {
                 from_json(v.value(), "catalog row")?,
             ));
         }
-        Ok(out)
-    }
-
-    /// Decoded samples of `metric` with `from_ms <= timestamp <= to_ms`, oldest first.
-    pub fn read_samples(
-        &self,
-        project: &str,
-        metric: &str,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<Sample>> {
-        let mut out = Vec::new();
-        self.scan_samples(project, metric, from_ms, to_ms, &mut |s| {
-            out.push(s);
-            true
-        })?;
         Ok(out)
     }
 
