@@ -464,8 +464,12 @@ mod tests {
 
     #[test]
     fn shard_of_is_stable() {
-        // Changing the hash would strand uncompacted samples in the wrong shard.
-        assert_eq!(shard_of("p", "a", 4), shard_of("p", "a", 4));
+        // Pinned values (FNV-1a of "project\0metricId"): this test fails if the hash changes,
+        // which would make replayed samples land in another shard than live writes.
+        assert_eq!(shard_of("p", "a", 4), 0);
+        assert_eq!(shard_of("p", "b", 4), 1);
+        assert_eq!(shard_of("golden", "daily_signups", 4), 3);
+        assert_eq!(shard_of("golden", "revenue", 4), 0);
         assert_eq!(shard_of("", "", 1), 0);
         let spread: std::collections::HashSet<usize> = (0..100)
             .map(|i| shard_of("p", &format!("m{i}"), 4))
