@@ -89,10 +89,7 @@ async fn keys_rotate_and_revoke() {
 
 #[tokio::test]
 async fn admin_endpoints_need_the_admin_token() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
-    let c = s.client();
-    let key = c.setup("p").await;
+    let (dir, s, c, key) = Server::with_project("p").await;
     let url = format!("{}/api/v1/projects", s.url);
     assert_eq!(c.send(c.http.get(&url)).await.status, 401);
     assert_eq!(

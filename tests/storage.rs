@@ -5,10 +5,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn data_survives_restart_with_and_without_compaction() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
-    let c = s.client();
-    let key = c.setup("p").await;
+    let (dir, s, c, key) = Server::with_project("p").await;
     for i in 0..10 {
         let ms = (0..10)
             .map(|j| metric(&format!("m{j}"), (i * 10 + j) as f64, 1000 + i))
@@ -49,10 +46,7 @@ async fn data_survives_restart_with_and_without_compaction() {
 
 #[tokio::test]
 async fn reads_merge_segments_and_journal_tail_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
-    let c = s.client();
-    let key = c.setup("p").await;
+    let (dir, s, c, key) = Server::with_project("p").await;
     let mut expected = std::collections::BTreeMap::new();
     // Interleave writes and compactions, with late (out-of-order) samples and overwrites.
     for round in 0..6i64 {
@@ -106,10 +100,7 @@ async fn reads_merge_segments_and_journal_tail_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_to_the_same_and_different_metrics() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
-    let c = s.client();
-    let key = c.setup("p").await;
+    let (_dir, s, c, key) = Server::with_project("p").await;
     let mut tasks = Vec::new();
     for w in 0..8i64 {
         let c = c.clone();
@@ -177,10 +168,7 @@ async fn a_newer_format_version_is_refused() {
 
 #[tokio::test]
 async fn metric_ids_with_slashes_and_spaces_read_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
-    let c = s.client();
-    let key = c.setup("p").await;
+    let (_dir, s, c, key) = Server::with_project("p").await;
     let r = c.post(&key, &json!({"projectId": "p", "metrics": [{"metricId": "api/latency p99", "metricName": "L", "value": 3, "timestamp": 9}]})).await;
     assert_eq!(r.status, 200);
     assert_eq!(c.points("p", "api%2Flatency%20p99").await, vec![(9, 3.0)]);
@@ -189,10 +177,7 @@ async fn metric_ids_with_slashes_and_spaces_read_back() {
 
 #[tokio::test]
 async fn paging_walks_a_multi_segment_history_merged_with_the_tail() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
-    let c = s.client();
-    let key = c.setup("p").await;
+    let (_dir, s, c, key) = Server::with_project("p").await;
     let mut expected = std::collections::BTreeMap::new();
     // 9,000 samples: more than one segment (8,192) once compacted.
     for chunk in 0..90i64 {
@@ -251,10 +236,7 @@ async fn paging_walks_a_multi_segment_history_merged_with_the_tail() {
 /// though the memtable is filled by a separate thread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_sample_is_readable_immediately() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
-    let c = s.client();
-    let key = c.setup("p").await;
+    let (_dir, s, c, key) = Server::with_project("p").await;
     // Background writers keep the applier busy with other metrics.
     let mut noise = Vec::new();
     for w in 0..2 {

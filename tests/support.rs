@@ -50,6 +50,16 @@ impl Server {
         }
     }
 
+    /// A server on a fresh temp dir with project `project` and one webhook; returns the dir
+    /// (keep it alive), the server, a client and the webhook's API key.
+    pub async fn with_project(project: &str) -> (tempfile::TempDir, Server, Client, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Server::start(dir.path()).await;
+        let c = s.client();
+        let key = c.setup(project).await;
+        (dir, s, c, key)
+    }
+
     /// Graceful shutdown: drains requests, compacts, closes the store.
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());

@@ -46,10 +46,7 @@ async fn spec_curl_example_is_stored_and_read_back_at_once() {
 /// The payloads the spec's Python and Node snippets send (timestamp = now, unit count).
 #[tokio::test]
 async fn spec_python_and_node_payloads() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
-    let c = s.client();
-    let key = c.setup("p").await;
+    let (_dir, s, c, key) = Server::with_project("p").await;
     let now = now_ms();
     // Python: json=data → compact JSON, int(time.time() * 1000).
     let py = format!(
@@ -76,10 +73,7 @@ async fn spec_python_and_node_payloads() {
 
 #[tokio::test]
 async fn timestamp_defaults_to_now_and_metadata_comes_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
-    let c = s.client();
-    let key = c.setup("p").await;
+    let (_dir, s, c, key) = Server::with_project("p").await;
     let before = now_ms();
     let r = c
         .post(
@@ -392,10 +386,7 @@ fn futures_stream(
 
 #[tokio::test]
 async fn a_batch_with_one_bad_metric_stores_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
-    let c = s.client();
-    let key = c.setup("p").await;
+    let (_dir, s, c, key) = Server::with_project("p").await;
     let mut ms: Vec<_> = (0..100)
         .map(|i| metric(&format!("m{i}"), i as f64, 1000))
         .collect();
@@ -412,10 +403,7 @@ async fn a_batch_with_one_bad_metric_stores_nothing() {
 
 #[tokio::test]
 async fn resending_the_same_metric_and_timestamp_overwrites() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
-    let c = s.client();
-    let key = c.setup("p").await;
+    let (_dir, s, c, key) = Server::with_project("p").await;
     assert_eq!(
         c.post(
             &key,
@@ -455,10 +443,7 @@ async fn resending_the_same_metric_and_timestamp_overwrites() {
 
 #[tokio::test]
 async fn latest_metric_name_and_unit_win_in_the_catalog() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
-    let c = s.client();
-    let key = c.setup("p").await;
+    let (_dir, s, c, key) = Server::with_project("p").await;
     c.post(&key, &json!({"projectId": "p", "metrics": [{"metricId": "rev", "metricName": "Revenue", "value": 1, "unit": "USD", "timestamp": 10}]})).await;
     c.post(&key, &json!({"projectId": "p", "metrics": [{"metricId": "rev", "metricName": "Revenue (EUR)", "value": 2, "unit": "EUR", "timestamp": 5}]})).await;
     let cat = c.catalog("p").await;
