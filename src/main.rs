@@ -62,6 +62,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         // Default the public URL to the bound address (right even for --listen …:0).
         config.public_url = public_url.unwrap_or_else(|| format!("http://{local}"));
         let token_path = config.admin_token_path();
+        let shutdown = shutdown_signal()?;
         let (app, report) = stathook::app::App::open(config.clone()).map_err(|e| e.to_string())?;
         tracing::info!(
             files = report.files,
@@ -74,24 +75,27 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         println!("stathook listening on http://{local}");
         tracing::info!(listen = %local, data_dir = %config.data_dir.display(),
             admin_token_file = %token_path.display(), "stathook is serving");
-        stathook::app::run(app, listener, shutdown_signal()).await;
+        stathook::app::run(app, listener, shutdown).await;
         Ok(())
     })
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("BUG: cannot install the SIGTERM handler");
+/// Installs the SIGINT and SIGTERM handlers now and returns a future that resolves on
+/// either. Installed before the server announces itself, so a signal sent right after
+/// "listening" still shuts down cleanly instead of killing the process.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    Ok(async move {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-    tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
 }
 
 fn offline_config(data_dir: std::path::PathBuf) -> stathook::config::Config {
