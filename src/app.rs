@@ -61,6 +61,7 @@ impl App {
                     KeyOwner {
                         webhook_id,
                         project_id: w.project_id.clone(),
+                        scope: w.scope,
                     },
                 );
             }

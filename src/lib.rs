@@ -16,5 +16,6 @@ pub mod http;
 pub mod ingest;
 pub mod journal;
 pub mod memtable;
+pub mod query;
 pub mod segment;
 pub mod store;

@@ -6,6 +6,7 @@ mod support;
 mod admin;
 mod cli;
 mod crash;
+mod query;
 mod storage;
 mod tidy;
 mod webhook;

@@ -255,18 +255,7 @@ impl Client {
                 "/api/v1/projects/{project}/metrics/{metric}/points?limit=100000"
             ))
             .await;
-        assert_eq!(r.status, 200, "{:?}", r.body);
-        r.body["points"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                (
-                    p["timestamp"].as_i64().unwrap(),
-                    p["value"].as_f64().unwrap(),
-                )
-            })
-            .collect()
+        points_of(&r)
     }
 
     pub async fn catalog(&self, project: &str) -> Vec<Value> {
@@ -276,6 +265,22 @@ impl Client {
         assert_eq!(r.status, 200, "{:?}", r.body);
         r.body["metrics"].as_array().unwrap().clone()
     }
+}
+
+/// The (timestamp, value) pairs of a 200 answer's `points`.
+pub fn points_of(r: &Reply) -> Vec<(i64, f64)> {
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["timestamp"].as_i64().unwrap(),
+                p["value"].as_f64().unwrap(),
+            )
+        })
+        .collect()
 }
 
 pub fn metric(id: &str, value: f64, ts: i64) -> Value {

@@ -80,6 +80,7 @@ pub fn bearer(header: Option<&[u8]>) -> Bearer<'_> {
 pub struct KeyOwner {
     pub webhook_id: String,
     pub project_id: String,
+    pub scope: crate::store::Scope,
 }
 
 /// The live API keys by hash; mirrors the store's `api_keys` table (write-through).
@@ -138,6 +139,7 @@ mod tests {
         let owner = KeyOwner {
             webhook_id: "wh_1".into(),
             project_id: "p".into(),
+            scope: crate::store::Scope::Ingest,
         };
         idx.insert(hash_secret(&key), owner.clone());
         assert_eq!(idx.lookup(&key), Some(owner));

@@ -6,7 +6,7 @@ use super::route::AdminToken;
 use crate::app::App;
 use crate::auth::{self, KeyOwner};
 use crate::clock;
-use crate::store::{Project, Tier, Webhook};
+use crate::store::{Project, Scope, Tier, Webhook};
 use hyper::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
@@ -28,6 +28,7 @@ pub struct WebhookView<'a> {
     key_created_at: i64,
     revoked_at: Option<i64>,
     status: &'static str,
+    scope: Scope,
 }
 
 impl<'a> From<&'a Webhook> for WebhookView<'a> {
@@ -40,6 +41,7 @@ impl<'a> From<&'a Webhook> for WebhookView<'a> {
             created_at: w.created_at,
             key_created_at: w.key_created_at,
             revoked_at: w.revoked_at,
+            scope: w.scope,
             status: if w.revoked_at.is_some() {
                 "revoked"
             } else {
@@ -143,19 +145,58 @@ struct WithKey<'a> {
 
 pub fn create_webhook(
     app: &App,
-    _: AdminToken,
+    token: AdminToken,
     project: &str,
     body: Value,
+) -> Result<Reply, ApiError> {
+    let name = str_field(&body, "name", true)?.unwrap_or_default();
+    create_key_record(app, token, project, name, Scope::Ingest)
+}
+
+/// `POST /api/v1/projects/{p}/keys {"scope":"read","name":…}`: a read key (`rk_…`) that
+/// can query the project but not write to it or administer anything; `"scope":"ingest"`
+/// makes a webhook connection, like `POST …/webhooks`.
+pub fn create_key(
+    app: &App,
+    token: AdminToken,
+    project: &str,
+    body: Value,
+) -> Result<Reply, ApiError> {
+    let scope = match str_field(&body, "scope", true)? {
+        Some("read") => Scope::Read,
+        Some("ingest") => Scope::Ingest,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "scope must be read or ingest, not {:?}",
+                other.unwrap_or_default()
+            )))
+        }
+    };
+    let name = str_field(&body, "name", false)?.unwrap_or(match scope {
+        Scope::Read => "read key",
+        Scope::Ingest => "webhook",
+    });
+    create_key_record(app, token, project, name, scope)
+}
+
+fn create_key_record(
+    app: &App,
+    _: AdminToken,
+    project: &str,
+    name: &str,
+    scope: Scope,
 ) -> Result<Reply, ApiError> {
     if app.store.project(project)?.is_none() {
         return Err(ApiError::NotFound(format!("project {project:?} not found")));
     }
-    let name = str_field(&body, "name", true)?.unwrap_or_default();
     let now = clock::now_ms();
     let key = auth::new_secret(auth::API_KEY_PREFIX);
     let hash = auth::hash_secret(&key);
     let w = Webhook {
-        id: auth::new_id("wh_"),
+        id: auth::new_id(match scope {
+            Scope::Ingest => "wh_",
+            Scope::Read => "rk_",
+        }),
         project_id: project.to_owned(),
         name: name.to_owned(),
         key_prefix: key[..auth::SHOWN_KEY_CHARS].to_owned(),
@@ -163,6 +204,7 @@ pub fn create_webhook(
         created_at: now,
         key_created_at: now,
         revoked_at: None,
+        scope,
     };
     app.store.put_webhook(&w, None, Some(&hash))?;
     app.keys.insert(
@@ -170,9 +212,10 @@ pub fn create_webhook(
         KeyOwner {
             webhook_id: w.id.clone(),
             project_id: w.project_id.clone(),
+            scope: w.scope,
         },
     );
-    tracing::info!(webhook = %w.id, project = %w.project_id, key_prefix = %w.key_prefix, "webhook created");
+    tracing::info!(key_id = %w.id, project = %w.project_id, scope = ?w.scope, key_prefix = %w.key_prefix, "API key created");
     Ok(json(StatusCode::CREATED, &with_key(app, &w, key)))
 }
 
@@ -188,17 +231,30 @@ fn with_key<'a>(app: &App, w: &'a Webhook, key: String) -> WithKey<'a> {
     }
 }
 
+/// Webhook connections (ingest keys); `keys` lists read keys too.
 pub fn list_webhooks(app: &App, _: AdminToken, project: Option<&str>) -> Result<Reply, ApiError> {
+    list_records(app, project, Some(Scope::Ingest), "webhooks")
+}
+
+/// Every API key record of a project, both scopes.
+pub fn list_keys(app: &App, _: AdminToken, project: &str) -> Result<Reply, ApiError> {
+    list_records(app, Some(project), None, "keys")
+}
+
+fn list_records(
+    app: &App,
+    project: Option<&str>,
+    scope: Option<Scope>,
+    field: &str,
+) -> Result<Reply, ApiError> {
     let all = app.store.webhooks()?;
     let views: Vec<WebhookView> = all
         .iter()
         .filter(|w| project.is_none_or(|p| w.project_id == p))
+        .filter(|w| scope.is_none_or(|s| w.scope == s))
         .map(Into::into)
         .collect();
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "webhooks": views }),
-    ))
+    Ok(json(StatusCode::OK, &serde_json::json!({ field: views })))
 }
 
 fn webhook(app: &App, id: &str) -> Result<(Webhook, [u8; 32]), ApiError> {
@@ -231,6 +287,7 @@ pub fn rotate_key(app: &App, _: AdminToken, id: &str) -> Result<Reply, ApiError>
         KeyOwner {
             webhook_id: w.id.clone(),
             project_id: w.project_id.clone(),
+            scope: w.scope,
         },
     );
     tracing::info!(webhook = %w.id, key_prefix = %w.key_prefix, "API key rotated");

@@ -1,17 +1,17 @@
-//! Read-back: the metric catalog of a project and the raw points of one metric, merged from
-//! segments and the journal tail, so a sample is readable as soon as its POST got 200.
+//! Read-back: the metric catalog of a project, and queries over one metric (`…/points`) or
+//! several (`…/query`), raw or aggregated, as JSON or CSV. Every read first waits for the
+//! journal's applier, so a sample is readable as soon as its POST got 200.
 
-use super::reply::{json, ApiError, Reply};
-use super::route::{AdminToken, Query};
+use super::reply::{json, raw, ApiError, Reply};
+use super::route::{Query, ReadAccess};
 use crate::app::App;
+use crate::clock;
+use crate::memtable::CatalogEntry;
+use crate::query::{self, Mode, Params, Plan, RawPoint, SeriesResult};
 use hyper::StatusCode;
 use serde::Serialize;
 use serde_json::value::RawValue;
-
-/// Points returned when `limit` is not given.
-pub const DEFAULT_POINT_LIMIT: i64 = 1000;
-/// Most points one response may carry; page with `from` for more.
-pub const MAX_POINT_LIMIT: i64 = 100_000;
+use std::fmt::Write as _;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -33,13 +33,14 @@ fn require_project(app: &App, project: &str) -> Result<(), ApiError> {
     }
 }
 
-pub fn catalog(app: &App, _: AdminToken, project: &str) -> Result<Reply, ApiError> {
+/// The catalog answers "latest value of every metric" from memory: no segment is read
+/// except to settle whether a late write replaced a compacted sample.
+pub fn catalog(app: &App, access: ReadAccess<'_>, project: &str) -> Result<Reply, ApiError> {
+    access.check(project)?;
     require_project(app, project)?;
     app.journal.wait_applied();
     let entries = app.memtable.catalog(project);
     let store = &app.store;
-    // A write at or before a metric's last compacted timestamp may have replaced a segment
-    // sample; that is settled here, at read time, so the write path never reads the store.
     let counts: Vec<u64> = entries
         .iter()
         .map(|(id, e)| e.sample_count(&mut |ts| store.contains(project, id, ts).unwrap_or(false)))
@@ -63,107 +64,405 @@ pub fn catalog(app: &App, _: AdminToken, project: &str) -> Result<Reply, ApiErro
     ))
 }
 
+/// How the client wants the answer.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Format {
+    Json,
+    Csv,
+}
+
+impl Format {
+    /// `format=json|csv` wins over `Accept: text/csv`; JSON otherwise.
+    pub fn pick(q: &Query, accept: Option<&str>) -> Result<Format, ApiError> {
+        match q.get("format") {
+            Some("json") => Ok(Format::Json),
+            Some("csv") => Ok(Format::Csv),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "format must be json or csv, not {other:?}"
+            ))),
+            None if accept.is_some_and(|a| a.contains("text/csv")) => Ok(Format::Csv),
+            None => Ok(Format::Json),
+        }
+    }
+}
+
+/// One metric to query, with what the catalog knows of it.
+struct Target {
+    id: String,
+    entry: CatalogEntry,
+}
+
+fn targets(app: &App, project: &str, ids: &[&str]) -> Result<Vec<Target>, ApiError> {
+    ids.iter()
+        .map(|id| match app.memtable.catalog_entry(project, id) {
+            Some(entry) => Ok(Target {
+                id: (*id).to_owned(),
+                entry,
+            }),
+            None => Err(ApiError::NotFound(format!(
+                "metric {id:?} not found in project {project:?}"
+            ))),
+        })
+        .collect()
+}
+
+fn plan_for(q: &Query, targets: &[Target]) -> Result<Plan, ApiError> {
+    let params = Params {
+        from: q.get("from"),
+        to: q.get("to"),
+        step: q.get("step"),
+        agg: q.get("agg"),
+        max_points: q.get("maxPoints"),
+        limit: q.get("limit"),
+        wheres: q.all("where"),
+    };
+    let span = targets
+        .iter()
+        .map(|t| (t.entry.first_timestamp, t.entry.last_timestamp))
+        .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
+    Plan::parse(&params, clock::now_ms(), span).map_err(|e| ApiError::BadRequest(e.0))
+}
+
+fn execute(
+    app: &App,
+    project: &str,
+    targets: &[Target],
+    plan: &Plan,
+) -> Result<Vec<SeriesResult>, ApiError> {
+    targets
+        .iter()
+        .map(|t| {
+            let (result, stats) = query::run(&app.store, &app.memtable, project, &t.id, plan)?;
+            tracing::debug!(
+                project,
+                metric = %t.id,
+                summarized = stats.segments_summarized,
+                decoded = stats.segments_decoded,
+                "query"
+            );
+            Ok(result)
+        })
+        .collect()
+}
+
+/// `GET /api/v1/projects/{p}/metrics/{m}/points`: one metric, raw or aggregated.
+pub fn points(
+    app: &App,
+    access: ReadAccess<'_>,
+    project: &str,
+    metric: &str,
+    q: &Query,
+    format: Format,
+) -> Result<Reply, ApiError> {
+    access.check(project)?;
+    require_project(app, project)?;
+    app.journal.wait_applied();
+    let targets = targets(app, project, &[metric])?;
+    let plan = plan_for(q, &targets)?;
+    let results = execute(app, project, &targets, &plan)?;
+    let (t, result) = (&targets[0], &results[0]);
+    if format == Format::Csv {
+        return Ok(csv_reply(match result {
+            SeriesResult::Raw { points, .. } => raw_csv(None, points),
+            SeriesResult::Buckets(b) => wide_csv(&[t.id.as_str()], &[b]),
+        }));
+    }
+    let body = SeriesView::new(t, result);
+    let header = PlanView::new(&plan);
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "projectId": project,
+            "metricId": t.id,
+            "metricName": &*t.entry.metric_name,
+            "unit": t.entry.unit.as_deref(),
+            "from": header.from,
+            "to": header.to,
+            "step": header.step,
+            "agg": header.agg,
+            "points": body.points,
+            "truncated": body.truncated,
+        }),
+    ))
+}
+
+/// `GET /api/v1/projects/{p}/query?metricIds=a,b`: several metrics in one round trip.
+/// Aggregated answers share one `timestamps` array; each series has a value (or null) per
+/// timestamp, so a chart draws them without re-aligning.
+pub fn multi(
+    app: &App,
+    access: ReadAccess<'_>,
+    project: &str,
+    q: &Query,
+    format: Format,
+) -> Result<Reply, ApiError> {
+    access.check(project)?;
+    require_project(app, project)?;
+    let ids: Vec<&str> = q
+        .all("metricIds")
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .filter(|s| !s.is_empty())
+        .collect();
+    if ids.is_empty() {
+        return Err(ApiError::BadRequest(
+            "metricIds is required: a comma-separated list of metricIds".into(),
+        ));
+    }
+    if ids.len() > query::plan::MAX_METRICS_PER_QUERY {
+        return Err(ApiError::BadRequest(format!(
+            "metricIds names {} metrics; at most {} per query",
+            ids.len(),
+            query::plan::MAX_METRICS_PER_QUERY
+        )));
+    }
+    app.journal.wait_applied();
+    let targets = targets(app, project, &ids)?;
+    let plan = plan_for(q, &targets)?;
+    let results = execute(app, project, &targets, &plan)?;
+    let header = PlanView::new(&plan);
+    match plan.mode {
+        Mode::Raw { .. } => {
+            if format == Format::Csv {
+                let mut out = String::from("metricId,timestamp,value,metadata\n");
+                for (t, r) in targets.iter().zip(&results) {
+                    if let SeriesResult::Raw { points, .. } = r {
+                        out.push_str(&raw_csv(Some(&t.id), points)[RAW_CSV_HEADER.len()..]);
+                    }
+                }
+                return Ok(csv_reply(out));
+            }
+            let series: Vec<_> = targets
+                .iter()
+                .zip(&results)
+                .map(|(t, r)| SeriesView::new(t, r))
+                .collect();
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({ "projectId": project, "from": header.from,
+                    "to": header.to, "series": series }),
+            ))
+        }
+        Mode::Aggregate { .. } => {
+            let buckets: Vec<&Vec<(i64, f64)>> = results
+                .iter()
+                .map(|r| match r {
+                    SeriesResult::Buckets(b) => b,
+                    SeriesResult::Raw { .. } => unreachable!("BUG: aggregate plan gave raw"),
+                })
+                .collect();
+            if format == Format::Csv {
+                let ids: Vec<&str> = targets.iter().map(|t| t.id.as_str()).collect();
+                return Ok(csv_reply(wide_csv(&ids, &buckets)));
+            }
+            let (timestamps, columns) = align(&buckets);
+            let series: Vec<_> = targets
+                .iter()
+                .zip(columns)
+                .map(|(t, values)| AlignedView {
+                    metric_id: &t.id,
+                    metric_name: &t.entry.metric_name,
+                    unit: t.entry.unit.as_deref(),
+                    values: values.into_iter().map(|v| v.map(Number)).collect(),
+                })
+                .collect();
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({ "projectId": project, "from": header.from,
+                    "to": header.to, "step": header.step, "agg": header.agg,
+                    "timestamps": timestamps, "series": series }),
+            ))
+        }
+    }
+}
+
+/// The union of bucket timestamps, and per series a value or None for each.
+fn align(series: &[&Vec<(i64, f64)>]) -> (Vec<i64>, Vec<Vec<Option<f64>>>) {
+    let mut timestamps: Vec<i64> = series.iter().flat_map(|s| s.iter().map(|p| p.0)).collect();
+    timestamps.sort_unstable();
+    timestamps.dedup();
+    let columns = series
+        .iter()
+        .map(|s| {
+            let mut it = s.iter().peekable();
+            timestamps
+                .iter()
+                .map(|ts| it.next_if(|p| p.0 == *ts).map(|p| p.1))
+                .collect()
+        })
+        .collect();
+    (timestamps, columns)
+}
+
+struct PlanView {
+    from: i64,
+    to: i64,
+    step: Option<i64>,
+    agg: Option<String>,
+}
+
+impl PlanView {
+    fn new(plan: &Plan) -> PlanView {
+        let (step, agg) = match &plan.mode {
+            Mode::Raw { .. } => (None, None),
+            Mode::Aggregate { agg, bucketing } => (
+                match bucketing {
+                    query::Bucketing::Step(s) => Some(*s),
+                    query::Bucketing::Whole { .. } => None,
+                },
+                Some(agg.name()),
+            ),
+        };
+        PlanView {
+            from: plan.from_ms,
+            to: plan.to_ms,
+            step,
+            agg,
+        }
+    }
+}
+
 #[derive(Serialize)]
-struct PointView<'a> {
+struct PointView {
     timestamp: i64,
-    #[serde(serialize_with = "number")]
-    value: f64,
+    value: Number,
     #[serde(skip_serializing_if = "Option::is_none")]
-    metadata: Option<&'a RawValue>,
+    metadata: Option<Box<RawValue>>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct PointsView<'a> {
-    project_id: &'a str,
+struct SeriesView<'a> {
     metric_id: &'a str,
     metric_name: &'a str,
     unit: Option<&'a str>,
-    points: Vec<PointView<'a>>,
-    /// True when `limit` cut the answer; ask again with `from` = last timestamp + 1.
-    truncated: bool,
+    points: Vec<PointView>,
+    /// Raw answers only: true when `limit` cut the answer; ask again with `from` = last
+    /// timestamp + 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    truncated: Option<bool>,
 }
 
-pub fn points(
-    app: &App,
-    _: AdminToken,
-    project: &str,
-    metric: &str,
-    q: &Query,
-) -> Result<Reply, ApiError> {
-    require_project(app, project)?;
-    // Every write acknowledged before this read must be visible to it.
-    app.journal.wait_applied();
-    let from = q.int("from")?.unwrap_or(0);
-    let to = q.int("to")?.unwrap_or(i64::MAX);
-    let limit = q.int("limit")?.unwrap_or(DEFAULT_POINT_LIMIT);
-    if !(1..=MAX_POINT_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {MAX_POINT_LIMIT}"
-        )));
-    }
-    if from > to {
-        return Err(ApiError::BadRequest("from must not be after to".into()));
-    }
-    let Some(entry) = app.memtable.catalog_entry(project, metric) else {
-        return Err(ApiError::NotFound(format!(
-            "metric {metric:?} not found in project {project:?}"
-        )));
-    };
-    // Memtable first, then segments: a compaction that finishes in between has committed
-    // before it drops the memtable copy, so the sample is seen at least once. The two sorted
-    // streams merge with the memtable winning on equal timestamps (it is newer), and the
-    // segment scan stops once the page is full.
-    let tail = app.memtable.read(project, metric, from, to);
-    let mut tail = tail.into_iter().peekable();
-    let want = limit as usize + 1;
-    let mut merged: Vec<(i64, f64, Option<Box<str>>)> = Vec::with_capacity(want.min(4096));
-    app.store
-        .scan_samples(project, metric, from, to, &mut |s| {
-            while let Some((ts, _)) = tail.peek() {
-                if *ts > s.timestamp_ms || merged.len() >= want {
-                    break;
-                }
-                let (ts, p) = tail.next().expect("BUG: peeked just above");
-                merged.push((ts, p.value, p.metadata));
-            }
-            if merged.last().is_none_or(|last| last.0 < s.timestamp_ms) && merged.len() < want {
-                merged.push((s.timestamp_ms, s.value, s.metadata));
-            }
-            merged.len() < want
-        })?;
-    merged.extend(
-        tail.take(want.saturating_sub(merged.len()))
-            .map(|(ts, p)| (ts, p.value, p.metadata)),
-    );
-    let truncated = merged.len() > limit as usize;
-    let kept: Vec<(i64, f64, Option<Box<RawValue>>)> = merged
-        .into_iter()
-        .take(limit as usize)
-        .map(|(ts, v, m)| (ts, v, m.and_then(|m| RawValue::from_string(m.into()).ok())))
-        .collect();
-    let points = kept
-        .iter()
-        .map(|(ts, v, m)| PointView {
-            timestamp: *ts,
-            value: *v,
-            metadata: m.as_deref(),
-        })
-        .collect();
-    Ok(json(
-        StatusCode::OK,
-        &PointsView {
-            project_id: project,
-            metric_id: metric,
-            metric_name: &entry.metric_name,
-            unit: entry.unit.as_deref(),
+impl<'a> SeriesView<'a> {
+    fn new(t: &'a Target, r: &SeriesResult) -> SeriesView<'a> {
+        let (points, truncated) = match r {
+            SeriesResult::Raw { points, truncated } => (
+                points
+                    .iter()
+                    .map(|p| PointView {
+                        timestamp: p.timestamp_ms,
+                        value: Number(p.value),
+                        metadata: p
+                            .metadata
+                            .as_deref()
+                            .and_then(|m| RawValue::from_string(m.to_owned()).ok()),
+                    })
+                    .collect(),
+                Some(*truncated),
+            ),
+            SeriesResult::Buckets(b) => (
+                b.iter()
+                    .map(|(ts, v)| PointView {
+                        timestamp: *ts,
+                        value: Number(*v),
+                        metadata: None,
+                    })
+                    .collect(),
+                None,
+            ),
+        };
+        SeriesView {
+            metric_id: &t.id,
+            metric_name: &t.entry.metric_name,
+            unit: t.entry.unit.as_deref(),
             points,
             truncated,
-        },
-    ))
+        }
+    }
 }
 
-/// Writes whole numbers without a fraction (`42`, not `42.0`), as the client sent them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AlignedView<'a> {
+    metric_id: &'a str,
+    metric_name: &'a str,
+    unit: Option<&'a str>,
+    values: Vec<Option<Number>>,
+}
+
+const RAW_CSV_HEADER: &str = "timestamp,value,metadata\n";
+
+/// `timestamp,value,metadata` rows (with a leading `metricId` column when given).
+fn raw_csv(metric: Option<&str>, points: &[RawPoint]) -> String {
+    let mut out = String::from(RAW_CSV_HEADER);
+    for p in points {
+        if let Some(m) = metric {
+            out.push_str(&csv_field(m));
+            out.push(',');
+        }
+        let _ = write!(out, "{},", p.timestamp_ms);
+        push_number(&mut out, p.value);
+        out.push(',');
+        if let Some(m) = &p.metadata {
+            out.push_str(&csv_field(m));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `timestamp,<metricId>…` with an empty cell where a series has no value in a bucket.
+fn wide_csv(ids: &[&str], series: &[&Vec<(i64, f64)>]) -> String {
+    let mut out = String::from("timestamp");
+    for id in ids {
+        out.push(',');
+        out.push_str(&csv_field(id));
+    }
+    out.push('\n');
+    let (timestamps, columns) = align(series);
+    for (row, ts) in timestamps.iter().enumerate() {
+        let _ = write!(out, "{ts}");
+        for c in &columns {
+            out.push(',');
+            if let Some(v) = c[row] {
+                push_number(&mut out, v);
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// RFC 4180 quoting, only when needed.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+fn push_number(out: &mut String, v: f64) {
+    if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
+        let _ = write!(out, "{}", v as i64);
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+fn csv_reply(body: String) -> Reply {
+    raw(StatusCode::OK, "text/csv; charset=utf-8", body.into_bytes())
+}
+
+/// A value written as the client sent it: whole numbers without a fraction (`42`, not `42.0`).
+struct Number(f64);
+
+impl Serialize for Number {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        number(&self.0, s)
+    }
+}
+
 fn number<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
         s.serialize_i64(*v as i64)

@@ -5,6 +5,7 @@ use super::reply::{ApiError, Reply};
 use super::{admin, read, webhook};
 use crate::app::App;
 use crate::auth::{self, Bearer};
+use crate::store::Scope;
 use hyper::body::Incoming;
 use hyper::{header, Method, Request, StatusCode};
 use percent_encoding::percent_decode_str;
@@ -64,11 +65,30 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> 
         (["api", "v1", "webhooks", id, "revoke"], &Method::POST) => {
             admin::revoke_key(app, authorize_admin(app, &req)?, id)
         }
+        (["api", "v1", "projects", p, "keys"], &Method::POST) => {
+            let token = authorize_admin(app, &req)?;
+            admin::create_key(app, token, p, json_body(app, req).await?)
+        }
+        (["api", "v1", "projects", p, "keys"], &Method::GET) => {
+            admin::list_keys(app, authorize_admin(app, &req)?, p)
+        }
         (["api", "v1", "projects", p, "metrics"], &Method::GET) => {
-            read::catalog(app, authorize_admin(app, &req)?, p)
+            read::catalog(app, authorize_read(app, &req)?.as_ref(), p)
         }
         (["api", "v1", "projects", p, "metrics", m, "points"], &Method::GET) => {
-            read::points(app, authorize_admin(app, &req)?, p, m, &query)
+            let format = read::Format::pick(&query, header_str(&req, header::ACCEPT))?;
+            read::points(
+                app,
+                authorize_read(app, &req)?.as_ref(),
+                p,
+                m,
+                &query,
+                format,
+            )
+        }
+        (["api", "v1", "projects", p, "query"], &Method::GET) => {
+            let format = read::Format::pick(&query, header_str(&req, header::ACCEPT))?;
+            read::multi(app, authorize_read(app, &req)?.as_ref(), p, &query, format)
         }
         _ => Err(ApiError::NotFound(format!(
             "no such endpoint: {method} {path}"
@@ -92,11 +112,76 @@ fn authorize_admin(app: &App, req: &Request<Incoming>) -> Result<AdminToken, Api
             "malformed Authorization header; expected 'Authorization: Bearer ADMIN_TOKEN'".into(),
         )),
         Bearer::Token(t) if auth::secret_matches(t, &app.admin_token_hash) => Ok(AdminToken(())),
-        Bearer::Token(t) if app.keys.lookup(t).is_some() => Err(ApiError::Forbidden(
-            "this endpoint needs the admin token; a webhook API key can only send metrics".into(),
-        )),
-        Bearer::Token(_) => Err(ApiError::Unauthorized("invalid admin token".into())),
+        Bearer::Token(t) => match app.keys.lookup(t) {
+            Some(owner) if owner.scope == Scope::Read => Err(ApiError::Forbidden(
+                "this endpoint needs the admin token; a read key can only query its project".into(),
+            )),
+            Some(_) => Err(ApiError::Forbidden(
+                "this endpoint needs the admin token; a webhook API key can only send metrics"
+                    .into(),
+            )),
+            None => Err(ApiError::Unauthorized("invalid admin token".into())),
+        },
     }
+}
+
+/// Who may read: the admin token (any project) or a read key (its own project only).
+pub enum ReadGrant {
+    Admin,
+    Project(String),
+}
+
+impl ReadGrant {
+    pub fn as_ref(&self) -> ReadAccess<'_> {
+        ReadAccess(self)
+    }
+}
+
+/// Proof that the request may read; `check` narrows it to one project.
+#[derive(Clone, Copy)]
+pub struct ReadAccess<'a>(&'a ReadGrant);
+
+impl ReadAccess<'_> {
+    /// 403 unless this grant covers `project`.
+    pub fn check(&self, project: &str) -> Result<(), ApiError> {
+        match self.0 {
+            ReadGrant::Admin => Ok(()),
+            ReadGrant::Project(p) if p == project => Ok(()),
+            ReadGrant::Project(_) => Err(ApiError::Forbidden(format!(
+                "this read key belongs to another project; it cannot read project {project:?}"
+            ))),
+        }
+    }
+}
+
+fn authorize_read(app: &App, req: &Request<Incoming>) -> Result<ReadGrant, ApiError> {
+    const EXPECTED: &str = "expected 'Authorization: Bearer READ_KEY' or the admin token";
+    match auth::bearer(
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    ) {
+        Bearer::Missing => Err(ApiError::Unauthorized(format!(
+            "missing Authorization header; {EXPECTED}"
+        ))),
+        Bearer::Malformed => Err(ApiError::Unauthorized(format!(
+            "malformed Authorization header; {EXPECTED}"
+        ))),
+        Bearer::Token(t) if auth::secret_matches(t, &app.admin_token_hash) => Ok(ReadGrant::Admin),
+        Bearer::Token(t) => match app.keys.lookup(t) {
+            Some(owner) if owner.scope == Scope::Read => Ok(ReadGrant::Project(owner.project_id)),
+            Some(_) => Err(ApiError::Forbidden(
+                "a webhook API key can only send metrics; create a read key with 'stathook key create --project P --scope read'".into(),
+            )),
+            None => Err(ApiError::Unauthorized(
+                "invalid key: unknown or revoked".into(),
+            )),
+        },
+    }
+}
+
+fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 async fn json_body(app: &App, req: Request<Incoming>) -> Result<serde_json::Value, ApiError> {
@@ -130,23 +215,20 @@ impl Query {
         Ok(Query(out))
     }
 
+    /// Every value of a repeated parameter, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .rev()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
-    }
-
-    /// An optional integer parameter, with a 400 naming it when it is not one.
-    pub fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
-        match self.get(name) {
-            None | Some("") => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| {
-                ApiError::BadRequest(format!(
-                    "query parameter {name} must be an integer, not {v:?}"
-                ))
-            }),
-        }
     }
 }

@@ -32,6 +32,11 @@ pub async fn ingest(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError
             .lookup(key)
             .ok_or_else(|| ApiError::Unauthorized("invalid API key: unknown or revoked".into()))?,
     };
+    if owner.scope != crate::store::Scope::Ingest {
+        return Err(ApiError::Forbidden(
+            "this is a read key: it can query its project but not send metrics; use the webhook's API key".into(),
+        ));
+    }
     super::body::require_json(req.headers())?;
     let (parts, body) = req.into_parts();
     let mut bytes = super::body::read(&parts.headers, body, app.config.max_body_bytes).await?;

@@ -202,6 +202,40 @@ pub fn read_summary(bytes: &[u8]) -> Result<Summary, SegmentError> {
 
 /// Verifies the checksum and decodes every sample.
 pub fn decode(bytes: &[u8]) -> Result<Vec<Sample>, SegmentError> {
+    let mut cols = Columns::default();
+    decode_columns(bytes, &mut cols, true)?;
+    let mut meta = cols.metadata.into_iter();
+    Ok(cols
+        .timestamps
+        .into_iter()
+        .zip(cols.values)
+        .map(|(timestamp_ms, value)| Sample {
+            timestamp_ms,
+            value,
+            metadata: meta.next().flatten(),
+        })
+        .collect())
+}
+
+/// A decoded segment as parallel columns; buffers are reused across segments by a scan.
+#[derive(Debug, Default)]
+pub struct Columns {
+    pub timestamps: Vec<i64>,
+    pub values: Vec<f64>,
+    /// Empty when the caller did not ask for metadata or the segment has none.
+    pub metadata: Vec<Option<Box<str>>>,
+}
+
+/// Verifies the checksum and decodes the columns into `out` (cleared first). Skips the
+/// metadata column unless `with_metadata`, which is what makes aggregation cheap.
+pub fn decode_columns(
+    bytes: &[u8],
+    out: &mut Columns,
+    with_metadata: bool,
+) -> Result<Summary, SegmentError> {
+    out.timestamps.clear();
+    out.values.clear();
+    out.metadata.clear();
     verify(bytes)?;
     let summary = read_summary(bytes)?;
     let count = summary.count as usize;
@@ -217,7 +251,6 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Sample>, SegmentError> {
     if codec != TS_CODEC_DOD {
         return Err(SegmentError::Malformed("timestamp codec"));
     }
-    let mut out: Vec<Sample> = Vec::with_capacity(count);
     let mut c = Reader {
         bytes: ts_col,
         pos: 0,
@@ -231,11 +264,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Sample>, SegmentError> {
             delta = delta.wrapping_add(z);
             ts = ts.wrapping_add(delta);
         }
-        out.push(Sample {
-            timestamp_ms: ts,
-            value: 0.0,
-            metadata: None,
-        });
+        out.timestamps.push(ts);
     }
 
     let (codec, val_col) = r.column("values")?;
@@ -245,15 +274,15 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Sample>, SegmentError> {
     };
     match codec {
         VALUE_CODEC_RAW => {
-            for s in out.iter_mut() {
-                s.value = c.f64("values")?;
+            for _ in 0..count {
+                out.values.push(c.f64("values")?);
             }
         }
         VALUE_CODEC_INT_DELTA => {
             let mut v = 0i64;
-            for s in out.iter_mut() {
+            for _ in 0..count {
                 v = v.wrapping_add(unzigzag(c.varint("values")?));
-                s.value = v as f64;
+                out.values.push(v as f64);
             }
         }
         _ => return Err(SegmentError::Malformed("value codec")),
@@ -262,24 +291,27 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Sample>, SegmentError> {
     let (codec, meta_col) = r.column("metadata")?;
     match codec {
         META_CODEC_NONE => {}
+        META_CODEC_LEN_PREFIXED if !with_metadata => {}
         META_CODEC_LEN_PREFIXED => {
             let mut c = Reader {
                 bytes: meta_col,
                 pos: 0,
             };
-            for s in out.iter_mut() {
+            for _ in 0..count {
                 let len = c.varint("metadata")? as usize;
                 let raw = c.take(len, "metadata")?;
-                if len > 0 {
+                out.metadata.push(if len > 0 {
                     let text = std::str::from_utf8(raw)
                         .map_err(|_| SegmentError::Malformed("metadata"))?;
-                    s.metadata = Some(text.into());
-                }
+                    Some(text.into())
+                } else {
+                    None
+                });
             }
         }
         _ => return Err(SegmentError::Malformed("metadata codec")),
     }
-    Ok(out)
+    Ok(summary)
 }
 
 /// Whether the segment holds a sample at `ts`; decodes only the timestamp column.

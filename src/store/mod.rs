@@ -5,7 +5,7 @@
 
 mod tables;
 
-use crate::segment::{self, Sample, SegmentError};
+use crate::segment::{self, SegmentError};
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -68,6 +68,16 @@ pub struct Project {
     pub created_at: i64,
 }
 
+/// What an API key may do: send metrics (a webhook connection's key) or query its project.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    #[default]
+    Ingest,
+    Read,
+}
+
+/// An API key record: a webhook connection (`wh_…`, scope ingest) or a read key (`rk_…`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
@@ -81,6 +91,9 @@ pub struct Webhook {
     pub created_at: i64,
     pub key_created_at: i64,
     pub revoked_at: Option<i64>,
+    /// Absent in records written before read keys existed: those are ingest keys.
+    #[serde(default)]
+    pub scope: Scope,
 }
 
 /// What the compacted segments of one metric hold (the journal tail is added in memory).
@@ -94,6 +107,9 @@ pub struct CatalogRow {
     pub last_value: f64,
     pub count: u64,
 }
+
+/// Called with (segment start key, segment bytes); returns whether to go on.
+pub type SegmentVisitor<'a, E> = dyn FnMut(i64, &[u8]) -> Result<bool, E> + 'a;
 
 pub struct Store {
     db: Database,
@@ -257,51 +273,40 @@ impl Store {
         Ok(out)
     }
 
-    /// Calls `visit` with each sample of `metric` in `[from_ms, to_ms]`, oldest first, until
-    /// it returns false. Decodes one segment at a time, so a short page of a long history
-    /// costs one or two segment decodes, not the whole range.
-    pub fn scan_samples(
+    /// Calls `visit(start_ms, bytes)` with every segment of `metric` that may hold samples in
+    /// `[from_ms, to_ms]`, oldest first, until it returns `Ok(false)`. Segments of one metric
+    /// never overlap in time, so the concatenation is one ordered stream. Decoding is the
+    /// caller's: a query may answer from the header summary alone.
+    pub fn scan_segments<E: From<StoreError>>(
         &self,
         project: &str,
         metric: &str,
         from_ms: i64,
         to_ms: i64,
-        visit: &mut dyn FnMut(Sample) -> bool,
-    ) -> Result<()> {
+        visit: &mut SegmentVisitor<'_, E>,
+    ) -> Result<(), E> {
         if from_ms > to_ms {
             return Ok(());
         }
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(SEGMENTS)?;
+        let txn = self.db.begin_read().map_err(StoreError::from)?;
+        let t = txn.open_table(SEGMENTS).map_err(StoreError::from)?;
         // The segment starting at or before `from_ms` may reach into the range; every later
         // one starting by `to_ms` does.
         let first = t
-            .range((project, metric, i64::MIN)..=(project, metric, from_ms))?
+            .range((project, metric, i64::MIN)..=(project, metric, from_ms))
+            .map_err(StoreError::from)?
             .next_back();
-        let rest =
-            t.range((project, metric, from_ms.saturating_add(1))..=(project, metric, to_ms))?;
-        let rest = if from_ms == i64::MAX {
-            None
-        } else {
-            Some(rest)
+        let rest = match from_ms {
+            i64::MAX => None,
+            _ => Some(
+                t.range((project, metric, from_ms + 1)..=(project, metric, to_ms))
+                    .map_err(StoreError::from)?,
+            ),
         };
         for row in first.into_iter().chain(rest.into_iter().flatten()) {
-            let (k, v) = row?;
-            let bytes = v.value();
-            let summary = segment::read_summary(bytes)
-                .map_err(|e| corrupt(project, metric, k.value().2, e))?;
-            if summary.max_ts < from_ms {
-                continue;
-            }
-            let samples =
-                segment::decode(bytes).map_err(|e| corrupt(project, metric, k.value().2, e))?;
-            for s in samples
-                .into_iter()
-                .filter(|s| s.timestamp_ms >= from_ms && s.timestamp_ms <= to_ms)
-            {
-                if !visit(s) {
-                    return Ok(());
-                }
+            let (k, v) = row.map_err(StoreError::from)?;
+            if !visit(k.value().2, v.value())? {
+                break;
             }
         }
         Ok(())
@@ -471,7 +476,8 @@ fn overlapping(
     Ok(out)
 }
 
-fn corrupt(project: &str, metric: &str, start: i64, e: SegmentError) -> StoreError {
+/// The error for a damaged segment, naming its key.
+pub fn corrupt(project: &str, metric: &str, start: i64, e: SegmentError) -> StoreError {
     StoreError::Corrupt(format!("segment ({project}, {metric}, {start}): {e}"))
 }
 
