@@ -157,9 +157,9 @@ async fn every_aggregation_matches_a_naive_reference_across_segments_and_journal
 }
 
 #[tokio::test]
-async fn whole_segments_are_answered_from_their_summaries() {
+async fn whole_blocks_are_answered_from_their_summaries() {
     let (_dir, s, c, key) = Server::with_project("p").await;
-    // 20,000 samples 10 s apart → 3 segments after compaction.
+    // 20,000 samples 10 s apart → 3 segments of up to 4 blocks (10 blocks) after compaction.
     for chunk in 0..200i64 {
         let ms = (0..100)
             .map(|i| {
@@ -181,13 +181,13 @@ async fn whole_segments_are_answered_from_their_summaries() {
         stathook::query::Plan::parse(&params, 0, None).unwrap()
     };
     let run = |p| stathook::query::run(&s.app.store, &s.app.memtable, "p", "m", &p).unwrap();
-    // One bucket for all: every segment folds from its header.
+    // One bucket for all: every block folds from its summary.
     let (avg, stats) = run(plan("1y", "avg"));
-    assert_eq!(stats.segments_decoded, 0, "{stats:?}");
-    assert!(stats.segments_summarized >= 3, "{stats:?}");
-    // Quantiles need the values: every segment is decoded, and the answers agree.
+    assert_eq!(stats.blocks_decoded, 0, "{stats:?}");
+    assert_eq!(stats.blocks_summarized, 10, "{stats:?}");
+    // Quantiles need the values: every block is decoded, and the answers agree.
     let (p50, stats) = run(plan("1y", "p50"));
-    assert_eq!(stats.segments_summarized, 0, "{stats:?}");
+    assert_eq!(stats.blocks_summarized, 0, "{stats:?}");
     let sum: i64 = (0..20_000i64).map(|n| n % 17).sum();
     let stathook::query::SeriesResult::Buckets(avg) = avg else {
         panic!()
@@ -198,8 +198,8 @@ async fn whole_segments_are_answered_from_their_summaries() {
     };
     assert_eq!(p50[0].1, 8.0);
 
-    // A late write into the middle of a segment: that segment is decoded and merged, the
-    // others still fold from summaries, and the answer includes the overwrite.
+    // A late write into the middle of a block: that block is decoded and merged, the others
+    // still fold from summaries, and the answer includes the overwrite.
     let r = c
         .post(
             &key,
@@ -213,7 +213,7 @@ async fn whole_segments_are_answered_from_their_summaries() {
         .await;
     assert_eq!(r.status, 200);
     let (res, stats) = run(plan("1y", "sum"));
-    assert_eq!(stats.segments_decoded, 1, "{stats:?}");
+    assert_eq!(stats.blocks_decoded, 1, "{stats:?}");
     let stathook::query::SeriesResult::Buckets(b) = res else {
         panic!()
     };

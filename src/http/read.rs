@@ -136,8 +136,8 @@ fn execute(
             tracing::debug!(
                 project,
                 metric = %t.id,
-                summarized = stats.segments_summarized,
-                decoded = stats.segments_decoded,
+                summarized = stats.blocks_summarized,
+                decoded = stats.blocks_decoded,
                 "query"
             );
             Ok(result)

@@ -103,8 +103,33 @@ impl Accumulator {
         }
     }
 
-    /// Folds a whole segment in. Only valid when `Agg::summary_suffices` and the segment's
-    /// samples all belong to this bucket, after everything earlier and before anything later.
+    /// `add` for each of `values`, in one pass the compiler can keep in registers.
+    pub fn add_all(&mut self, values: &[f64]) {
+        let (Some(&first), Some(&last)) = (values.first(), values.last()) else {
+            return;
+        };
+        if self.count == 0 {
+            self.first = first;
+        }
+        let (mut sum, mut min, mut max) = (0.0, self.min, self.max);
+        for &v in values {
+            sum += v;
+            min = if v < min { v } else { min };
+            max = if v > max { v } else { max };
+        }
+        self.count += values.len() as u64;
+        self.sum += sum;
+        self.min = min;
+        self.max = max;
+        self.last = last;
+        if let Some(v) = &mut self.values {
+            v.extend_from_slice(values);
+        }
+    }
+
+    /// Folds a whole block in from its summary. Only valid when `Agg::summary_suffices` and
+    /// the block's samples all belong to this bucket, after everything earlier and before
+    /// anything later.
     pub fn add_summary(&mut self, s: &Summary) {
         debug_assert!(self.values.is_none(), "BUG: quantiles need every value");
         if s.count == 0 {
@@ -176,6 +201,14 @@ impl Bucketing {
             Bucketing::Whole { from_ms } => from_ms,
         }
     }
+
+    /// The first timestamp after the bucket named `bucket` (exclusive end).
+    pub fn bucket_end(&self, bucket: i64) -> i64 {
+        match *self {
+            Bucketing::Step(step) => bucket.saturating_add(step),
+            Bucketing::Whole { .. } => i64::MAX,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -228,7 +261,7 @@ mod tests {
             last: 9.0,
         };
         let mut a = Accumulator::new(Agg::Sum);
-        a.add(5.0);
+        a.add_all(&[5.0]);
         a.add_summary(&s);
         assert_eq!(a.clone().finish(Agg::Sum), Some(15.0));
         assert_eq!(a.clone().finish(Agg::First), Some(5.0));

@@ -2,8 +2,9 @@
 //! journal tail (from `memtable`) into one ordered, de-duplicated stream — the tail wins on
 //! equal timestamps, being newer — and feeding it to a sink (raw points or buckets).
 //!
-//! The fast path: a segment that lies wholly inside the range and inside one bucket, and that
-//! no tail sample overlaps, is folded from its header summary without being decoded.
+//! The fast path: a segment block that lies wholly inside the range and inside one bucket,
+//! and that no tail sample overlaps, is folded from its checksummed summary in the segment
+//! header without being decoded; only blocks that a bucket boundary cuts are decoded.
 //! Reads only; never writes to the store or the memtable.
 
 use super::agg::{Accumulator, Agg, Bucketing};
@@ -35,8 +36,8 @@ pub enum SeriesResult {
 /// Counters a caller may log or a test may assert on: how much was answered from summaries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ScanStats {
-    pub segments_summarized: u64,
-    pub segments_decoded: u64,
+    pub blocks_summarized: u64,
+    pub blocks_decoded: u64,
 }
 
 /// Runs `plan` over `project`/`metric`. The caller has already waited for the journal's
@@ -85,13 +86,24 @@ pub fn run(
 
 /// Receives the merged stream.
 trait Sink {
-    /// Offered a whole segment inside the range that no tail sample overlaps. Returns true if
+    /// Offered a whole block inside the range that no tail sample overlaps. Returns true if
     /// it folded the summary (its samples are then not fed one by one).
-    fn whole_segment(&mut self, _summary: &Summary) -> bool {
+    fn whole_block(&mut self, _summary: &Summary) -> bool {
         false
     }
     /// One sample; returns false to stop the scan.
     fn sample(&mut self, ts: i64, value: f64, metadata: Option<&str>) -> bool;
+    /// A run of samples in order, none overwritten; `metadata` is empty or parallel.
+    /// Returns false to stop the scan.
+    fn run(&mut self, ts: &[i64], values: &[f64], metadata: &[Option<Box<str>>]) -> bool {
+        for i in 0..ts.len() {
+            let meta = metadata.get(i).and_then(|m| m.as_deref());
+            if !self.sample(ts[i], values[i], meta) {
+                return false;
+            }
+        }
+        true
+    }
     fn wants_metadata(&self) -> bool;
 }
 
@@ -118,56 +130,67 @@ fn scan(
     let mut stopped = false;
     store.scan_segments::<StoreError>(project, metric, from, to, &mut |start, bytes| {
         let bad = |e| store::corrupt(project, metric, start, e);
-        let summary = segment::read_summary(bytes).map_err(bad)?;
-        if summary.max_ts < from {
+        if segment::read_summary(bytes).map_err(bad)?.max_ts < from {
             return Ok(true);
         }
-        while t < tail.len() && tail[t].0 < summary.min_ts {
-            let (ts, p) = &tail[t];
-            t += 1;
-            if !sink.sample(*ts, p.value, p.metadata.as_deref()) {
-                stopped = true;
-                return Ok(false);
-            }
-        }
-        let overlapped = t < tail.len() && tail[t].0 <= summary.max_ts;
-        if !overlapped && summary.min_ts >= from && summary.max_ts <= to {
-            // Only a valid segment may answer from its header: a damaged one must be
-            // reported, not summed.
-            segment::verify(bytes).map_err(bad)?;
-            if sink.whole_segment(&summary) {
-                stats.segments_summarized += 1;
-                return Ok(true);
-            }
-        }
-        stats.segments_decoded += 1;
-        segment::decode_columns(bytes, &mut cols, with_metadata).map_err(bad)?;
-        for i in 0..cols.timestamps.len() {
-            let ts = cols.timestamps[i];
-            if ts < from {
+        for block in segment::blocks(bytes).map_err(bad)? {
+            let b = &block.summary;
+            if b.max_ts < from {
                 continue;
             }
-            if ts > to {
-                break;
+            if b.min_ts > to {
+                return Ok(false);
             }
-            // Tail samples up to `ts` go first; one at exactly `ts` replaces the segment's.
-            let mut replaced = false;
-            while t < tail.len() && tail[t].0 <= ts {
-                let (tts, p) = &tail[t];
+            while t < tail.len() && tail[t].0 < b.min_ts {
+                let (ts, p) = &tail[t];
                 t += 1;
-                replaced = *tts == ts;
-                if !sink.sample(*tts, p.value, p.metadata.as_deref()) {
+                if !sink.sample(*ts, p.value, p.metadata.as_deref()) {
                     stopped = true;
                     return Ok(false);
                 }
             }
-            if replaced {
+            let overlapped = t < tail.len() && tail[t].0 <= b.max_ts;
+            if !overlapped && b.min_ts >= from && b.max_ts <= to && sink.whole_block(b) {
+                stats.blocks_summarized += 1;
                 continue;
             }
-            let meta = cols.metadata.get(i).and_then(|m| m.as_deref());
-            if !sink.sample(ts, cols.values[i], meta) {
-                stopped = true;
-                return Ok(false);
+            stats.blocks_decoded += 1;
+            segment::decode_block(bytes, &block, &mut cols, with_metadata).map_err(bad)?;
+            let lo = cols.timestamps.partition_point(|ts| *ts < from);
+            let hi = cols.timestamps.partition_point(|ts| *ts <= to);
+            if !overlapped {
+                let meta = if cols.metadata.is_empty() {
+                    &[][..]
+                } else {
+                    &cols.metadata[lo..hi]
+                };
+                if !sink.run(&cols.timestamps[lo..hi], &cols.values[lo..hi], meta) {
+                    stopped = true;
+                    return Ok(false);
+                }
+                continue;
+            }
+            for i in lo..hi {
+                let ts = cols.timestamps[i];
+                // Tail samples up to `ts` go first; one at exactly `ts` replaces the block's.
+                let mut replaced = false;
+                while t < tail.len() && tail[t].0 <= ts {
+                    let (tts, p) = &tail[t];
+                    t += 1;
+                    replaced = *tts == ts;
+                    if !sink.sample(*tts, p.value, p.metadata.as_deref()) {
+                        stopped = true;
+                        return Ok(false);
+                    }
+                }
+                if replaced {
+                    continue;
+                }
+                let meta = cols.metadata.get(i).and_then(|m| m.as_deref());
+                if !sink.sample(ts, cols.values[i], meta) {
+                    stopped = true;
+                    return Ok(false);
+                }
             }
         }
         Ok(true)
@@ -232,7 +255,7 @@ impl AggSink {
 }
 
 impl Sink for AggSink {
-    fn whole_segment(&mut self, s: &Summary) -> bool {
+    fn whole_block(&mut self, s: &Summary) -> bool {
         let bucket = self.bucketing.bucket_of(s.min_ts);
         if !self.agg.summary_suffices()
             || !self.matcher.is_empty()
@@ -248,6 +271,25 @@ impl Sink for AggSink {
         if self.matcher.matches(metadata) {
             self.enter(self.bucketing.bucket_of(ts));
             self.acc.add(value);
+        }
+        true
+    }
+    fn run(&mut self, ts: &[i64], values: &[f64], metadata: &[Option<Box<str>>]) -> bool {
+        if !self.matcher.is_empty() {
+            for i in 0..ts.len() {
+                self.sample(ts[i], values[i], metadata.get(i).and_then(|m| m.as_deref()));
+            }
+            return true;
+        }
+        // One division per bucket, not per sample.
+        let mut i = 0;
+        while i < ts.len() {
+            let bucket = self.bucketing.bucket_of(ts[i]);
+            let end = self.bucketing.bucket_end(bucket);
+            self.enter(bucket);
+            let n = ts[i..].partition_point(|t| *t < end);
+            self.acc.add_all(&values[i..i + n]);
+            i += n;
         }
         true
     }

@@ -2,8 +2,13 @@
 //!
 //! Owns the byte layout described in `docs/format.md` ("Segment value"). Pure: no I/O, no
 //! clock, no redb — `store` decides where the bytes live, `compact` decides what goes in.
-//! Columns: timestamps (delta-of-delta, zigzag varints), values (integer deltas when every
-//! value is a whole number, raw f64 otherwise), metadata (length-prefixed JSON text).
+//! A segment is a header (summary of the whole segment, then one entry per block with the
+//! block's own summary, length and checksum, all covered by a header checksum) followed by
+//! blocks of up to `BLOCK_SAMPLES` samples. Each block holds three columns: timestamps
+//! (delta-of-delta, zigzag varints), values (integer deltas when every value is a whole
+//! number, raw f64 otherwise), metadata (length-prefixed JSON text). A query folds whole
+//! blocks from their summaries and decodes only the blocks a bucket boundary cuts.
+//! Version 1 segments (one block, no block table) are still read.
 
 mod varint;
 
@@ -11,7 +16,11 @@ pub use varint::{get_varint, put_varint, unzigzag, zigzag};
 
 /// Version byte at the start of every segment value. Bump when the layout changes and keep a
 /// decoder for every older version (old files must keep opening).
-pub const SEGMENT_VERSION: u8 = 1;
+pub const SEGMENT_VERSION: u8 = 2;
+
+/// Samples per block. 2048 keeps the block table small (68 bytes per block, ~0.03 bytes
+/// per sample) while a query that needs part of a block decodes at most 2048 samples.
+pub const BLOCK_SAMPLES: usize = 2048;
 
 /// Largest number of samples in one segment. 8192 samples at 10 s spacing is ~23 hours: big
 /// enough that per-segment overhead (key, header, checksum) is <1% of the bytes, small enough
@@ -76,14 +85,58 @@ const META_CODEC_LEN_PREFIXED: u8 = 1;
 /// Integers above 2^53 are not exact in f64, so the integer codec stops there.
 const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0;
 const HEADER_LEN: usize = 1 + 4 + 8 * 7;
+/// count u32, min_ts i64, max_ts i64, five f64, body length u32, body CRC-32 u32.
+const BLOCK_ENTRY_LEN: usize = 4 + 8 * 7 + 4 + 4;
 
 /// Encodes samples that are sorted by strictly increasing timestamp (the caller dedups).
-/// Panics on an empty slice or unsorted input: both are bugs in the caller, never input.
+/// Panics on an empty slice, more than `MAX_SEGMENT_SAMPLES` or unsorted input: all are
+/// bugs in the caller, never input.
 pub fn encode(samples: &[Sample]) -> Vec<u8> {
     assert!(!samples.is_empty(), "BUG: encoding an empty segment");
-    let summary = summarize(samples);
-    let mut out = Vec::with_capacity(HEADER_LEN + samples.len() * 4 + 32);
-    out.push(SEGMENT_VERSION);
+    assert!(
+        samples.len() <= MAX_SEGMENT_SAMPLES,
+        "BUG: segment of {} samples",
+        samples.len()
+    );
+    let bodies: Vec<(Summary, Vec<u8>)> = samples
+        .chunks(BLOCK_SAMPLES)
+        .map(|block| {
+            let mut body = Vec::with_capacity(block.len() * 3 + 16);
+            encode_columns(&mut body, block);
+            (summarize(block), body)
+        })
+        .collect();
+    let total: usize = bodies.iter().map(|b| b.1.len()).sum();
+    let mut out = Vec::with_capacity(HEADER_LEN + 2 + bodies.len() * BLOCK_ENTRY_LEN + 4 + total);
+    push_summary(&mut out, SEGMENT_VERSION, &summarize(samples));
+    out.extend_from_slice(&(bodies.len() as u16).to_le_bytes());
+    for (summary, body) in &bodies {
+        out.extend_from_slice(&summary.count.to_le_bytes());
+        out.extend_from_slice(&summary.min_ts.to_le_bytes());
+        out.extend_from_slice(&summary.max_ts.to_le_bytes());
+        for v in [
+            summary.min,
+            summary.max,
+            summary.sum,
+            summary.first,
+            summary.last,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    for (_, body) in &bodies {
+        out.extend_from_slice(body);
+    }
+    out
+}
+
+/// Version byte + the 60-byte summary (`HEADER_LEN` in all).
+fn push_summary(out: &mut Vec<u8>, version: u8, summary: &Summary) {
+    out.push(version);
     out.extend_from_slice(&summary.count.to_le_bytes());
     out.extend_from_slice(&summary.min_ts.to_le_bytes());
     out.extend_from_slice(&summary.max_ts.to_le_bytes());
@@ -96,7 +149,10 @@ pub fn encode(samples: &[Sample]) -> Vec<u8> {
     ] {
         out.extend_from_slice(&v.to_le_bytes());
     }
+}
 
+/// The three columns of sorted samples: the body of a v2 block, or of a whole v1 segment.
+fn encode_columns(out: &mut Vec<u8>, samples: &[Sample]) {
     let mut col = Vec::with_capacity(samples.len() * 2);
     let (mut prev_ts, mut prev_delta) = (0i64, 0i64);
     for (i, s) in samples.iter().enumerate() {
@@ -115,7 +171,7 @@ pub fn encode(samples: &[Sample]) -> Vec<u8> {
         }
         prev_ts = ts;
     }
-    push_column(&mut out, TS_CODEC_DOD, &col);
+    push_column(out, TS_CODEC_DOD, &col);
 
     col.clear();
     let all_int = samples
@@ -128,12 +184,12 @@ pub fn encode(samples: &[Sample]) -> Vec<u8> {
             put_varint(&mut col, zigzag(v.wrapping_sub(prev)));
             prev = v;
         }
-        push_column(&mut out, VALUE_CODEC_INT_DELTA, &col);
+        push_column(out, VALUE_CODEC_INT_DELTA, &col);
     } else {
         for s in samples {
             col.extend_from_slice(&s.value.to_le_bytes());
         }
-        push_column(&mut out, VALUE_CODEC_RAW, &col);
+        push_column(out, VALUE_CODEC_RAW, &col);
     }
 
     col.clear();
@@ -143,14 +199,10 @@ pub fn encode(samples: &[Sample]) -> Vec<u8> {
             put_varint(&mut col, m.len() as u64);
             col.extend_from_slice(m.as_bytes());
         }
-        push_column(&mut out, META_CODEC_LEN_PREFIXED, &col);
+        push_column(out, META_CODEC_LEN_PREFIXED, &col);
     } else {
-        push_column(&mut out, META_CODEC_NONE, &[]);
+        push_column(out, META_CODEC_NONE, &[]);
     }
-
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
 }
 
 fn push_column(out: &mut Vec<u8>, codec: u8, bytes: &[u8]) {
@@ -181,13 +233,18 @@ pub fn summarize(samples: &[Sample]) -> Summary {
     s
 }
 
-/// Reads only the header; checks the version but not the checksum (cheap pruning).
+/// Reads only the segment summary; checks the version but no checksum (cheap pruning by
+/// time range). Anything that trusts the numbers goes through `blocks` instead.
 pub fn read_summary(bytes: &[u8]) -> Result<Summary, SegmentError> {
     let mut r = Reader { bytes, pos: 0 };
     let version = r.u8("version")?;
-    if version != SEGMENT_VERSION {
+    if version != SEGMENT_VERSION && version != 1 {
         return Err(SegmentError::UnknownVersion(version));
     }
+    read_summary_fields(&mut r)
+}
+
+fn read_summary_fields(r: &mut Reader<'_>) -> Result<Summary, SegmentError> {
     Ok(Summary {
         count: r.u32("count")?,
         min_ts: r.i64("min_ts")?,
@@ -198,6 +255,81 @@ pub fn read_summary(bytes: &[u8]) -> Result<Summary, SegmentError> {
         first: r.f64("first")?,
         last: r.f64("last")?,
     })
+}
+
+/// One block of a segment as its header describes it: a summary whose numbers are covered by
+/// a checksum, and where its body lies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Block {
+    pub summary: Summary,
+    body_start: usize,
+    body_len: usize,
+    /// None for a v1 segment, whose single checksum `blocks` has already verified.
+    crc: Option<u32>,
+}
+
+/// The blocks of a segment, oldest first, with their checksummed summaries. Verifies the
+/// header checksum (v2) or the whole segment (v1, whose only block is the segment), and that
+/// the block table is consistent with the bytes; block bodies are verified when decoded.
+pub fn blocks(bytes: &[u8]) -> Result<Vec<Block>, SegmentError> {
+    let mut r = Reader { bytes, pos: 0 };
+    match r.u8("version")? {
+        1 => {
+            verify_v1(bytes)?;
+            let summary = read_summary_fields(&mut r)?;
+            Ok(vec![Block {
+                summary,
+                body_start: HEADER_LEN,
+                body_len: bytes.len() - HEADER_LEN - 4,
+                crc: None,
+            }])
+        }
+        SEGMENT_VERSION => {
+            let total = read_summary_fields(&mut r)?;
+            let n = r.u16("block count")? as usize;
+            let table_end = HEADER_LEN + 2 + n * BLOCK_ENTRY_LEN;
+            let header = bytes
+                .get(..table_end + 4)
+                .ok_or(SegmentError::Malformed("block table"))?;
+            let stored = u32::from_le_bytes(
+                header[table_end..]
+                    .try_into()
+                    .expect("BUG: slice of 4 bytes"),
+            );
+            if crc32fast::hash(&header[..table_end]) != stored {
+                return Err(SegmentError::Checksum);
+            }
+            let mut out = Vec::with_capacity(n);
+            let mut body_start = table_end + 4;
+            let mut count = 0u64;
+            for _ in 0..n {
+                let summary = read_summary_fields(&mut r)?;
+                let body_len = r.u32("block length")? as usize;
+                let crc = r.u32("block checksum")?;
+                if summary.count == 0 || summary.count as usize > BLOCK_SAMPLES {
+                    return Err(SegmentError::Malformed("block count"));
+                }
+                count += u64::from(summary.count);
+                out.push(Block {
+                    summary,
+                    body_start,
+                    body_len,
+                    crc: Some(crc),
+                });
+                body_start = body_start
+                    .checked_add(body_len)
+                    .ok_or(SegmentError::Malformed("block length"))?;
+            }
+            if n == 0 || count != u64::from(total.count) || count > MAX_SEGMENT_SAMPLES as u64 {
+                return Err(SegmentError::Malformed("count"));
+            }
+            if body_start != bytes.len() {
+                return Err(SegmentError::Malformed("length"));
+            }
+            Ok(out)
+        }
+        v => Err(SegmentError::UnknownVersion(v)),
+    }
 }
 
 /// Verifies the checksum and decodes every sample.
@@ -217,71 +349,114 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Sample>, SegmentError> {
         .collect())
 }
 
-/// A decoded segment as parallel columns; buffers are reused across segments by a scan.
+/// A decoded segment or block as parallel columns; buffers are reused across a scan.
 #[derive(Debug, Default)]
 pub struct Columns {
     pub timestamps: Vec<i64>,
     pub values: Vec<f64>,
-    /// Empty when the caller did not ask for metadata or the segment has none.
+    /// Empty when the caller did not ask for metadata or no sample has any.
     pub metadata: Vec<Option<Box<str>>>,
 }
 
-/// Verifies the checksum and decodes the columns into `out` (cleared first). Skips the
+impl Columns {
+    fn clear(&mut self) {
+        self.timestamps.clear();
+        self.values.clear();
+        self.metadata.clear();
+    }
+}
+
+/// Verifies every checksum and decodes all blocks into `out` (cleared first). Skips the
 /// metadata column unless `with_metadata`, which is what makes aggregation cheap.
 pub fn decode_columns(
     bytes: &[u8],
     out: &mut Columns,
     with_metadata: bool,
-) -> Result<Summary, SegmentError> {
-    out.timestamps.clear();
-    out.values.clear();
-    out.metadata.clear();
-    verify(bytes)?;
-    let summary = read_summary(bytes)?;
-    let count = summary.count as usize;
+) -> Result<(), SegmentError> {
+    out.clear();
+    let blocks = blocks(bytes)?;
+    let mut any_metadata = false;
+    for b in &blocks {
+        let before = out.timestamps.len();
+        let had = decode_block_into(bytes, b, out, with_metadata)?;
+        if had && !any_metadata {
+            // Earlier blocks had none: pad them so the columns stay parallel.
+            out.metadata.splice(0..0, std::iter::repeat_n(None, before));
+        } else if !had && any_metadata {
+            out.metadata
+                .extend(std::iter::repeat_n(None, b.summary.count as usize));
+        }
+        any_metadata |= had;
+    }
+    Ok(())
+}
+
+/// Verifies one block's checksum and decodes it into `out` (cleared first).
+pub fn decode_block(
+    bytes: &[u8],
+    block: &Block,
+    out: &mut Columns,
+    with_metadata: bool,
+) -> Result<(), SegmentError> {
+    out.clear();
+    decode_block_into(bytes, block, out, with_metadata).map(|_| ())
+}
+
+/// Appends one block's samples; returns whether it pushed metadata entries.
+fn decode_block_into(
+    bytes: &[u8],
+    block: &Block,
+    out: &mut Columns,
+    with_metadata: bool,
+) -> Result<bool, SegmentError> {
+    let body = bytes
+        .get(block.body_start..block.body_start + block.body_len)
+        .ok_or(SegmentError::Malformed("block length"))?;
+    if let Some(crc) = block.crc {
+        if crc32fast::hash(body) != crc {
+            return Err(SegmentError::Checksum);
+        }
+    }
+    let count = block.summary.count as usize;
     if count == 0 || count > MAX_SEGMENT_SAMPLES {
         return Err(SegmentError::Malformed("count"));
     }
     let mut r = Reader {
-        bytes: &bytes[..bytes.len() - 4],
-        pos: HEADER_LEN,
+        bytes: body,
+        pos: 0,
     };
 
     let (codec, ts_col) = r.column("timestamps")?;
     if codec != TS_CODEC_DOD {
         return Err(SegmentError::Malformed("timestamp codec"));
     }
-    let mut c = Reader {
-        bytes: ts_col,
-        pos: 0,
-    };
-    let (mut ts, mut delta) = (0i64, 0i64);
-    for i in 0..count {
-        let z = unzigzag(c.varint("timestamps")?);
-        if i == 0 {
-            ts = z;
-        } else {
-            delta = delta.wrapping_add(z);
-            ts = ts.wrapping_add(delta);
-        }
+    let mut varints = Varints::new(ts_col, "timestamps");
+    out.timestamps.reserve(count);
+    let mut ts = unzigzag(varints.next()?);
+    out.timestamps.push(ts);
+    let mut delta = 0i64;
+    for _ in 1..count {
+        delta = delta.wrapping_add(unzigzag(varints.next()?));
+        ts = ts.wrapping_add(delta);
         out.timestamps.push(ts);
     }
 
     let (codec, val_col) = r.column("values")?;
-    let mut c = Reader {
-        bytes: val_col,
-        pos: 0,
-    };
+    out.values.reserve(count);
     match codec {
         VALUE_CODEC_RAW => {
-            for _ in 0..count {
-                out.values.push(c.f64("values")?);
+            if val_col.len() != count * 8 {
+                return Err(SegmentError::Malformed("values"));
             }
+            out.values.extend(val_col.chunks_exact(8).map(|b| {
+                f64::from_le_bytes(b.try_into().expect("BUG: chunks_exact(8) gives 8 bytes"))
+            }));
         }
         VALUE_CODEC_INT_DELTA => {
+            let mut varints = Varints::new(val_col, "values");
             let mut v = 0i64;
             for _ in 0..count {
-                v = v.wrapping_add(unzigzag(c.varint("values")?));
+                v = v.wrapping_add(unzigzag(varints.next()?));
                 out.values.push(v as f64);
             }
         }
@@ -290,8 +465,8 @@ pub fn decode_columns(
 
     let (codec, meta_col) = r.column("metadata")?;
     match codec {
-        META_CODEC_NONE => {}
-        META_CODEC_LEN_PREFIXED if !with_metadata => {}
+        META_CODEC_NONE => Ok(false),
+        META_CODEC_LEN_PREFIXED if !with_metadata => Ok(false),
         META_CODEC_LEN_PREFIXED => {
             let mut c = Reader {
                 bytes: meta_col,
@@ -308,46 +483,36 @@ pub fn decode_columns(
                     None
                 });
             }
+            Ok(true)
         }
-        _ => return Err(SegmentError::Malformed("metadata codec")),
+        _ => Err(SegmentError::Malformed("metadata codec")),
     }
-    Ok(summary)
 }
 
-/// Whether the segment holds a sample at `ts`; decodes only the timestamp column.
+/// Whether the segment holds a sample at `ts`; decodes at most one block.
 pub fn contains_timestamp(bytes: &[u8], ts: i64) -> Result<bool, SegmentError> {
     let summary = read_summary(bytes)?;
     if ts < summary.min_ts || ts > summary.max_ts {
         return Ok(false);
     }
-    verify(bytes)?;
-    let mut r = Reader {
-        bytes: &bytes[..bytes.len() - 4],
-        pos: HEADER_LEN,
-    };
-    let (_, ts_col) = r.column("timestamps")?;
-    let mut c = Reader {
-        bytes: ts_col,
-        pos: 0,
-    };
-    let (mut cur, mut delta) = (0i64, 0i64);
-    for i in 0..summary.count {
-        let z = unzigzag(c.varint("timestamps")?);
-        if i == 0 {
-            cur = z;
-        } else {
-            delta = delta.wrapping_add(z);
-            cur = cur.wrapping_add(delta);
-        }
-        if cur >= ts {
-            return Ok(cur == ts);
+    let mut cols = Columns::default();
+    for b in blocks(bytes)? {
+        if b.summary.min_ts <= ts && ts <= b.summary.max_ts {
+            decode_block(bytes, &b, &mut cols, false)?;
+            return Ok(cols.timestamps.binary_search(&ts).is_ok());
         }
     }
     Ok(false)
 }
 
-/// Checks the trailing CRC-32 over every preceding byte.
+/// Verifies every checksum of the segment (header and all blocks).
 pub fn verify(bytes: &[u8]) -> Result<(), SegmentError> {
+    let mut cols = Columns::default();
+    decode_columns(bytes, &mut cols, true)
+}
+
+/// Checks a v1 segment's trailing CRC-32 over every preceding byte.
+fn verify_v1(bytes: &[u8]) -> Result<(), SegmentError> {
     if bytes.len() < HEADER_LEN + 4 {
         return Err(SegmentError::Malformed("length"));
     }
@@ -357,6 +522,52 @@ pub fn verify(bytes: &[u8]) -> Result<(), SegmentError> {
         return Err(SegmentError::Checksum);
     }
     Ok(())
+}
+
+/// Writes a version 1 segment (one block, one trailing checksum), as stathook 0.1 did; kept
+/// so tests can prove old segments still read.
+#[cfg(test)]
+pub fn encode_v1(samples: &[Sample]) -> Vec<u8> {
+    let mut out = Vec::new();
+    push_summary(&mut out, 1, &summarize(samples));
+    encode_columns(&mut out, samples);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Reads consecutive varints of one column, with a fast path for the one-byte values that
+/// regular timestamps and small deltas produce.
+struct Varints<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    what: &'static str,
+}
+
+impl<'a> Varints<'a> {
+    fn new(bytes: &'a [u8], what: &'static str) -> Varints<'a> {
+        Varints {
+            bytes,
+            pos: 0,
+            what,
+        }
+    }
+
+    #[inline]
+    fn next(&mut self) -> Result<u64, SegmentError> {
+        match self.bytes.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            _ => {
+                let (v, used) = get_varint(&self.bytes[self.pos.min(self.bytes.len())..])
+                    .ok_or(SegmentError::Malformed(self.what))?;
+                self.pos += used;
+                Ok(v)
+            }
+        }
+    }
 }
 
 struct Reader<'a> {
@@ -379,6 +590,10 @@ impl<'a> Reader<'a> {
     }
     fn u8(&mut self, what: &'static str) -> Result<u8, SegmentError> {
         Ok(self.take(1, what)?[0])
+    }
+    fn u16(&mut self, what: &'static str) -> Result<u16, SegmentError> {
+        let b = self.take(2, what)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
     }
     fn u32(&mut self, what: &'static str) -> Result<u32, SegmentError> {
         let b = self.take(4, what)?;
@@ -445,6 +660,52 @@ mod tests {
     }
 
     #[test]
+    fn version_1_segments_still_read() {
+        let samples: Vec<Sample> = (0..3000)
+            .map(|i| s(i * 10, i as f64 * 0.5, (i % 3 == 0).then_some("{}")))
+            .collect();
+        let v1 = encode_v1(&samples);
+        assert_eq!(v1[0], 1);
+        assert_eq!(decode(&v1).unwrap(), samples);
+        assert_eq!(read_summary(&v1).unwrap(), summarize(&samples));
+        let b = blocks(&v1).unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].summary, summarize(&samples));
+        assert_eq!(contains_timestamp(&v1, 29_990), Ok(true));
+        assert_eq!(contains_timestamp(&v1, 29_991), Ok(false));
+        let mut bad = v1.clone();
+        bad[100] ^= 1;
+        assert_eq!(blocks(&bad), Err(SegmentError::Checksum));
+    }
+
+    #[test]
+    fn blocks_summarize_their_own_samples() {
+        // 5000 samples: blocks of 2048, 2048 and 904; metadata only in the middle block.
+        let samples: Vec<Sample> = (0..5000)
+            .map(|i| {
+                let meta = (2048..4096).contains(&i).then_some("{\"k\":1}");
+                s(1_000 + i * 7, (i % 11) as f64, meta)
+            })
+            .collect();
+        let bytes = encode(&samples);
+        assert_eq!(decode(&bytes).unwrap(), samples);
+        let b = blocks(&bytes).unwrap();
+        assert_eq!(b.len(), 3);
+        let mut cols = Columns::default();
+        for (i, (block, chunk)) in b.iter().zip(samples.chunks(BLOCK_SAMPLES)).enumerate() {
+            assert_eq!(block.summary, summarize(chunk), "block {i}");
+            decode_block(&bytes, block, &mut cols, true).unwrap();
+            let ts: Vec<i64> = chunk.iter().map(|s| s.timestamp_ms).collect();
+            assert_eq!(cols.timestamps, ts);
+            assert_eq!(cols.metadata.len(), if i == 1 { chunk.len() } else { 0 });
+        }
+        for ts in [1_000, 1_000 + 2048 * 7, 1_000 + 4999 * 7] {
+            assert_eq!(contains_timestamp(&bytes, ts), Ok(true), "{ts}");
+            assert_eq!(contains_timestamp(&bytes, ts + 1), Ok(false), "{ts}");
+        }
+    }
+
+    #[test]
     fn integer_values_take_few_bytes() {
         let samples: Vec<Sample> = (0..1000)
             .map(|i| s(1_700_000_000_000 + i * 10_000, (i % 7) as f64, None))
@@ -452,7 +713,7 @@ mod tests {
         let bytes = encode(&samples);
         // Regular 10 s spacing: one byte per timestamp; small integer deltas: one byte each.
         assert!(
-            bytes.len() < 2100 + HEADER_LEN + 40,
+            bytes.len() < 2100 + HEADER_LEN + 2 + BLOCK_ENTRY_LEN + 4 + 15,
             "{} bytes",
             bytes.len()
         );

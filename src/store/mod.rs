@@ -12,7 +12,7 @@ use std::path::Path;
 use tables::*;
 
 /// Version of the whole on-disk format (store file + journal files), see `docs/format.md`.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -128,6 +128,12 @@ impl Store {
                     meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())?;
                 }
                 Some(Some(v)) if v == FORMAT_VERSION => {}
+                Some(Some(1)) => {
+                    // Version 1 differs only in its segments (one block, no block table), and
+                    // the segment decoder reads both; new segments are written as version 2,
+                    // so the file is version 2 from here on (an older stathook refuses it).
+                    meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())?;
+                }
                 Some(Some(v)) if v > FORMAT_VERSION => {
                     return Err(StoreError::NewerFormat { found: v })
                 }
