@@ -24,6 +24,8 @@ pub struct App {
     pub keys: KeyIndex,
     pub admin_token_hash: [u8; 32],
     compactor: Mutex<Option<CompactorHandle>>,
+    /// Held by each compaction round, deletion and retention sweep: they never interleave.
+    rounds: Arc<Mutex<()>>,
 }
 
 #[derive(Debug)]
@@ -72,12 +74,21 @@ impl App {
             Journal::open(&config.journal_dir(), store.clone(), memtable.clone())
                 .map_err(|e| err("open journal", e))?;
         let journal = Arc::new(journal);
+        let rounds = Arc::new(Mutex::new(()));
+        let (cutoff_store, default_retention) = (store.clone(), config.retention_ms);
         let compactor = compact::spawn(
             store.clone(),
             journal.clone(),
             memtable.clone(),
-            config.compact_interval,
-            config.compact_max_pending,
+            rounds.clone(),
+            compact::Schedule {
+                interval: config.compact_interval,
+                max_pending: config.compact_max_pending,
+                expire_interval: config.expire_interval,
+                cutoff: Box::new(move |project, now| {
+                    retention_ms(&cutoff_store, default_retention, project).map(|r| now - r)
+                }),
+            },
         );
         let app = App {
             config,
@@ -87,13 +98,31 @@ impl App {
             keys,
             admin_token_hash,
             compactor: Mutex::new(Some(compactor)),
+            rounds,
         };
         Ok((Arc::new(app), report))
     }
 
     /// Runs one compaction round now (tests and the admin API use it).
     pub fn compact_now(&self) -> Result<crate::compact::CompactStats, String> {
+        let _round = self.rounds.lock();
         compact::compact_once(&self.store, &self.journal, &self.memtable)
+    }
+
+    /// Deletes a metric and its data (see `compact::delete_metric`); false if unknown.
+    pub fn delete_metric(&self, project: &str, metric: &str) -> Result<bool, String> {
+        self.journal.wait_applied();
+        let _round = self.rounds.lock();
+        compact::delete_metric(&self.store, &self.journal, &self.memtable, project, metric)
+    }
+
+    /// Runs one retention sweep as if the time were `now_ms`; returns the samples removed.
+    pub fn expire_now(&self, now_ms: i64) -> Result<u64, String> {
+        let _round = self.rounds.lock();
+        let (store, default) = (&self.store, self.config.retention_ms);
+        compact::expire_once(store, &self.memtable, &|p| {
+            retention_ms(store, default, p).map(|r| now_ms - r)
+        })
     }
 
     /// Flushes everything to the store and stops the background threads.
@@ -102,6 +131,19 @@ impl App {
             c.stop();
         }
         self.journal.stop();
+    }
+}
+
+/// A project's retention in ms: its own setting, else the server default; None = forever.
+fn retention_ms(store: &Store, default: Option<i64>, project: &str) -> Option<i64> {
+    match store
+        .project(project)
+        .ok()
+        .flatten()
+        .and_then(|p| p.retention)
+    {
+        Some(setting) => crate::config::parse_retention(&setting).unwrap_or(default),
+        None => default,
     }
 }
 

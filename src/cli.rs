@@ -38,7 +38,16 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
-    /// Rotate or revoke a webhook's API key.
+    /// Query a metric (or several): raw points, or buckets with --step/--agg/--max-points.
+    Query(QueryArgs),
+    /// Delete a metric and its data.
+    Metric {
+        #[command(subcommand)]
+        command: MetricCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Create read keys; rotate or revoke any API key.
     Key {
         #[command(subcommand)]
         command: KeyCommand,
@@ -84,9 +93,21 @@ pub struct ServeArgs {
     /// Largest accepted request body, after gzip decoding.
     #[arg(long, env = "STATHOOK_MAX_BODY_BYTES", default_value_t = crate::config::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// Keep samples this long (e.g. 90d, 12h, 2w), dropping older segments; `forever` keeps
+    /// everything. Projects may override it.
+    #[arg(long, env = "STATHOOK_RETENTION", default_value = "forever", value_parser = parse_retention)]
+    pub retention: Retention,
     /// Seconds between compaction rounds while samples wait in the journal.
     #[arg(long, env = "STATHOOK_COMPACT_INTERVAL_SECS", default_value_t = crate::config::DEFAULT_COMPACT_INTERVAL.as_secs())]
     pub compact_interval_secs: u64,
+}
+
+/// A parsed `--retention`: milliseconds, or None for forever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention(pub Option<i64>);
+
+fn parse_retention(s: &str) -> Result<Retention, String> {
+    crate::config::parse_retention(s).map(Retention)
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -117,9 +138,74 @@ pub enum ProjectCommand {
         id: Option<String>,
         #[arg(long, value_enum, default_value_t = TierArg::Free)]
         tier: TierArg,
+        /// This project's retention (e.g. 30d, forever); default: the server's --retention.
+        #[arg(long)]
+        retention: Option<String>,
     },
     /// List projects.
     List,
+    /// Set a project's retention: a duration (30d), `forever`, or `default` (the server's).
+    SetRetention {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        retention: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MetricCommand {
+    /// Delete a metric and every sample acknowledged before this command.
+    Delete {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        metric: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct QueryArgs {
+    #[arg(long)]
+    pub project: String,
+    /// A metricId; repeat (or comma-separate) for several, answered with aligned buckets.
+    #[arg(long = "metric", required = true, value_delimiter = ',')]
+    pub metrics: Vec<String>,
+    /// Unix ms, `now`, or relative like -24h, -7d (default: the first sample).
+    #[arg(long, allow_hyphen_values = true)]
+    pub from: Option<String>,
+    /// Unix ms, `now`, or relative (default: now or the last sample, whichever is later).
+    #[arg(long, allow_hyphen_values = true)]
+    pub to: Option<String>,
+    /// Bucket width: 10s, 5m, 1h, 1d or ms.
+    #[arg(long)]
+    pub step: Option<String>,
+    /// avg, min, max, sum, count, first, last, p50, p90, p95, p99 (default avg when bucketing).
+    #[arg(long)]
+    pub agg: Option<String>,
+    /// At most this many buckets; picks the step.
+    #[arg(long)]
+    pub max_points: Option<u32>,
+    /// Metadata filter metadata.KEY:VALUE; repeat to AND several.
+    #[arg(long = "where")]
+    pub filters: Vec<String>,
+    /// Raw points: at most this many.
+    #[arg(long)]
+    pub limit: Option<u32>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// A read key for the project (default: the admin token).
+    #[arg(long, env = "STATHOOK_READ_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -145,16 +231,39 @@ pub enum WebhookCommand {
     },
 }
 
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScopeArg {
+    Read,
+    Ingest,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum KeyCommand {
-    /// Issue a new API key for a webhook; the old one stops working at once.
-    Rotate {
+    /// Create an API key for a project: `--scope read` can query it but not write or
+    /// administer; `--scope ingest` is a webhook connection. Prints the key once.
+    Create {
         #[arg(long)]
+        project: String,
+        #[arg(long, value_enum)]
+        scope: ScopeArg,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List a project's API keys (both scopes; never the keys themselves).
+    List {
+        #[arg(long)]
+        project: String,
+    },
+    /// Issue a new API key for a webhook or read key; the old one stops working at once.
+    Rotate {
+        /// The webhook id (wh_…) or read key id (rk_…).
+        #[arg(long, visible_alias = "id")]
         webhook: String,
     },
-    /// Revoke a webhook's API key.
+    /// Revoke a webhook's or read key's API key.
     Revoke {
-        #[arg(long)]
+        /// The webhook id (wh_…) or read key id (rk_…).
+        #[arg(long, visible_alias = "id")]
         webhook: String,
     },
 }

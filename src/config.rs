@@ -18,6 +18,22 @@ pub const DEFAULT_COMPACT_MAX_PENDING: usize = 1_000_000;
 /// failing or far behind, and memory must not grow without bound (~1 GB of memtable).
 pub const DEFAULT_MAX_PENDING_SAMPLES: usize = 8 * DEFAULT_COMPACT_MAX_PENDING;
 
+/// How often the compactor drops segments past their retention. Expiry is coarse (whole
+/// segments, ~a day of 10 s samples each), so a minute is plenty.
+pub const DEFAULT_EXPIRE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A retention setting: `forever` (None) or a duration such as `90d`, `12h`, `2w`.
+pub fn parse_retention(s: &str) -> Result<Option<i64>, String> {
+    if s == "forever" {
+        return Ok(None);
+    }
+    crate::query::plan::parse_duration_ms(s)
+        .map(Some)
+        .ok_or_else(|| {
+            format!("retention must be forever or a duration such as 90d, 12h or 2w; not {s:?}")
+        })
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub data_dir: PathBuf,
@@ -29,6 +45,9 @@ pub struct Config {
     pub compact_interval: Duration,
     pub compact_max_pending: usize,
     pub max_pending_samples: usize,
+    /// Default retention in ms for projects without their own; None keeps data forever.
+    pub retention_ms: Option<i64>,
+    pub expire_interval: Duration,
 }
 
 impl Config {
@@ -42,6 +61,8 @@ impl Config {
             compact_interval: DEFAULT_COMPACT_INTERVAL,
             compact_max_pending: DEFAULT_COMPACT_MAX_PENDING,
             max_pending_samples: DEFAULT_MAX_PENDING_SAMPLES,
+            retention_ms: None,
+            expire_interval: DEFAULT_EXPIRE_INTERVAL,
         }
     }
 

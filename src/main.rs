@@ -5,8 +5,8 @@ use clap::Parser;
 use hyper::Method;
 use serde_json::{json, Value};
 use stathook::cli::{
-    AdminTokenCommand, Cli, Command, KeyCommand, LogFormat, ProjectCommand, Remote, ServeArgs,
-    WebhookCommand,
+    AdminTokenCommand, Cli, Command, KeyCommand, LogFormat, MetricCommand, OutputFormat,
+    ProjectCommand, QueryArgs, Remote, ScopeArg, ServeArgs, WebhookCommand,
 };
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -22,6 +22,8 @@ fn main() -> ExitCode {
         Command::Project { command, remote } => manage(&remote, project(command)),
         Command::Webhook { command, remote } => manage(&remote, webhook(command)),
         Command::Key { command, remote } => manage(&remote, key(command)),
+        Command::Metric { command, remote } => manage(&remote, metric(command)),
+        Command::Query(args) => query(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -49,6 +51,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let mut config = stathook::config::Config::new(args.data_dir, args.listen);
     let public_url = args.public_url;
     config.max_body_bytes = args.max_body_bytes;
+    config.retention_ms = args.retention.0;
     config.compact_interval = std::time::Duration::from_secs(args.compact_interval_secs.max(1));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -164,23 +167,72 @@ type Request = (Method, String, Option<Value>, fn(&Value));
 
 fn project(cmd: ProjectCommand) -> Request {
     match cmd {
-        ProjectCommand::Create { name, id, tier } => {
+        ProjectCommand::Create {
+            name,
+            id,
+            tier,
+            retention,
+        } => {
             let tier = format!("{tier:?}").to_lowercase();
             (
                 Method::POST,
                 "/api/v1/projects".into(),
-                Some(json!({"name": name, "id": id, "tier": tier})),
+                Some(json!({"name": name, "id": id, "tier": tier, "retention": retention})),
                 |v| {
                     println!("Project ID: {}", s(&v["id"]));
                 },
             )
         }
         ProjectCommand::List => (Method::GET, "/api/v1/projects".into(), None, |v| {
-            println!("{:<24} {:<6} NAME", "ID", "TIER");
+            println!("{:<24} {:<6} {:<10} NAME", "ID", "TIER", "RETENTION");
             for p in v["projects"].as_array().into_iter().flatten() {
-                println!("{:<24} {:<6} {}", s(&p["id"]), s(&p["tier"]), s(&p["name"]));
+                let retention = p["retention"].as_str().unwrap_or("default");
+                println!(
+                    "{:<24} {:<6} {:<10} {}",
+                    s(&p["id"]),
+                    s(&p["tier"]),
+                    retention,
+                    s(&p["name"])
+                );
             }
         }),
+        ProjectCommand::SetRetention { project, retention } => {
+            let value = if retention == "default" {
+                Value::Null
+            } else {
+                Value::String(retention)
+            };
+            (
+                Method::PUT,
+                format!("/api/v1/projects/{}/retention", enc(&project)),
+                Some(json!({ "retention": value })),
+                |v| {
+                    let r = v["retention"].as_str().unwrap_or("default (the server's)");
+                    println!("Project {}: retention {r}", s(&v["id"]));
+                },
+            )
+        }
+    }
+}
+
+fn metric(cmd: MetricCommand) -> Request {
+    match cmd {
+        MetricCommand::Delete { project, metric } => (
+            Method::DELETE,
+            format!(
+                "/api/v1/projects/{}/metrics/{}",
+                enc(&project),
+                enc(&metric)
+            ),
+            None,
+            |v| {
+                println!(
+                    "Deleted metric {} of project {}",
+                    s(&v["metricId"]),
+                    s(&v["projectId"])
+                );
+            },
+        ),
     }
 }
 
@@ -226,8 +278,56 @@ fn webhook(cmd: WebhookCommand) -> Request {
     }
 }
 
+fn print_read_key(v: &Value) {
+    println!("API Key: {}", s(&v["apiKey"]));
+    println!("Key ID: {}", s(&v["webhook"]["id"]));
+    println!("Scope: {}", s(&v["webhook"]["scope"]));
+    println!("Project ID: {}", s(&v["projectId"]));
+    eprintln!("(copy the API key now: it is not shown again)");
+}
+
 fn key(cmd: KeyCommand) -> Request {
     match cmd {
+        KeyCommand::Create {
+            project,
+            scope,
+            name,
+        } => (
+            Method::POST,
+            format!("/api/v1/projects/{}/keys", enc(&project)),
+            Some(json!({
+                "scope": if scope == ScopeArg::Read { "read" } else { "ingest" },
+                "name": name,
+            })),
+            |v| {
+                if v["webhook"]["scope"] == "read" {
+                    print_read_key(v)
+                } else {
+                    print_key(v)
+                }
+            },
+        ),
+        KeyCommand::List { project } => (
+            Method::GET,
+            format!("/api/v1/projects/{}/keys", enc(&project)),
+            None,
+            |v| {
+                println!(
+                    "{:<20} {:<7} {:<8} {:<12} NAME",
+                    "ID", "SCOPE", "STATUS", "KEY"
+                );
+                for w in v["keys"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<20} {:<7} {:<8} {:<12} {}",
+                        s(&w["id"]),
+                        s(&w["scope"]),
+                        s(&w["status"]),
+                        s(&w["keyPrefix"]),
+                        s(&w["name"])
+                    );
+                }
+            },
+        ),
         KeyCommand::Rotate { webhook } => (
             Method::POST,
             format!("/api/v1/webhooks/{}/rotate", enc(&webhook)),
@@ -246,15 +346,116 @@ fn key(cmd: KeyCommand) -> Request {
 }
 
 fn manage(remote: &Remote, (method, path, body, print): Request) -> Result<(), String> {
-    let token = match std::env::var("STATHOOK_ADMIN_TOKEN") {
-        Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
-        _ => {
-            let path = remote.data_dir.join("admin-token");
-            std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read the admin token from {}: {e} (set STATHOOK_ADMIN_TOKEN or --data-dir)", path.display()))?
-                .trim()
-                .to_owned()
+    let reply = request(remote, None, method, &path, body)?;
+    print(&reply);
+    Ok(())
+}
+
+/// `stathook query`: one metric through `…/points`, several through `…/query`.
+fn query(a: QueryArgs) -> Result<(), String> {
+    let mut q: Vec<(&str, String)> = Vec::new();
+    let mut opt = |k: &'static str, v: Option<String>| {
+        if let Some(v) = v {
+            q.push((k, v));
         }
+    };
+    opt("from", a.from);
+    opt("to", a.to);
+    opt("step", a.step);
+    opt("agg", a.agg);
+    opt("maxPoints", a.max_points.map(|n| n.to_string()));
+    opt("limit", a.limit.map(|n| n.to_string()));
+    for w in a.filters {
+        q.push(("where", w));
+    }
+    if a.format == OutputFormat::Csv {
+        q.push(("format", "csv".into()));
+    }
+    let project = enc(&a.project);
+    let path = match a.metrics.as_slice() {
+        [one] => format!("/api/v1/projects/{project}/metrics/{}/points", enc(one)),
+        many => {
+            q.push(("metricIds", many.join(",")));
+            format!("/api/v1/projects/{project}/query")
+        }
+    };
+    let qs: Vec<String> = q.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
+    let path = format!("{path}?{}", qs.join("&"));
+    let reply = request(&a.remote, a.key.as_deref(), Method::GET, &path, None)?;
+    match a.format {
+        OutputFormat::Csv => print!("{}", reply.as_str().unwrap_or_default()),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&reply).expect("BUG: JSON values serialize")
+        ),
+        OutputFormat::Table => print_table(&reply),
+    }
+    Ok(())
+}
+
+/// Points or aligned series as columns: TIMESTAMP (UTC ms) then one column per metric.
+fn print_table(v: &Value) {
+    let cell = |x: &Value| match x {
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    };
+    if let Some(ts) = v["timestamps"].as_array() {
+        let series = v["series"].as_array().cloned().unwrap_or_default();
+        print!("{:<15}", "TIMESTAMP");
+        for s in &series {
+            print!(" {:>14}", s["metricId"].as_str().unwrap_or("?"));
+        }
+        println!();
+        for (i, t) in ts.iter().enumerate() {
+            print!("{:<15}", cell(t));
+            for s in &series {
+                print!(" {:>14}", cell(&s["values"][i]));
+            }
+            println!();
+        }
+        return;
+    }
+    let blocks: Vec<&Value> = match v["series"].as_array() {
+        Some(series) => series.iter().collect(),
+        None => vec![v],
+    };
+    for b in blocks {
+        if v["series"].is_array() {
+            println!("# {}", b["metricId"].as_str().unwrap_or("?"));
+        }
+        println!("{:<15} {:>14}  METADATA", "TIMESTAMP", "VALUE");
+        for p in b["points"].as_array().into_iter().flatten() {
+            let meta = if p["metadata"].is_null() {
+                String::new()
+            } else {
+                p["metadata"].to_string()
+            };
+            println!(
+                "{:<15} {:>14}  {meta}",
+                cell(&p["timestamp"]),
+                cell(&p["value"])
+            );
+        }
+        if b["truncated"] == Value::Bool(true) {
+            println!(
+                "(more points: ask again with --from after the last timestamp, or raise --limit)"
+            );
+        }
+    }
+}
+
+/// One request to the server with the admin token (or `key`); the JSON reply, or the
+/// server's error message.
+fn request(
+    remote: &Remote,
+    key: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
+    let token = match key {
+        Some(k) => k.to_owned(),
+        None => admin_token(remote)?,
     };
     let url = format!("{}{path}", remote.server.trim_end_matches('/'));
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -270,8 +471,21 @@ fn manage(remote: &Remote, (method, path, body, print): Request) -> Result<(), S
             .unwrap_or_else(|| reply.to_string());
         return Err(format!("server answered {status}: {msg}"));
     }
-    print(&reply);
-    Ok(())
+    Ok(reply)
+}
+
+fn admin_token(remote: &Remote) -> Result<String, String> {
+    let token = match std::env::var("STATHOOK_ADMIN_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
+        _ => {
+            let path = remote.data_dir.join("admin-token");
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read the admin token from {}: {e} (set STATHOOK_ADMIN_TOKEN or --data-dir)", path.display()))?
+                .trim()
+                .to_owned()
+        }
+    };
+    Ok(token)
 }
 
 fn s(v: &Value) -> &str {

@@ -328,6 +328,68 @@ impl Memtable {
             .fetch_sub(released.min(self.pending_samples()), Ordering::Relaxed);
     }
 
+    /// Re-derives a metric's catalog entry after its segments changed outside a compaction
+    /// (deletion: `segments` None; retention: the catalog row left). Samples still in memory
+    /// (written after the compaction that preceded the change) stay and keep counting. The
+    /// entry is removed when neither segments nor memory hold anything.
+    pub fn reset_compacted(&self, project: &str, metric: &str, segments: Option<&CatalogRow>) {
+        let mut guard = self.shards[shard_of(project, metric, self.shards.len())].write();
+        let mem = &mut *guard;
+        let (mut first, mut last): (Option<i64>, Option<(i64, f64)>) = (None, None);
+        for g in mem.frozen.iter().map(|g| &**g).chain([&mem.current]) {
+            let Some(s) = g.series(project, metric) else {
+                continue;
+            };
+            if let Some((t, _)) = s.points.first_key_value() {
+                first = Some(first.map_or(*t, |f| f.min(*t)));
+            }
+            if let Some((t, p)) = s.points.last_key_value() {
+                // Later generations come later in this walk and win on equal timestamps.
+                if last.is_none_or(|(lt, _)| *t >= lt) {
+                    last = Some((*t, p.value));
+                }
+            }
+        }
+        let Some(entries) = mem.catalog.get_mut(project) else {
+            return;
+        };
+        if first.is_none() && segments.is_none() {
+            entries.remove(metric);
+            return;
+        }
+        let Some(e) = entries.get_mut(metric) else {
+            return;
+        };
+        match segments {
+            Some(row) => {
+                e.compacted_count = row.count;
+                e.compacted_last_timestamp = Some(row.last_timestamp);
+                e.first_timestamp =
+                    first.map_or(row.first_timestamp, |f| f.min(row.first_timestamp));
+                let (lt, lv) = match last {
+                    Some((t, v)) if t >= row.last_timestamp => (t, v),
+                    _ => (row.last_timestamp, row.last_value),
+                };
+                e.last_timestamp = lt;
+                e.last_value = lv;
+            }
+            None => {
+                // Nothing in segments: a write that might have replaced a segment sample is
+                // simply new.
+                for (g, _) in std::mem::take(&mut e.uncertain) {
+                    e.add_new(g);
+                }
+                e.compacted_count = 0;
+                e.compacted_last_timestamp = None;
+                if let (Some(f), Some((lt, lv))) = (first, last) {
+                    e.first_timestamp = f;
+                    e.last_timestamp = lt;
+                    e.last_value = lv;
+                }
+            }
+        }
+    }
+
     /// The uncompacted samples of one metric in `[from_ms, to_ms]`, later writes winning.
     pub fn read(
         &self,

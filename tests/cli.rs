@@ -208,3 +208,117 @@ async fn a_lost_admin_token_can_be_reset_offline() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("stop it first"));
     child.kill();
 }
+
+#[tokio::test]
+async fn query_read_key_and_metric_delete_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Child::start(dir.path(), &[]);
+    let (url, d) = (child.url.clone(), dir.path());
+    let c = child.client();
+    let key = c.setup("shop").await;
+    let ms = vec![
+        metric("daily_signups", 3.0, 3_600_000),
+        metric("daily_signups", 5.0, 3_660_000),
+        metric("daily_signups", 7.0, 7_200_000),
+        metric("refunds", 1.0, 3_600_000),
+    ];
+    assert_eq!(c.post(&key, &batch("shop", ms)).await.status, 200);
+
+    let q = |extra: &[&str]| {
+        let mut args = vec![
+            "query",
+            "--project",
+            "shop",
+            "--from",
+            "0",
+            "--to",
+            "10000000",
+        ];
+        args.extend_from_slice(extra);
+        stathook(&args, &url, d)
+    };
+    let (ok, out, err) = q(&[
+        "--metric",
+        "daily_signups",
+        "--step",
+        "1h",
+        "--agg",
+        "sum",
+        "--format",
+        "csv",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "timestamp,value\n3600000,8\n7200000,7\n");
+    let (ok, out, err) = q(&[
+        "--metric",
+        "daily_signups,refunds",
+        "--step",
+        "1h",
+        "--agg",
+        "max",
+    ]);
+    assert!(ok, "{err}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["TIMESTAMP", "daily_signups", "refunds"]);
+    assert_eq!(rows[1], ["3600000", "5", "1"]);
+    assert_eq!(rows[2], ["7200000", "7", "-"]);
+    let (ok, out, _) = q(&[
+        "--metric",
+        "daily_signups",
+        "--format",
+        "json",
+        "--limit",
+        "2",
+    ]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["truncated"], true);
+    let (ok, _, err) = q(&["--metric", "daily_signups", "--agg", "median-ish"]);
+    assert!(!ok && err.contains("agg must be one of"), "{err}");
+
+    // A read key from the CLI queries with --key.
+    let (ok, out, err) = stathook(
+        &["key", "create", "--project", "shop", "--scope", "read"],
+        &url,
+        d,
+    );
+    assert!(ok, "{err}");
+    let read_key = value_of(&out, "API Key:").to_owned();
+    assert_eq!(value_of(&out, "Scope:"), "read");
+    let (ok, out, err) = q(&["--metric", "refunds", "--key", &read_key, "--format", "csv"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "timestamp,value,metadata\n3600000,1,\n");
+    let (ok, out, _) = stathook(&["key", "list", "--project", "shop"], &url, d);
+    assert!(
+        ok && out.contains("read") && out.contains("ingest"),
+        "{out}"
+    );
+
+    // Delete a metric: gone from the catalog and the query; the other stays.
+    let (ok, out, err) = stathook(
+        &[
+            "metric",
+            "delete",
+            "--project",
+            "shop",
+            "--metric",
+            "daily_signups",
+        ],
+        &url,
+        d,
+    );
+    assert!(ok && out.contains("Deleted"), "{err}");
+    let ids: Vec<String> = c
+        .catalog("shop")
+        .await
+        .iter()
+        .map(|m| m["metricId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, ["refunds"]);
+    let (ok, _, err) = q(&["--metric", "daily_signups"]);
+    assert!(!ok && err.contains("404"), "{err}");
+    child.terminate();
+}

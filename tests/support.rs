@@ -209,6 +209,10 @@ impl Client {
         self.send(req).await
     }
 
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.admin(reqwest::Method::DELETE, path, None).await
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.admin(reqwest::Method::GET, path, None).await
     }

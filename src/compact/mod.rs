@@ -6,4 +6,6 @@
 pub mod policy;
 mod worker;
 
-pub use worker::{compact_once, spawn, CompactStats, CompactorHandle};
+pub use worker::{
+    compact_once, delete_metric, expire_once, spawn, CompactStats, CompactorHandle, Schedule,
+};

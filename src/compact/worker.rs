@@ -5,7 +5,7 @@ use super::policy;
 use crate::journal::Journal;
 use crate::memtable::{Memtable, Point, Series};
 use crate::segment::{self, Sample};
-use crate::store::{CatalogRow, Store};
+use crate::store::{CatalogRow, Expiry, Store};
 use parking_lot::{Condvar, Mutex};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -151,6 +151,80 @@ pub fn compact_once(
     Ok(stats)
 }
 
+/// Removes every sample of a metric acknowledged before the call: compacts first, so those
+/// samples are all in segments, then drops the segments and catalog row in one transaction.
+/// Samples written meanwhile stay (in memory and the journal alike). The caller holds the
+/// rounds lock. Returns whether the metric existed.
+pub fn delete_metric(
+    store: &Store,
+    journal: &Journal,
+    memtable: &Memtable,
+    project: &str,
+    metric: &str,
+) -> Result<bool, String> {
+    if memtable.catalog_entry(project, metric).is_none() {
+        return Ok(false);
+    }
+    compact_once(store, journal, memtable)?;
+    let mut c = store.begin_compaction().map_err(|e| e.to_string())?;
+    let segments = c
+        .remove_metric(project, metric)
+        .map_err(|e| e.to_string())?;
+    c.commit_data_only().map_err(|e| e.to_string())?;
+    memtable.reset_compacted(project, metric, None);
+    tracing::info!(project, metric, segments, "metric deleted");
+    Ok(true)
+}
+
+/// Drops whole segments older than each project's retention (`cutoff(project)` gives the
+/// first timestamp to keep, None = keep forever). The caller holds the rounds lock. Returns
+/// the samples removed.
+pub fn expire_once(
+    store: &Store,
+    memtable: &Memtable,
+    cutoff: &dyn Fn(&str) -> Option<i64>,
+) -> Result<u64, String> {
+    let rows = store.catalog().map_err(|e| e.to_string())?;
+    let expiring: Vec<_> = rows
+        .into_iter()
+        .filter_map(|(p, m, row)| {
+            let c = cutoff(&p)?;
+            (row.first_timestamp < c).then_some((p, m, c))
+        })
+        .collect();
+    if expiring.is_empty() {
+        return Ok(0);
+    }
+    let mut c = store.begin_compaction().map_err(|e| e.to_string())?;
+    let mut changed = Vec::new();
+    let mut removed = 0;
+    for (p, m, cut) in expiring {
+        match c.expire_segments(&p, &m, cut).map_err(|e| e.to_string())? {
+            Expiry::Nothing => {}
+            Expiry::Some { samples, row } => {
+                removed += samples;
+                changed.push((p, m, Some(row)));
+            }
+            Expiry::All { samples } => {
+                removed += samples;
+                changed.push((p, m, None));
+            }
+        }
+    }
+    c.commit_data_only().map_err(|e| e.to_string())?;
+    for (p, m, row) in &changed {
+        memtable.reset_compacted(p, m, row.as_ref());
+    }
+    if removed > 0 {
+        tracing::info!(
+            samples = removed,
+            metrics = changed.len(),
+            "expired old segments"
+        );
+    }
+    Ok(removed)
+}
+
 /// Controls the background compactor thread.
 pub struct CompactorHandle {
     state: Arc<(Mutex<bool>, Condvar)>,
@@ -168,13 +242,29 @@ impl CompactorHandle {
     }
 }
 
-/// Starts the compactor: a round every `interval`, or sooner once `max_pending` samples wait.
+/// `(project, now_ms)` → the first timestamp to keep, None = keep everything.
+pub type Cutoff = dyn Fn(&str, i64) -> Option<i64> + Send;
+
+/// What the background compactor does and how often.
+pub struct Schedule {
+    /// A round at least this often while samples wait...
+    pub interval: Duration,
+    /// ...or as soon as this many wait.
+    pub max_pending: usize,
+    /// Retention sweeps this often.
+    pub expire_interval: Duration,
+    /// The first timestamp to keep for a project at `now_ms`; None keeps everything.
+    pub cutoff: Box<Cutoff>,
+}
+
+/// Starts the compactor thread. It holds `rounds` during each round, so rounds, deletions
+/// and expiry never interleave.
 pub fn spawn(
     store: Arc<Store>,
     journal: Arc<Journal>,
     memtable: Arc<Memtable>,
-    interval: Duration,
-    max_pending: usize,
+    rounds: Arc<Mutex<()>>,
+    schedule: Schedule,
 ) -> CompactorHandle {
     let state = Arc::new((Mutex::new(false), Condvar::new()));
     let st = state.clone();
@@ -182,6 +272,7 @@ pub fn spawn(
         .name("compactor".into())
         .spawn(move || {
             let mut last = Instant::now();
+            let mut last_expiry: Option<Instant> = None;
             loop {
                 let stopping = {
                     let mut stop = st.0.lock();
@@ -190,8 +281,10 @@ pub fn spawn(
                     }
                     *stop
                 };
-                let due = last.elapsed() >= interval || memtable.pending_samples() >= max_pending;
+                let due = last.elapsed() >= schedule.interval
+                    || memtable.pending_samples() >= schedule.max_pending;
                 if (due || stopping) && memtable.pending_samples() > 0 {
+                    let _round = rounds.lock();
                     let started = Instant::now();
                     match compact_once(&store, &journal, &memtable) {
                         Ok(s) => tracing::debug!(generation = s.generation, metrics = s.metrics, samples = s.samples,
@@ -202,6 +295,14 @@ pub fn spawn(
                 }
                 if stopping {
                     return;
+                }
+                if last_expiry.is_none_or(|t| t.elapsed() >= schedule.expire_interval) {
+                    let _round = rounds.lock();
+                    let now = crate::clock::now_ms();
+                    if let Err(e) = expire_once(&store, &memtable, &|p| (schedule.cutoff)(p, now)) {
+                        tracing::error!(error = %e, "retention sweep failed; retrying later");
+                    }
+                    last_expiry = Some(Instant::now());
                 }
             }
         })

@@ -108,15 +108,71 @@ pub fn create_project(app: &App, _: AdminToken, body: Value) -> Result<Reply, Ap
             )))
         }
     };
+    let retention = retention_field(&body)?;
     let p = Project {
         id,
         name: name.to_owned(),
         tier,
         created_at: clock::now_ms(),
+        retention,
     };
     app.store.create_project(&p)?;
     tracing::info!(project = %p.id, "project created");
     Ok(json(StatusCode::CREATED, &p))
+}
+
+/// `retention`: absent or null (follow the server's `--retention`), `forever`, or a
+/// duration such as `90d`.
+fn retention_field(body: &Value) -> Result<Option<String>, ApiError> {
+    match str_field(body, "retention", false)? {
+        None => Ok(None),
+        Some(s) => {
+            crate::config::parse_retention(s).map_err(ApiError::BadRequest)?;
+            Ok(Some(s.to_owned()))
+        }
+    }
+}
+
+/// `PUT /api/v1/projects/{p}/retention {"retention":"30d"|"forever"|null}`.
+pub fn set_retention(app: &App, _: AdminToken, id: &str, body: Value) -> Result<Reply, ApiError> {
+    if !body.is_object() || body.get("retention").is_none() {
+        return Err(ApiError::BadRequest(
+            "body must be {\"retention\": \"90d\"}, {\"retention\": \"forever\"} or {\"retention\": null} (server default)".into(),
+        ));
+    }
+    let mut p = app
+        .store
+        .project(id)?
+        .ok_or_else(|| ApiError::NotFound(format!("project {id:?} not found")))?;
+    p.retention = retention_field(&body)?;
+    app.store.put_project(&p)?;
+    tracing::info!(project = %p.id, retention = ?p.retention, "retention set");
+    Ok(json(StatusCode::OK, &p))
+}
+
+/// `DELETE /api/v1/projects/{p}/metrics/{m}`: the metric and every sample acknowledged
+/// before the request.
+pub fn delete_metric(
+    app: &App,
+    _: AdminToken,
+    project: &str,
+    metric: &str,
+) -> Result<Reply, ApiError> {
+    if app.store.project(project)?.is_none() {
+        return Err(ApiError::NotFound(format!("project {project:?} not found")));
+    }
+    match app.delete_metric(project, metric) {
+        Ok(true) => Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({"deleted": true, "projectId": project, "metricId": metric}),
+        )),
+        Ok(false) => Err(ApiError::NotFound(format!(
+            "metric {metric:?} not found in project {project:?}"
+        ))),
+        Err(e) => Err(ApiError::Unavailable(format!(
+            "could not delete the metric, nothing was removed; retry later ({e})"
+        ))),
+    }
 }
 
 pub fn list_projects(app: &App, _: AdminToken) -> Result<Reply, ApiError> {

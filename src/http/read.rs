@@ -164,7 +164,7 @@ pub fn points(
     if format == Format::Csv {
         return Ok(csv_reply(match result {
             SeriesResult::Raw { points, .. } => raw_csv(None, points),
-            SeriesResult::Buckets(b) => wide_csv(&[t.id.as_str()], &[b]),
+            SeriesResult::Buckets(b) => wide_csv(&["value"], &[b]),
         }));
     }
     let body = SeriesView::new(t, result);

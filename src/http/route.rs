@@ -75,6 +75,13 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> 
         (["api", "v1", "projects", p, "metrics"], &Method::GET) => {
             read::catalog(app, authorize_read(app, &req)?.as_ref(), p)
         }
+        (["api", "v1", "projects", p, "retention"], &Method::PUT) => {
+            let token = authorize_admin(app, &req)?;
+            admin::set_retention(app, token, p, json_body(app, req).await?)
+        }
+        (["api", "v1", "projects", p, "metrics", m], &Method::DELETE) => {
+            admin::delete_metric(app, authorize_admin(app, &req)?, p, m)
+        }
         (["api", "v1", "projects", p, "metrics", m, "points"], &Method::GET) => {
             let format = read::Format::pick(&query, header_str(&req, header::ACCEPT))?;
             read::points(

@@ -66,6 +66,9 @@ pub struct Project {
     pub name: String,
     pub tier: Tier,
     pub created_at: i64,
+    /// `forever` or a duration like `90d`; None follows the server's `--retention`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<String>,
 }
 
 /// What an API key may do: send metrics (a webhook connection's key) or query its project.
@@ -110,6 +113,21 @@ pub struct CatalogRow {
 
 /// Called with (segment start key, segment bytes); returns whether to go on.
 pub type SegmentVisitor<'a, E> = dyn FnMut(i64, &[u8]) -> Result<bool, E> + 'a;
+
+/// What `Compaction::expire_segments` removed from one metric.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expiry {
+    Nothing,
+    /// Some segments went; `row` describes the ones left.
+    Some {
+        samples: u64,
+        row: CatalogRow,
+    },
+    /// Every segment went, and the catalog row with them.
+    All {
+        samples: u64,
+    },
+}
 
 pub struct Store {
     db: Database,
@@ -191,6 +209,15 @@ impl Store {
             }
             t.insert(p.id.as_str(), to_json(p).as_slice())?;
         }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Replaces an existing project record.
+    pub fn put_project(&self, p: &Project) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(PROJECTS)?
+            .insert(p.id.as_str(), to_json(p).as_slice())?;
         txn.commit()?;
         Ok(())
     }
@@ -440,6 +467,89 @@ impl Compaction {
         self.txn
             .open_table(CATALOG)?
             .insert((project, metric), to_json(row).as_slice())?;
+        Ok(())
+    }
+
+    /// Removes every segment and the catalog row of a metric; returns how many segments
+    /// there were.
+    pub fn remove_metric(&mut self, project: &str, metric: &str) -> Result<usize> {
+        let mut t = self.txn.open_table(SEGMENTS)?;
+        let starts: Vec<i64> = t
+            .range((project, metric, i64::MIN)..=(project, metric, i64::MAX))?
+            .map(|row| row.map(|(k, _)| k.value().2))
+            .collect::<Result<_, _>>()?;
+        for start in &starts {
+            t.remove((project, metric, *start))?;
+        }
+        self.txn.open_table(CATALOG)?.remove((project, metric))?;
+        Ok(starts.len())
+    }
+
+    /// Removes the metric's segments whose samples all precede `cutoff_ms` (whole segments
+    /// only: a segment straddling the cutoff stays) and updates its catalog row, removing it
+    /// when no segment is left.
+    pub fn expire_segments(
+        &mut self,
+        project: &str,
+        metric: &str,
+        cutoff_ms: i64,
+    ) -> Result<Expiry> {
+        let mut t = self.txn.open_table(SEGMENTS)?;
+        let mut gone: Vec<(i64, u64)> = Vec::new();
+        for row in t.range((project, metric, i64::MIN)..(project, metric, cutoff_ms))? {
+            let (k, v) = row?;
+            let start = k.value().2;
+            let summary =
+                segment::read_summary(v.value()).map_err(|e| corrupt(project, metric, start, e))?;
+            if summary.max_ts >= cutoff_ms {
+                break;
+            }
+            gone.push((start, u64::from(summary.count)));
+        }
+        if gone.is_empty() {
+            return Ok(Expiry::Nothing);
+        }
+        for (start, _) in &gone {
+            t.remove((project, metric, *start))?;
+        }
+        let removed: u64 = gone.iter().map(|(_, n)| n).sum();
+        let next_first = match t
+            .range((project, metric, i64::MIN)..=(project, metric, i64::MAX))?
+            .next()
+        {
+            Some(row) => Some(row?.0.value().2),
+            None => None,
+        };
+        let mut catalog = self.txn.open_table(CATALOG)?;
+        let row: Option<CatalogRow> = match catalog.get((project, metric))? {
+            Some(v) => Some(from_json(v.value(), "catalog row")?),
+            None => None,
+        };
+        let Some(mut row) = row else {
+            return Err(StoreError::Corrupt(format!(
+                "({project}, {metric}) has segments but no catalog row"
+            )));
+        };
+        match next_first {
+            None => {
+                catalog.remove((project, metric))?;
+                Ok(Expiry::All { samples: removed })
+            }
+            Some(first) => {
+                row.first_timestamp = first;
+                row.count = row.count.saturating_sub(removed);
+                catalog.insert((project, metric), to_json(&row).as_slice())?;
+                Ok(Expiry::Some {
+                    samples: removed,
+                    row,
+                })
+            }
+        }
+    }
+
+    /// Commits a deletion or expiry round durably, leaving the watermark as it is.
+    pub fn commit_data_only(self) -> Result<()> {
+        self.txn.commit()?;
         Ok(())
     }
 
