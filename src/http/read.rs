@@ -2,16 +2,24 @@
 //! several (`…/query`), raw or aggregated, as JSON or CSV. Every read first waits for the
 //! journal's applier, so a sample is readable as soon as its POST got 200.
 
-use super::reply::{json, raw, ApiError, Reply};
+use super::reply::{json, raw, streamed, ApiError, Reply};
 use super::route::{Query, ReadAccess};
 use crate::app::App;
 use crate::clock;
 use crate::memtable::CatalogEntry;
+use crate::query::plan::NO_LIMIT;
 use crate::query::{self, Mode, Params, Plan, RawPoint, SeriesResult};
+use bytes::Bytes;
 use hyper::StatusCode;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// Points per chunk of a streamed export, and bytes gathered before a send: big enough that
+/// per-chunk overhead vanishes, small enough that memory stays flat.
+const EXPORT_CHUNK_POINTS: usize = 4096;
+const EXPORT_SEND_BYTES: usize = 64 * 1024;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -58,9 +66,20 @@ pub fn catalog(app: &App, access: ReadAccess<'_>, project: &str) -> Result<Reply
             sample_count,
         })
         .collect();
+    // Serialized straight from the views: building a `serde_json::Value` first cost a third
+    // of the time for a catalog of 10,000 metrics.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct CatalogView<'a> {
+        project_id: &'a str,
+        metrics: Vec<MetricView<'a>>,
+    }
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({ "projectId": project, "metrics": metrics }),
+        &CatalogView {
+            project_id: project,
+            metrics,
+        },
     ))
 }
 
@@ -147,7 +166,7 @@ fn execute(
 
 /// `GET /api/v1/projects/{p}/metrics/{m}/points`: one metric, raw or aggregated.
 pub fn points(
-    app: &App,
+    app: &Arc<App>,
     access: ReadAccess<'_>,
     project: &str,
     metric: &str,
@@ -159,6 +178,9 @@ pub fn points(
     app.journal.wait_applied();
     let targets = targets(app, project, &[metric])?;
     let plan = plan_for(q, &targets)?;
+    if plan.mode == (Mode::Raw { limit: NO_LIMIT }) {
+        return stream_raw(app, project, targets, plan, format, true);
+    }
     let results = execute(app, project, &targets, &plan)?;
     let (t, result) = (&targets[0], &results[0]);
     if format == Format::Csv {
@@ -190,7 +212,7 @@ pub fn points(
 /// Aggregated answers share one `timestamps` array; each series has a value (or null) per
 /// timestamp, so a chart draws them without re-aligning.
 pub fn multi(
-    app: &App,
+    app: &Arc<App>,
     access: ReadAccess<'_>,
     project: &str,
     q: &Query,
@@ -219,15 +241,18 @@ pub fn multi(
     app.journal.wait_applied();
     let targets = targets(app, project, &ids)?;
     let plan = plan_for(q, &targets)?;
+    if plan.mode == (Mode::Raw { limit: NO_LIMIT }) {
+        return stream_raw(app, project, targets, plan, format, false);
+    }
     let results = execute(app, project, &targets, &plan)?;
     let header = PlanView::new(&plan);
     match plan.mode {
         Mode::Raw { .. } => {
             if format == Format::Csv {
-                let mut out = String::from("metricId,timestamp,value,metadata\n");
+                let mut out = String::from(MULTI_RAW_CSV_HEADER);
                 for (t, r) in targets.iter().zip(&results) {
                     if let SeriesResult::Raw { points, .. } = r {
-                        out.push_str(&raw_csv(Some(&t.id), points)[RAW_CSV_HEADER.len()..]);
+                        push_raw_rows(&mut out, Some(&t.id), points);
                     }
                 }
                 return Ok(csv_reply(out));
@@ -330,6 +355,20 @@ struct PointView {
     metadata: Option<Box<RawValue>>,
 }
 
+impl From<&RawPoint> for PointView {
+    fn from(p: &RawPoint) -> PointView {
+        PointView {
+            timestamp: p.timestamp_ms,
+            value: Number(p.value),
+            // Stored metadata is JSON text that was valid when it arrived.
+            metadata: p
+                .metadata
+                .as_deref()
+                .and_then(|m| RawValue::from_string(m.to_owned()).ok()),
+        }
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SeriesView<'a> {
@@ -347,17 +386,7 @@ impl<'a> SeriesView<'a> {
     fn new(t: &'a Target, r: &SeriesResult) -> SeriesView<'a> {
         let (points, truncated) = match r {
             SeriesResult::Raw { points, truncated } => (
-                points
-                    .iter()
-                    .map(|p| PointView {
-                        timestamp: p.timestamp_ms,
-                        value: Number(p.value),
-                        metadata: p
-                            .metadata
-                            .as_deref()
-                            .and_then(|m| RawValue::from_string(m.to_owned()).ok()),
-                    })
-                    .collect(),
+                points.iter().map(PointView::from).collect(),
                 Some(*truncated),
             ),
             SeriesResult::Buckets(b) => (
@@ -390,25 +419,116 @@ struct AlignedView<'a> {
     values: Vec<Option<Number>>,
 }
 
+/// `limit=all`: points are formatted chunk by chunk on a blocking thread and sent as they are
+/// ready, so memory does not grow with the range. An error midway aborts the response (see
+/// `StreamedBody`). The scan holds one redb read transaction until it ends.
+fn stream_raw(
+    app: &Arc<App>,
+    project: &str,
+    targets: Vec<Target>,
+    plan: Plan,
+    format: Format,
+    single: bool,
+) -> Result<Reply, ApiError> {
+    if format == Format::Json && !single {
+        return Err(ApiError::BadRequest(
+            "limit=all over several metrics is streamed as CSV only: add format=csv, or query each metric".into(),
+        ));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    let (app, project) = (app.clone(), project.to_owned());
+    let mut out = match format {
+        Format::Csv if single => RAW_CSV_HEADER.to_owned(),
+        Format::Csv => MULTI_RAW_CSV_HEADER.to_owned(),
+        Format::Json => {
+            let t = &targets[0];
+            let head = serde_json::json!({
+                "projectId": project, "metricId": t.id, "metricName": &*t.entry.metric_name,
+                "unit": t.entry.unit.as_deref(), "from": plan.from_ms, "to": plan.to_ms,
+                "step": null, "agg": null,
+            })
+            .to_string();
+            // `{…}` → `{…,"points":[`; the rest follows as the points arrive.
+            format!("{},\"points\":[", &head[..head.len() - 1])
+        }
+    };
+    tokio::task::spawn_blocking(move || {
+        let mut first = true;
+        for t in &targets {
+            let metric = (!single).then_some(t.id.as_str());
+            let result = query::run_chunked(
+                &app.store,
+                &app.memtable,
+                &project,
+                &t.id,
+                &plan,
+                EXPORT_CHUNK_POINTS,
+                &mut |points| {
+                    match format {
+                        Format::Csv => push_raw_rows(&mut out, metric, points),
+                        Format::Json => push_json_points(&mut out, points, &mut first),
+                    }
+                    if out.len() < EXPORT_SEND_BYTES {
+                        return true;
+                    }
+                    tx.blocking_send(Ok(Bytes::from(std::mem::take(&mut out))))
+                        .is_ok()
+                },
+            );
+            if let Err(e) = result {
+                tracing::error!(project, metric = %t.id, error = %e, "export failed midway; the response is cut off");
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                return;
+            }
+        }
+        if format == Format::Json {
+            out.push_str("],\"truncated\":false}");
+        }
+        let _ = tx.blocking_send(Ok(Bytes::from(out)));
+    });
+    Ok(streamed(
+        match format {
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Json => "application/json",
+        },
+        rx,
+    ))
+}
+
+fn push_json_points(out: &mut String, points: &[RawPoint], first: &mut bool) {
+    for p in points {
+        if !std::mem::take(first) {
+            out.push(',');
+        }
+        let view = PointView::from(p);
+        out.push_str(&serde_json::to_string(&view).expect("BUG: points always serialize"));
+    }
+}
+
 const RAW_CSV_HEADER: &str = "timestamp,value,metadata\n";
+const MULTI_RAW_CSV_HEADER: &str = "metricId,timestamp,value,metadata\n";
 
 /// `timestamp,value,metadata` rows (with a leading `metricId` column when given).
 fn raw_csv(metric: Option<&str>, points: &[RawPoint]) -> String {
     let mut out = String::from(RAW_CSV_HEADER);
+    push_raw_rows(&mut out, metric, points);
+    out
+}
+
+fn push_raw_rows(out: &mut String, metric: Option<&str>, points: &[RawPoint]) {
     for p in points {
         if let Some(m) = metric {
             out.push_str(&csv_field(m));
             out.push(',');
         }
         let _ = write!(out, "{},", p.timestamp_ms);
-        push_number(&mut out, p.value);
+        push_number(out, p.value);
         out.push(',');
         if let Some(m) = &p.metadata {
             out.push_str(&csv_field(m));
         }
         out.push('\n');
     }
-    out
 }
 
 /// `timestamp,<metricId>…` with an empty cell where a series has no value in a bucket.

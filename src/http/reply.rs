@@ -1,11 +1,47 @@
 //! The only place that maps errors to HTTP statuses; every error body is `{"error":"…"}`.
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{Either, Full};
+use hyper::body::{Body, Frame};
 use hyper::{header, Response, StatusCode};
 use serde::Serialize;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-pub type Reply = Response<Full<Bytes>>;
+/// A whole body, or a streamed one (large exports) fed through a channel.
+pub type Reply = Response<Either<Full<Bytes>, StreamedBody>>;
+
+/// A body whose chunks arrive on a channel. An `Err` chunk aborts the response (the
+/// connection closes without the final chunk), so a client can tell a cut-off export from a
+/// complete one.
+pub struct StreamedBody(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>);
+
+impl Body for StreamedBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|r| r.map(Frame::data)))
+    }
+}
+
+/// A 200 whose body is whatever arrives on `rx` until the sender is dropped.
+pub fn streamed(
+    content_type: &'static str,
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+) -> Reply {
+    let mut r = Response::new(Either::Right(StreamedBody(rx)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    r
+}
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -119,7 +155,7 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Reply {
 }
 
 pub fn raw(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Reply {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(Either::Left(Full::new(Bytes::from(body))));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -20,7 +20,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Reply, Infa
     Ok(reply)
 }
 
-async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> {
+async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let path = req.uri().path().to_owned();
     let query = Query::parse(req.uri().query().unwrap_or(""))?;
     let segs: Vec<String> = path

@@ -21,6 +21,16 @@ pub struct RawPoint {
     pub metadata: Option<Box<str>>,
 }
 
+impl RawPoint {
+    fn new(timestamp_ms: i64, value: f64, metadata: Option<&str>) -> RawPoint {
+        RawPoint {
+            timestamp_ms,
+            value,
+            metadata: metadata.map(Into::into),
+        }
+    }
+}
+
 /// What a plan produced for one metric.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SeriesResult {
@@ -81,6 +91,59 @@ pub fn run(
             sink.flush();
             Ok((SeriesResult::Buckets(sink.out), stats))
         }
+    }
+}
+
+/// Runs a raw plan and hands the points to `on_chunk` in chunks of up to `chunk_len`,
+/// oldest first, ignoring the plan's limit: memory stays at one chunk whatever the range.
+/// `on_chunk` returns false to stop (the client went away).
+pub fn run_chunked(
+    store: &Store,
+    memtable: &Memtable,
+    project: &str,
+    metric: &str,
+    plan: &Plan,
+    chunk_len: usize,
+    on_chunk: &mut dyn FnMut(&[RawPoint]) -> bool,
+) -> Result<ScanStats, StoreError> {
+    let mut sink = ChunkSink {
+        chunk_len,
+        points: Vec::with_capacity(chunk_len),
+        matcher: Matcher::new(&plan.filters),
+        on_chunk,
+        stopped: false,
+    };
+    let stats = scan(store, memtable, project, metric, plan, &mut sink)?;
+    if !sink.stopped && !sink.points.is_empty() {
+        (sink.on_chunk)(&sink.points);
+    }
+    Ok(stats)
+}
+
+struct ChunkSink<'f> {
+    chunk_len: usize,
+    points: Vec<RawPoint>,
+    matcher: Matcher,
+    on_chunk: &'f mut dyn FnMut(&[RawPoint]) -> bool,
+    stopped: bool,
+}
+
+impl Sink for ChunkSink<'_> {
+    fn sample(&mut self, ts: i64, value: f64, metadata: Option<&str>) -> bool {
+        if self.matcher.matches(metadata) {
+            self.points.push(RawPoint::new(ts, value, metadata));
+            if self.points.len() >= self.chunk_len {
+                if !(self.on_chunk)(&self.points) {
+                    self.stopped = true;
+                    return false;
+                }
+                self.points.clear();
+            }
+        }
+        true
+    }
+    fn wants_metadata(&self) -> bool {
+        true
     }
 }
 
@@ -214,11 +277,7 @@ struct RawSink {
 impl Sink for RawSink {
     fn sample(&mut self, ts: i64, value: f64, metadata: Option<&str>) -> bool {
         if self.matcher.matches(metadata) {
-            self.points.push(RawPoint {
-                timestamp_ms: ts,
-                value,
-                metadata: metadata.map(Into::into),
-            });
+            self.points.push(RawPoint::new(ts, value, metadata));
         }
         // One more than the limit tells the caller the answer was cut.
         self.points.len() <= self.limit

@@ -5,8 +5,11 @@ use super::agg::{Agg, Bucketing};
 
 /// Raw points returned when `limit` is not given.
 pub const DEFAULT_POINT_LIMIT: usize = 1000;
-/// Most raw points one response may carry; page with `from` for more.
+/// Most raw points one response may carry; page with `from` for more, or ask for
+/// `limit=all`, which streams.
 pub const MAX_POINT_LIMIT: usize = 100_000;
+/// `limit=all`: every matching point, streamed (never collected in memory).
+pub const NO_LIMIT: usize = usize::MAX;
 /// Most buckets one series may have. 100,000 is ~100 screens of pixels: more is a mistake
 /// (e.g. `step=1s` over a year), answered with a 400 instead of a very long response.
 pub const MAX_BUCKETS: i64 = 100_000;
@@ -137,11 +140,12 @@ impl Plan {
         if agg.is_none() && step.is_none() && max_points.is_none() {
             let limit = match p.limit.filter(|s| !s.is_empty()) {
                 None => DEFAULT_POINT_LIMIT,
+                Some("all") => NO_LIMIT,
                 Some(s) => match s.parse::<usize>() {
                     Ok(n) if (1..=MAX_POINT_LIMIT).contains(&n) => n,
                     _ => {
                         return Err(PlanError(format!(
-                            "limit must be an integer between 1 and {MAX_POINT_LIMIT}; not {s:?}"
+                            "limit must be an integer between 1 and {MAX_POINT_LIMIT}, or all; not {s:?}"
                         )))
                     }
                 },
