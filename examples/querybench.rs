@@ -164,7 +164,7 @@ fn report(name: &str, (lat, bytes): (Vec<Duration>, usize)) {
     );
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let a = parse_args();
     let day_ago = std::time::SystemTime::now()

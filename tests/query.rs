@@ -305,6 +305,7 @@ async fn max_points_bounds_the_answer_and_bad_parameters_are_named() {
         .await;
     let pts = points_of(&r);
     assert!(pts.len() <= 7 && !pts.is_empty(), "{pts:?}");
+    assert_eq!(r.body.get("truncated"), None, "only raw answers can be cut");
     assert_eq!(pts.iter().map(|p| p.1).sum::<f64>(), 100.0);
     // Relative times: the data is in 1970, so the last hour holds nothing.
     let r = c

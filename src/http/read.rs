@@ -191,21 +191,21 @@ pub fn points(
     }
     let body = SeriesView::new(t, result);
     let header = PlanView::new(&plan);
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "projectId": project,
-            "metricId": t.id,
-            "metricName": &*t.entry.metric_name,
-            "unit": t.entry.unit.as_deref(),
-            "from": header.from,
-            "to": header.to,
-            "step": header.step,
-            "agg": header.agg,
-            "points": body.points,
-            "truncated": body.truncated,
-        }),
-    ))
+    let mut reply = serde_json::json!({
+        "projectId": project,
+        "metricId": t.id,
+        "metricName": &*t.entry.metric_name,
+        "unit": t.entry.unit.as_deref(),
+        "from": header.from,
+        "to": header.to,
+        "step": header.step,
+        "agg": header.agg,
+        "points": body.points,
+    });
+    if let Some(truncated) = body.truncated {
+        reply["truncated"] = truncated.into();
+    }
+    Ok(json(StatusCode::OK, &reply))
 }
 
 /// `GET /api/v1/projects/{p}/query?metricIds=a,b`: several metrics in one round trip.

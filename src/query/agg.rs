@@ -280,6 +280,71 @@ mod tests {
         assert_eq!(Bucketing::Whole { from_ms: 5 }.bucket_of(1_000), 5);
     }
 
+    proptest::proptest! {
+        /// Folding runs of samples, some through `add_all` and some through their summary (as
+        /// a query folds whole blocks), gives what the obvious definition gives.
+        #[test]
+        fn folding_by_parts_matches_the_definition(
+            values in proptest::collection::vec(-1e6f64..1e6, 1..300),
+            cuts in proptest::collection::vec(0usize..300, 0..6),
+            by_summary in proptest::collection::vec(proptest::bool::ANY, 7),
+        ) {
+            let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c % values.len()).collect();
+            bounds.extend([0, values.len()]);
+            bounds.sort_unstable();
+            bounds.dedup();
+            for agg in [Agg::Avg, Agg::Min, Agg::Max, Agg::Sum, Agg::Count, Agg::First, Agg::Last] {
+                let mut acc = Accumulator::new(agg);
+                for (i, w) in bounds.windows(2).enumerate() {
+                    let part = &values[w[0]..w[1]];
+                    if by_summary[i % by_summary.len()] {
+                        acc.add_summary(&Summary {
+                            count: part.len() as u32,
+                            min_ts: 0,
+                            max_ts: 0,
+                            min: part.iter().copied().fold(f64::INFINITY, f64::min),
+                            max: part.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                            sum: part.iter().sum(),
+                            first: part[0],
+                            last: part[part.len() - 1],
+                        });
+                    } else {
+                        acc.add_all(part);
+                    }
+                }
+                let n = values.len() as f64;
+                let sum: f64 = values.iter().sum();
+                let want = match agg {
+                    Agg::Avg => sum / n,
+                    Agg::Min => values.iter().copied().fold(f64::INFINITY, f64::min),
+                    Agg::Max => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    Agg::Sum => sum,
+                    Agg::Count => n,
+                    Agg::First => values[0],
+                    Agg::Last => values[values.len() - 1],
+                    Agg::Quantile(_) => unreachable!(),
+                };
+                let got = acc.finish(agg).unwrap();
+                // Sums regroup, so allow rounding; everything else is exact.
+                proptest::prop_assert!((got - want).abs() <= 1e-6 * want.abs().max(1.0), "{agg:?}: {got} vs {want}");
+            }
+        }
+
+        #[test]
+        fn quantiles_match_sorting(
+            values in proptest::collection::vec(-1e6f64..1e6, 1..200),
+            q in 0.0f64..=1.0,
+        ) {
+            let mut sorted = values.clone();
+            sorted.sort_by(f64::total_cmp);
+            let rank = q * (sorted.len() - 1) as f64;
+            let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+            let want = sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64);
+            let got = quantile(&mut values.clone(), q);
+            proptest::prop_assert!((got - want).abs() <= 1e-9 * want.abs().max(1.0));
+        }
+    }
+
     #[test]
     fn agg_names_round_trip() {
         for name in [
