@@ -63,10 +63,11 @@ async fn every_aggregation_matches_a_naive_reference_across_segments_and_journal
     // ts → (value, region): the model, last write wins.
     let mut model: BTreeMap<i64, (f64, &str)> = BTreeMap::new();
     let span = 40_000i64;
-    // 30 requests × 100 samples = 3,000 writes over 40,000 ms, with overwrites and late
-    // samples; compactions in between put some in segments, some in the journal tail, and
-    // some overwrites of compacted samples back in the tail.
-    for req in 0..30 {
+    // 130 requests × 100 samples = 13,000 writes over 40,000 ms (~11,000 distinct
+    // timestamps: two segments, so buckets straddle a segment boundary), with overwrites and
+    // late samples; compactions in between put some in segments, some in the journal tail,
+    // and some overwrites of compacted samples back in the tail.
+    for req in 0..130 {
         let mut seen = std::collections::HashSet::new();
         let ms: Vec<Value> = (0..100)
             .filter_map(|_| {
@@ -87,10 +88,26 @@ async fn every_aggregation_matches_a_naive_reference_across_segments_and_journal
             .collect();
         let r = c.post(&key, &batch("p", ms)).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
-        if req % 7 == 3 {
+        if req % 17 == 3 {
             s.app.compact_now().unwrap();
         }
     }
+    s.app.journal.wait_applied();
+    let segments = {
+        let mut n = 0;
+        s.app
+            .store
+            .scan_segments::<stathook::store::StoreError>("p", "m", 0, span, &mut |_, _| {
+                n += 1;
+                Ok(true)
+            })
+            .unwrap();
+        n
+    };
+    assert!(
+        segments >= 2,
+        "{segments} segment(s): no segment boundary to straddle"
+    );
 
     for round in 0..12 {
         let from = rng.below(span as u64 / 2) as i64;
@@ -126,6 +143,32 @@ async fn every_aggregation_matches_a_naive_reference_across_segments_and_journal
                 );
             }
         }
+    }
+
+    // Edge ranges: empty, a single point, and results that are always finite numbers.
+    let (one_ts, one) = model.iter().next().map(|(t, v)| (*t, v.0)).unwrap();
+    for agg in AGGS {
+        let r = c
+            .get(&format!(
+                "/api/v1/projects/p/metrics/m/points?from={}&to={}&step=1s&agg={agg}",
+                span + 1,
+                span + 10
+            ))
+            .await;
+        assert_eq!(points_of(&r), vec![], "{agg}: empty range");
+        let r = c
+            .get(&format!(
+                "/api/v1/projects/p/metrics/m/points?from={one_ts}&to={one_ts}&agg={agg}"
+            ))
+            .await;
+        let want = if agg == "count" { 1.0 } else { one };
+        assert_eq!(points_of(&r), vec![(one_ts, want)], "{agg}: single point");
+        let r = c
+            .get(&format!(
+                "/api/v1/projects/p/metrics/m/points?maxPoints=50&agg={agg}"
+            ))
+            .await;
+        assert!(points_of(&r).iter().all(|p| p.1.is_finite()), "{agg}");
     }
 
     // The whole range in one bucket, with agg only.
