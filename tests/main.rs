@@ -6,6 +6,7 @@ mod support;
 mod admin;
 mod cli;
 mod crash;
+mod hostile;
 mod query;
 mod storage;
 mod tidy;

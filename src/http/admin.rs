@@ -175,6 +175,19 @@ pub fn delete_metric(
     }
 }
 
+/// `POST /api/v1/admin/compact`: one compaction round now (it also runs on its own every
+/// `--compact-interval-secs`). Blocks until the round has committed.
+pub fn compact(app: &App, _: AdminToken) -> Result<Reply, ApiError> {
+    let s = app
+        .compact_now()
+        .map_err(|e| ApiError::Unavailable(format!("compaction failed, nothing changed: {e}")))?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"generation": s.generation, "metrics": s.metrics,
+            "samples": s.samples, "segmentsWritten": s.segments_written}),
+    ))
+}
+
 pub fn list_projects(app: &App, _: AdminToken) -> Result<Reply, ApiError> {
     Ok(json(
         StatusCode::OK,

@@ -1,9 +1,10 @@
-//! Request bodies: size limits that hold for chunked bodies too (`Limited`), content type
-//! checks, and gzip decoding bounded by the same limit.
+//! Request bodies: size limits that hold for chunked bodies too (counted while reading, not
+//! taken from Content-Length), content type checks, and gzip decoding bounded by the same
+//! limit.
 
 use super::reply::ApiError;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use bytes::BytesMut;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use std::io::Read;
@@ -27,36 +28,65 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// After a body is found too large, up to this much more is read and thrown away (for at
+/// most `DRAIN_TIMEOUT`) before answering 413: closing a socket with unread data makes the
+/// kernel reset the connection, and the client would see "connection reset" while still
+/// sending instead of the 413 that says why.
+pub const DRAIN_MAX_BYTES: u64 = 64 << 20;
+pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Reads the whole body, at most `max_bytes` after decoding.
 pub async fn read(
     headers: &HeaderMap,
-    body: Incoming,
+    mut body: Incoming,
     max_bytes: usize,
 ) -> Result<Vec<u8>, ApiError> {
     let too_large =
         || ApiError::PayloadTooLarge(format!("request body is larger than {max_bytes} bytes"));
-    if let Some(len) = headers
+    let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > max_bytes as u64 {
-            return Err(too_large());
-        }
-    }
+        .and_then(|v| v.parse::<u64>().ok());
     let encoding = headers
         .get(CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
         .unwrap_or_default();
-    let bytes: Bytes = match Limited::new(body, max_bytes).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Err(e) => {
-            return Err(ApiError::BadRequest(format!(
-                "could not read the request body: {e}"
-            )))
+    let mut bytes =
+        BytesMut::with_capacity(declared.map_or(16 << 10, |n| n.min(max_bytes as u64) as usize));
+    let mut over = declared.is_some_and(|n| n > max_bytes as u64);
+    while !over {
+        match body.frame().await {
+            None => break,
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    if bytes.len() + data.len() > max_bytes {
+                        over = true;
+                    } else {
+                        bytes.extend_from_slice(&data);
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                return Err(ApiError::BadRequest(format!(
+                    "could not read the request body: {e}"
+                )))
+            }
         }
-    };
+    }
+    if over {
+        let drain = async {
+            let mut drained = 0u64;
+            while let Some(Ok(frame)) = body.frame().await {
+                drained += frame.data_ref().map_or(0, |d| d.len() as u64);
+                if drained > DRAIN_MAX_BYTES {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+        return Err(too_large());
+    }
+    let bytes = bytes.freeze();
     match encoding.as_str() {
         // Zero-copy when the body arrived in one piece.
         "" | "identity" => Ok(Vec::from(bytes)),

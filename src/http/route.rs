@@ -75,6 +75,9 @@ async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiEr
         (["api", "v1", "projects", p, "metrics"], &Method::GET) => {
             read::catalog(app, authorize_read(app, &req)?.as_ref(), p)
         }
+        (["api", "v1", "admin", "compact"], &Method::POST) => {
+            admin::compact(app, authorize_admin(app, &req)?)
+        }
         (["api", "v1", "projects", p, "retention"], &Method::PUT) => {
             let token = authorize_admin(app, &req)?;
             admin::set_retention(app, token, p, json_body(app, req).await?)

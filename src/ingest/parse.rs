@@ -27,8 +27,8 @@ pub fn parse_batch(body: &mut [u8], now_ms: i64) -> Result<ValidBatch<'_>, Inges
     let (mut project, mut metrics) = (None, None);
     for (key, at) in object_fields(&nodes, 0, *len) {
         match key {
-            "projectId" => project = Some(at),
-            "metrics" => metrics = Some(at),
+            "projectId" => once(&mut project, at, &Field::Top("projectId"))?,
+            "metrics" => once(&mut metrics, at, &Field::Top("metrics"))?,
             _ => {}
         }
     }
@@ -98,6 +98,16 @@ fn object_fields<'t, 'a>(
     })
 }
 
+/// Records where a field's value is; a field given twice is an error, because parsers
+/// disagree on which one counts (RFC 8259 leaves it open) and a silent pick hides a bug in
+/// the sender.
+fn once(slot: &mut Option<usize>, at: usize, field: &Field) -> Result<(), IngestError> {
+    if slot.replace(at).is_some() {
+        return Err(IngestError(format!("{field} appears more than once")));
+    }
+    Ok(())
+}
+
 /// A field's name for messages, formatted only when a message is needed.
 enum Field {
     Top(&'static str),
@@ -129,12 +139,12 @@ fn parse_metric<'a>(
         (None, None, None, None, None, None);
     for (key, v) in object_fields(nodes, at, len) {
         match key {
-            "metricId" => id = Some(v),
-            "metricName" => name = Some(v),
-            "value" => value = Some(v),
-            "unit" => unit = Some(v),
-            "timestamp" => ts = Some(v),
-            "metadata" => meta = Some(v),
+            "metricId" => once(&mut id, v, &Field::Metric(i, "metricId"))?,
+            "metricName" => once(&mut name, v, &Field::Metric(i, "metricName"))?,
+            "value" => once(&mut value, v, &Field::Metric(i, "value"))?,
+            "unit" => once(&mut unit, v, &Field::Metric(i, "unit"))?,
+            "timestamp" => once(&mut ts, v, &Field::Metric(i, "timestamp"))?,
+            "metadata" => once(&mut meta, v, &Field::Metric(i, "metadata"))?,
             _ => {}
         }
     }
@@ -215,7 +225,19 @@ fn parse_metric<'a>(
         None => None,
         Some(v) => match &nodes[v] {
             Node::Static(StaticNode::Null) => None,
-            Node::Object { .. } => {
+            Node::Object { len, .. } => {
+                if *len > 1 {
+                    let mut keys: Vec<&str> =
+                        object_fields(nodes, v, *len).map(|(k, _)| k).collect();
+                    keys.sort_unstable();
+                    if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
+                        return Err(IngestError(format!(
+                            "{} has the key {:?} more than once",
+                            Field::Metric(i, "metadata"),
+                            w[0]
+                        )));
+                    }
+                }
                 let mut text = String::with_capacity(64);
                 write_json(&nodes[v..v + span(&nodes[v])], &mut text);
                 if text.len() > MAX_METADATA_BYTES {
@@ -537,6 +559,27 @@ mod tests {
             &one(r#"{"metricId":"a\u0001","metricName":"A","value":1}"#),
             "control characters",
         );
+    }
+
+    #[test]
+    fn refuses_fields_given_twice() {
+        check_err(
+            r#"{"projectId":"p","projectId":"q","metrics":[{"metricId":"m","metricName":"M","value":1}]}"#,
+            "projectId appears more than once",
+        );
+        check_err(
+            r#"{"projectId":"p","metrics":[{"metricId":"m","metricName":"M","value":1,"value":2}]}"#,
+            "metrics[0].value appears more than once",
+        );
+        check_err(
+            r#"{"projectId":"p","metrics":[{"metricId":"m","metricName":"M","value":1,"metadata":{"a":1,"b":2,"a":3}}]}"#,
+            "metrics[0].metadata has the key \"a\" more than once",
+        );
+        // Nested objects are kept as sent.
+        assert!(parse(
+            r#"{"projectId":"p","metrics":[{"metricId":"m","metricName":"M","value":1,"metadata":{"a":{"x":1},"b":{"x":2}}}]}"#
+        )
+        .is_ok());
     }
 
     #[test]
