@@ -53,6 +53,8 @@ impl App {
                 .map_err(|e| err(&format!("open {}", config.store_path().display()), e))?,
         );
         let admin_token_hash = ensure_admin_token(&config, &store)?;
+        // A backup interrupted by a crash leaves its half-written copy here.
+        let _ = fs::remove_dir_all(config.backup_tmp_dir());
 
         let keys = KeyIndex::default();
         let webhooks = store.webhooks().map_err(|e| err("read webhooks", e))?;
@@ -114,6 +116,20 @@ impl App {
         self.journal.wait_applied();
         let _round = self.rounds.lock();
         compact::delete_metric(&self.store, &self.journal, &self.memtable, project, metric)
+    }
+
+    /// Writes a consistent copy of the store to `path` (a new file) while the server keeps
+    /// ingesting: compacts first under the rounds lock, so every sample acknowledged before
+    /// the call is in the store, takes a snapshot, releases the lock, then copies the
+    /// snapshot. Samples acknowledged later may or may not be in it.
+    pub fn backup_to(&self, path: &std::path::Path) -> Result<crate::store::BackupStats, String> {
+        self.journal.wait_applied();
+        let snapshot = {
+            let _round = self.rounds.lock();
+            compact::compact_once(&self.store, &self.journal, &self.memtable)?;
+            self.store.snapshot().map_err(|e| e.to_string())?
+        };
+        snapshot.write_to(path).map_err(|e| e.to_string())
     }
 
     /// Runs one retention sweep as if the time were `now_ms`; returns the samples removed.

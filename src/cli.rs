@@ -40,6 +40,15 @@ pub enum Command {
     },
     /// Query a metric (or several): raw points, or buckets with --step/--agg/--max-points.
     Query(QueryArgs),
+    /// Write a consistent copy of the store to a file while the server keeps running.
+    /// Restore: put the file as `stathook.redb` in an empty data dir and start `serve` there.
+    Backup {
+        /// The file to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Delete a metric and its data.
     Metric {
         #[command(subcommand)]

@@ -44,3 +44,58 @@ pub async fn call(
     };
     Ok((status, json))
 }
+
+/// POSTs to `url` and streams a 200's body into `to` (through `to` + `.part`, renamed and
+/// synced at the end, so `to` never holds a partial file). Returns the reply's
+/// `x-stathook-backup` summary and the bytes written; a non-200 is an error with the
+/// server's message.
+pub async fn download(
+    url: &str,
+    token: &str,
+    to: &std::path::Path,
+) -> Result<(String, u64), String> {
+    use std::io::Write;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(url)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| format!("bad URL {url}: {e}"))?;
+    let resp = client.request(req).await.map_err(|e| {
+        format!("cannot reach {url}: {e} (is `stathook serve` running there? see --server)")
+    })?;
+    let status = resp.status().as_u16();
+    let summary = resp
+        .headers()
+        .get("x-stathook-backup")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let mut body = resp.into_body();
+    if status != 200 {
+        let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let msg = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        return Err(format!("server answered {status}: {msg}"));
+    }
+    let part = to.with_extension("part");
+    let mut file =
+        std::fs::File::create(&part).map_err(|e| format!("create {}: {e}", part.display()))?;
+    let mut written = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| format!("the backup stream broke off after {written} bytes: {e}"))?;
+        if let Ok(data) = frame.into_data() {
+            file.write_all(&data)
+                .map_err(|e| format!("write {}: {e}", part.display()))?;
+            written += data.len() as u64;
+        }
+    }
+    file.sync_all()
+        .map_err(|e| format!("sync {}: {e}", part.display()))?;
+    std::fs::rename(&part, to).map_err(|e| format!("rename to {}: {e}", to.display()))?;
+    Ok((summary, written))
+}

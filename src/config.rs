@@ -74,6 +74,11 @@ impl Config {
         self.data_dir.join("journal")
     }
 
+    /// Where backups are assembled before they are streamed out; emptied at start.
+    pub fn backup_tmp_dir(&self) -> PathBuf {
+        self.data_dir.join("backup-tmp")
+    }
+
     pub fn admin_token_path(&self) -> PathBuf {
         self.data_dir.join("admin-token")
     }

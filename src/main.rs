@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Key { command, remote } => manage(&remote, key(command)),
         Command::Metric { command, remote } => manage(&remote, metric(command)),
         Command::Query(args) => query(args),
+        Command::Backup { to, remote } => backup(&to, &remote),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -348,6 +349,30 @@ fn key(cmd: KeyCommand) -> Request {
 fn manage(remote: &Remote, (method, path, body, print): Request) -> Result<(), String> {
     let reply = request(remote, None, method, &path, body)?;
     print(&reply);
+    Ok(())
+}
+
+fn backup(to: &std::path::Path, remote: &Remote) -> Result<(), String> {
+    if to.exists() {
+        return Err(format!(
+            "{} already exists; choose a new file",
+            to.display()
+        ));
+    }
+    let token = admin_token(remote)?;
+    let url = format!(
+        "{}/api/v1/admin/backup",
+        remote.server.trim_end_matches('/')
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (summary, bytes) = rt.block_on(stathook::client::download(&url, &token, to))?;
+    println!(
+        "Backup written to {} ({bytes} bytes; {summary})",
+        to.display()
+    );
     Ok(())
 }
 

@@ -7,9 +7,11 @@ use crate::app::App;
 use crate::auth::{self, KeyOwner};
 use crate::clock;
 use crate::store::{Project, Scope, Tier, Webhook};
+use bytes::Bytes;
 use hyper::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// Longest project or webhook name, in bytes.
 pub const MAX_NAME_BYTES: usize = 200;
@@ -173,6 +175,73 @@ pub fn delete_metric(
             "could not delete the metric, nothing was removed; retry later ({e})"
         ))),
     }
+}
+
+/// Bytes per chunk when streaming a backup file out.
+const BACKUP_CHUNK_BYTES: usize = 256 << 10;
+
+/// `POST /api/v1/admin/backup`: a consistent copy of the store (see `App::backup_to`),
+/// streamed as the bytes of a store file. Restore by starting `stathook serve` on a data dir
+/// holding it as `stathook.redb`.
+pub async fn backup(app: &Arc<App>, _: AdminToken) -> Result<Reply, ApiError> {
+    let dir = app.config.backup_tmp_dir();
+    let path = dir.join(format!("{}.redb", auth::new_id("backup-")));
+    let (a, p) = (app.clone(), path.clone());
+    let made = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(p.parent().expect("BUG: backup path has a parent"))
+            .map_err(|e| format!("create {}: {e}", p.display()))?;
+        let stats = a.backup_to(&p)?;
+        let file = std::fs::File::open(&p).map_err(|e| format!("open {}: {e}", p.display()))?;
+        let len = file.metadata().map_err(|e| e.to_string())?.len();
+        // Unlinked now: the open handle keeps the bytes until the stream ends or breaks.
+        let _ = std::fs::remove_file(&p);
+        Ok::<_, String>((stats, file, len))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("BUG: backup task failed: {e}")))?;
+    let (stats, mut file, len) = made.map_err(|e| {
+        let _ = std::fs::remove_file(&path);
+        ApiError::Unavailable(format!("backup failed: {e}"))
+    })?;
+    tracing::info!(
+        bytes = len,
+        segments = stats.segments,
+        metrics = stats.metrics,
+        "backup written"
+    );
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut buf = vec![0u8; BACKUP_CHUNK_BYTES];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    if tx
+                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    let mut reply = super::reply::streamed("application/octet-stream", rx);
+    let h = reply.headers_mut();
+    h.insert(hyper::header::CONTENT_LENGTH, len.into());
+    let summary = format!(
+        "projects={} keys={} metrics={} segments={}",
+        stats.projects, stats.keys, stats.metrics, stats.segments
+    );
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&summary) {
+        h.insert("x-stathook-backup", v);
+    }
+    Ok(reply)
 }
 
 /// `POST /api/v1/admin/compact`: one compaction round now (it also runs on its own every

@@ -75,6 +75,10 @@ async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiEr
         (["api", "v1", "projects", p, "metrics"], &Method::GET) => {
             read::catalog(app, authorize_read(app, &req)?.as_ref(), p)
         }
+        (["api", "v1", "admin", "backup"], &Method::POST) => {
+            let token = authorize_admin(app, &req)?;
+            admin::backup(app, token).await
+        }
         (["api", "v1", "admin", "compact"], &Method::POST) => {
             admin::compact(app, authorize_admin(app, &req)?)
         }

@@ -380,6 +380,14 @@ impl Store {
         Ok((checked, bad))
     }
 
+    /// A consistent, read-only view of the whole store as of now; later commits do not
+    /// change it. `Snapshot::write_to` turns it into a backup file.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        Ok(Snapshot {
+            txn: self.db.begin_read()?,
+        })
+    }
+
     /// Starts the one write transaction of a compaction round.
     pub fn begin_compaction(&self) -> Result<Compaction> {
         Ok(Compaction {
@@ -400,6 +408,62 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// A read transaction over the whole store (see `Store::snapshot`).
+pub struct Snapshot {
+    txn: redb::ReadTransaction,
+}
+
+/// What a backup holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackupStats {
+    pub projects: u64,
+    pub keys: u64,
+    pub segments: u64,
+    pub metrics: u64,
+}
+
+impl Snapshot {
+    /// Writes every table of the snapshot into a new store file at `path` (which must not
+    /// exist) and syncs it: a complete store file that `stathook serve` opens as its
+    /// `stathook.redb`.
+    pub fn write_to(&self, path: &Path) -> Result<BackupStats> {
+        if path.exists() {
+            return Err(StoreError::Conflict(format!(
+                "{} already exists",
+                path.display()
+            )));
+        }
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        copy_table(&self.txn, &txn, META)?;
+        let stats = BackupStats {
+            projects: copy_table(&self.txn, &txn, PROJECTS)?,
+            keys: copy_table(&self.txn, &txn, WEBHOOKS)?,
+            segments: copy_table(&self.txn, &txn, SEGMENTS)?,
+            metrics: copy_table(&self.txn, &txn, CATALOG)?,
+        };
+        copy_table(&self.txn, &txn, API_KEYS)?;
+        txn.commit()?;
+        Ok(stats)
+    }
+}
+
+fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    from: &redb::ReadTransaction,
+    to: &WriteTransaction,
+    table: redb::TableDefinition<K, V>,
+) -> Result<u64> {
+    let src = from.open_table(table)?;
+    let mut dst = to.open_table(table)?;
+    let mut rows = 0;
+    for row in src.iter()? {
+        let (k, v) = row?;
+        dst.insert(k.value(), v.value())?;
+        rows += 1;
+    }
+    Ok(rows)
 }
 
 /// One compaction round: segments, catalog rows and the watermark commit together
