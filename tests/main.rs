@@ -6,6 +6,7 @@ mod support;
 mod admin;
 mod cli;
 mod crash;
+mod damage;
 mod hostile;
 mod query;
 mod storage;
