@@ -79,7 +79,7 @@ async fn a_damaged_journal_recovers_exactly_the_requests_before_the_damage() {
     let bytes = std::fs::read(journal_file(original.path())).unwrap();
     let data_end = bytes.iter().rposition(|b| *b != 0).unwrap() + 1;
 
-    let mut rng = Rng(0xda3a_6e5);
+    let mut rng = Rng(0x0da3_a6e5);
     for round in 0..16 {
         let copy = tempfile::tempdir().unwrap();
         copy_dir(original.path(), copy.path());
