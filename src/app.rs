@@ -108,7 +108,7 @@ impl App {
     /// Runs one compaction round now (tests and the admin API use it).
     pub fn compact_now(&self) -> Result<crate::compact::CompactStats, String> {
         let _round = self.rounds.lock();
-        compact::compact_once(&self.store, &self.journal, &self.memtable)
+        compact::compact_round(&self.store, &self.journal, &self.memtable)
     }
 
     /// Deletes a metric and its data (see `compact::delete_metric`); false if unknown.

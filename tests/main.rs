@@ -7,6 +7,7 @@ mod admin;
 mod cli;
 mod crash;
 mod damage;
+mod full_disk;
 mod hostile;
 mod query;
 mod storage;

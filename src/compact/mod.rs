@@ -7,5 +7,6 @@ pub mod policy;
 mod worker;
 
 pub use worker::{
-    compact_once, delete_metric, expire_once, spawn, CompactStats, CompactorHandle, Schedule,
+    compact_once, compact_round, delete_metric, expire_once, spawn, CompactStats, CompactorHandle,
+    Schedule,
 };

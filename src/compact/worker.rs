@@ -151,6 +151,20 @@ pub fn compact_once(
     Ok(stats)
 }
 
+/// A compaction round that, when it fails, checks whether the store needs reopening after an
+/// I/O error (a full disk) and does so, so the next round can succeed once space is back.
+pub fn compact_round(
+    store: &Store,
+    journal: &Journal,
+    memtable: &Memtable,
+) -> Result<CompactStats, String> {
+    compact_once(store, journal, memtable).inspect_err(|_| {
+        if let Err(e) = store.recover_from_io_error() {
+            tracing::error!(error = %e, "could not reopen the store after an I/O error");
+        }
+    })
+}
+
 /// Removes every sample of a metric acknowledged before the call: compacts first, so those
 /// samples are all in segments, then drops the segments and catalog row in one transaction.
 /// Samples written meanwhile stay (in memory and the journal alike). The caller holds the
@@ -286,7 +300,7 @@ pub fn spawn(
                 if (due || stopping) && memtable.pending_samples() > 0 {
                     let _round = rounds.lock();
                     let started = Instant::now();
-                    match compact_once(&store, &journal, &memtable) {
+                    match compact_round(&store, &journal, &memtable) {
                         Ok(s) => tracing::debug!(generation = s.generation, metrics = s.metrics, samples = s.samples,
                             segments = s.segments_written, ms = started.elapsed().as_millis() as u64, "compacted"),
                         Err(e) => tracing::error!(error = %e, "compaction failed; the journal keeps the data, retrying later"),

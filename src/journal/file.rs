@@ -52,21 +52,29 @@ pub struct JournalFile {
 impl JournalFile {
     /// Creates a new file with its header and zero-filled room, durably (file and directory
     /// entry synced).
+    /// If that fails (a full disk), the half-made file is removed: it holds nothing, and
+    /// left behind it would block the next attempt at the same generation.
     pub fn create(dir: &Path, generation: u64, format_version: u32) -> io::Result<JournalFile> {
         let path = path_of(dir, generation);
         let mut file = OpenOptions::new()
             .create_new(true)
             .write(true)
             .open(&path)?;
-        file.write_all(&encode_header(format_version, generation))?;
-        let mut jf = JournalFile {
-            file,
-            len: HEADER_LEN as u64,
-            allocated: HEADER_LEN as u64,
-        };
-        jf.grow_to(PREALLOC_START_BYTES)?;
-        sync_dir(dir)?;
-        Ok(jf)
+        let made = (|| {
+            file.write_all(&encode_header(format_version, generation))?;
+            let mut jf = JournalFile {
+                file,
+                len: HEADER_LEN as u64,
+                allocated: HEADER_LEN as u64,
+            };
+            jf.grow_to(PREALLOC_START_BYTES)?;
+            sync_dir(dir)?;
+            Ok(jf)
+        })();
+        if made.is_err() {
+            let _ = fs::remove_file(&path);
+        }
+        made
     }
 
     /// Zero-fills the file up to `size` bytes and syncs data and metadata.

@@ -9,6 +9,7 @@ use crate::segment::{self, SegmentError};
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::Arc;
 use tables::*;
 
 /// Version of the whole on-disk format (store file + journal files), see `docs/format.md`.
@@ -130,7 +131,9 @@ pub enum Expiry {
 }
 
 pub struct Store {
-    db: Database,
+    path: std::path::PathBuf,
+    /// Swapped for a fresh handle by `recover_from_io_error`; None only while that runs.
+    db: parking_lot::RwLock<Option<Arc<Database>>>,
 }
 
 impl Store {
@@ -166,11 +169,61 @@ impl Store {
             txn.open_table(CATALOG)?;
         }
         txn.commit()?;
-        Ok(Store { db })
+        Ok(Store {
+            path: path.to_path_buf(),
+            db: parking_lot::RwLock::new(Some(Arc::new(db))),
+        })
+    }
+
+    /// The current database handle (transactions do not borrow it, so the lock is held only
+    /// for the clone).
+    fn db(&self) -> Result<Arc<Database>> {
+        self.db.read().clone().ok_or_else(|| {
+            StoreError::Db(redb::Error::Io(std::io::Error::other(
+                "the store is being reopened after an I/O error; retry",
+            )))
+        })
+    }
+
+    /// After a failed write (a full disk), redb refuses every later operation with "previous
+    /// I/O error" until the database is reopened. This checks for that state and reopens the
+    /// file in place, so the server recovers without a restart once the cause is gone.
+    /// Returns whether it reopened. Waits (up to ~5 s) for transactions still running on the
+    /// old handle, which keep the file locked.
+    pub fn recover_from_io_error(&self) -> Result<bool> {
+        let probe = self
+            .db()
+            .and_then(|db| Ok(db.begin_write()?))
+            .and_then(|txn| {
+                txn.open_table(META)?;
+                txn.abort()?;
+                Ok(())
+            });
+        match probe {
+            Err(StoreError::Db(redb::Error::PreviousIo)) => {}
+            _ => return Ok(false),
+        }
+        let mut slot = self.db.write();
+        drop(slot.take());
+        let mut last = None;
+        for _ in 0..250 {
+            match Database::create(&self.path) {
+                Ok(db) => {
+                    *slot = Some(Arc::new(db));
+                    tracing::warn!(path = %self.path.display(), "reopened the store after an I/O error");
+                    return Ok(true);
+                }
+                Err(e) => {
+                    last = Some(e);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+        }
+        Err(StoreError::Db(last.expect("BUG: the loop ran").into()))
     }
 
     pub fn admin_token_hash(&self) -> Result<Option<[u8; 32]>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let meta = txn.open_table(META)?;
         let out = meta
             .get(META_ADMIN_TOKEN_HASH)?
@@ -179,7 +232,7 @@ impl Store {
     }
 
     pub fn set_admin_token_hash(&self, hash: &[u8; 32]) -> Result<()> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         txn.open_table(META)?
             .insert(META_ADMIN_TOKEN_HASH, hash.as_slice())?;
         txn.commit()?;
@@ -188,7 +241,7 @@ impl Store {
 
     /// The highest journal generation already compacted; 0 when none is.
     pub fn watermark(&self) -> Result<u64> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let meta = txn.open_table(META)?;
         let out = meta
             .get(META_WATERMARK)?
@@ -198,7 +251,7 @@ impl Store {
     }
 
     pub fn create_project(&self, p: &Project) -> Result<()> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         {
             let mut t = txn.open_table(PROJECTS)?;
             if t.get(p.id.as_str())?.is_some() {
@@ -215,7 +268,7 @@ impl Store {
 
     /// Replaces an existing project record.
     pub fn put_project(&self, p: &Project) -> Result<()> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         txn.open_table(PROJECTS)?
             .insert(p.id.as_str(), to_json(p).as_slice())?;
         txn.commit()?;
@@ -244,7 +297,7 @@ impl Store {
         id: &str,
         what: &str,
     ) -> Result<Option<T>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(table)?;
         let out = match t.get(id)? {
             Some(v) => Some(from_json(v.value(), what)?),
@@ -261,7 +314,7 @@ impl Store {
         old_key: Option<&[u8; 32]>,
         new_key: Option<&[u8; 32]>,
     ) -> Result<()> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         {
             let mut hooks = txn.open_table(WEBHOOKS)?;
             hooks.insert(w.id.as_str(), to_json(w).as_slice())?;
@@ -279,7 +332,7 @@ impl Store {
 
     /// Every live key hash with its webhook id.
     pub fn api_keys(&self) -> Result<Vec<([u8; 32], String)>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(API_KEYS)?;
         let mut out = Vec::new();
         for row in t.iter()? {
@@ -291,7 +344,7 @@ impl Store {
 
     /// The persisted catalog: what the segments hold, per (project, metricId).
     pub fn catalog(&self) -> Result<Vec<(String, String, CatalogRow)>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(CATALOG)?;
         let mut out = Vec::new();
         for row in t.iter()? {
@@ -321,7 +374,7 @@ impl Store {
         if from_ms > to_ms {
             return Ok(());
         }
-        let txn = self.db.begin_read().map_err(StoreError::from)?;
+        let txn = self.db()?.begin_read().map_err(StoreError::from)?;
         let t = txn.open_table(SEGMENTS).map_err(StoreError::from)?;
         // The segment starting at or before `from_ms` may reach into the range; every later
         // one starting by `to_ms` does.
@@ -348,7 +401,7 @@ impl Store {
     /// Whether a segment of `metric` holds a sample at exactly `ts` (decodes at most one
     /// segment's timestamp column).
     pub fn contains(&self, project: &str, metric: &str, ts: i64) -> Result<bool> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(SEGMENTS)?;
         let last = t
             .range((project, metric, i64::MIN)..=(project, metric, ts))?
@@ -366,7 +419,7 @@ impl Store {
     /// Verifies the checksum of every segment; returns the (project, metric, start) of each
     /// damaged one with its error.
     pub fn check_segments(&self) -> Result<(u64, Vec<String>)> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(SEGMENTS)?;
         let (mut checked, mut bad) = (0u64, Vec::new());
         for row in t.iter()? {
@@ -384,14 +437,14 @@ impl Store {
     /// change it. `Snapshot::write_to` turns it into a backup file.
     pub fn snapshot(&self) -> Result<Snapshot> {
         Ok(Snapshot {
-            txn: self.db.begin_read()?,
+            txn: self.db()?.begin_read()?,
         })
     }
 
     /// Starts the one write transaction of a compaction round.
     pub fn begin_compaction(&self) -> Result<Compaction> {
         Ok(Compaction {
-            txn: self.db.begin_write()?,
+            txn: self.db()?.begin_write()?,
         })
     }
 
@@ -399,7 +452,7 @@ impl Store {
         &self,
         table: redb::TableDefinition<&str, &[u8]>,
     ) -> Result<Vec<T>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(table)?;
         let mut out = Vec::new();
         for row in t.iter()? {
