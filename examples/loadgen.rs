@@ -22,6 +22,10 @@ struct Args {
     metrics: usize,
     server_pid: Option<u32>,
     influx: bool,
+    /// Requests per second per connection (0 = as fast as the server answers).
+    rate: f64,
+    /// Print p50/p99 of each interval of this many seconds to stderr (0 = only the total).
+    report_every: f64,
 }
 
 fn parse_args() -> Args {
@@ -34,6 +38,8 @@ fn parse_args() -> Args {
         metrics: 100,
         server_pid: None,
         influx: false,
+        rate: 0.0,
+        report_every: 0.0,
     };
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
     if let Some(i) = argv.iter().position(|a| a == "--influx") {
@@ -50,6 +56,8 @@ fn parse_args() -> Args {
             "--seconds" => a.seconds = v.parse().expect("--seconds S"),
             "--metrics" => a.metrics = v.parse().expect("--metrics N"),
             "--server-pid" => a.server_pid = Some(v.parse().expect("--server-pid PID")),
+            "--rate" => a.rate = v.parse().expect("--rate REQUESTS_PER_S_PER_CONNECTION"),
+            "--report-every" => a.report_every = v.parse().expect("--report-every SECONDS"),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -134,9 +142,44 @@ async fn main() {
     let cpu0 = a.server_pid.map(cpu_seconds);
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(a.seconds);
+    let rate = a.rate;
+    // Per-interval latencies, reported by one task every `report_every` seconds.
+    let (interval_tx, mut interval_rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
+    let interval_tx = (a.report_every > 0.0).then_some(interval_tx);
+    if a.report_every > 0.0 {
+        let every = Duration::from_secs_f64(a.report_every);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at((start + every).into(), every);
+            loop {
+                tick.tick().await;
+                let mut lat = Vec::new();
+                while let Ok(d) = interval_rx.try_recv() {
+                    lat.push(d);
+                }
+                if lat.is_empty() {
+                    continue;
+                }
+                lat.sort();
+                let ms = |p: f64| {
+                    lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0
+                };
+                eprintln!(
+                    "t={:>5.0}s requests {:>6} p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
+                    start.elapsed().as_secs_f64(),
+                    lat.len(),
+                    ms(0.5),
+                    ms(0.99),
+                    ms(1.0)
+                );
+            }
+        });
+    }
     let mut tasks = Vec::new();
-    for conn_bodies in bodies {
+    for (c, conn_bodies) in bodies.into_iter().enumerate() {
         let (host, uri, auth) = (host.clone(), uri.clone(), auth.clone());
+        let interval_tx = interval_tx.clone();
+        let fresh = (rate > 0.0 && !a.influx)
+            .then(|| (a.project.clone(), a.metrics, base, a.connections, c));
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(&host).await.unwrap();
             stream.set_nodelay(true).unwrap();
@@ -148,18 +191,32 @@ async fn main() {
             let mut lat = Vec::new();
             let (mut ok, mut failed) = (0u64, 0u64);
             let mut i = 0;
+            let pace = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
             while Instant::now() < deadline {
+                if let Some(p) = pace {
+                    tokio::time::sleep_until((start + p * i as u32).into()).await;
+                }
                 let req = Request::post(uri.clone())
                     .header("host", &host)
                     .header("authorization", &auth)
                     .header("content-type", "application/json")
-                    .body(Full::new(conn_bodies[i % conn_bodies.len()].clone()))
+                    .body(Full::new(match &fresh {
+                        // Paced runs are long (soaks): every request gets new timestamps,
+                        // so the store grows as it would in production.
+                        Some((project, metrics, base, connections, c)) => {
+                            body(project, *metrics, base + (i * connections + c) as i64)
+                        }
+                        None => conn_bodies[i % conn_bodies.len()].clone(),
+                    }))
                     .unwrap();
                 let t = Instant::now();
                 let resp = send.send_request(req).await.unwrap();
                 let status = resp.status();
                 let _ = resp.into_body().collect().await.unwrap();
                 lat.push(t.elapsed());
+                if let Some(tx) = &interval_tx {
+                    let _ = tx.send(t.elapsed());
+                }
                 if status.is_success() {
                     ok += 1
                 } else {

@@ -4,8 +4,12 @@
 # read back. Used by CI; also a quick end-to-end check by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked --bin stathook
-BIN="$PWD/target/release/stathook"
+# STATHOOK_BIN: use an already built binary (CI passes the one `cargo test` built).
+if [ -z "${STATHOOK_BIN:-}" ]; then
+  cargo build --release --locked --bin stathook
+  STATHOOK_BIN="$PWD/target/release/stathook"
+fi
+BIN="$STATHOOK_BIN"
 WORK="$(mktemp -d)"
 SERVER_PID=""
 cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }
