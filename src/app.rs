@@ -49,7 +49,7 @@ impl App {
         fs::create_dir_all(&config.data_dir)
             .map_err(|e| err(&format!("create data dir {}", config.data_dir.display()), e))?;
         let store = Arc::new(
-            Store::open(&config.store_path())
+            Store::open_with_cache(&config.store_path(), config.cache_bytes)
                 .map_err(|e| err(&format!("open {}", config.store_path().display()), e))?,
         );
         let admin_token_hash = ensure_admin_token(&config, &store)?;

@@ -106,6 +106,10 @@ pub struct ServeArgs {
     /// everything. Projects may override it.
     #[arg(long, env = "STATHOOK_RETENTION", default_value = "forever", value_parser = parse_retention)]
     pub retention: Retention,
+    /// The store's page cache in MiB: memory grows with the data up to this, then stays
+    /// flat. Queries over data that fits stay fast (see docs/benchmarks.md).
+    #[arg(long, env = "STATHOOK_CACHE_MB", default_value_t = 1024)]
+    pub cache_mb: usize,
     /// Seconds between compaction rounds while samples wait in the journal.
     #[arg(long, env = "STATHOOK_COMPACT_INTERVAL_SECS", default_value_t = crate::config::DEFAULT_COMPACT_INTERVAL.as_secs())]
     pub compact_interval_secs: u64,

@@ -48,6 +48,8 @@ pub struct Config {
     /// Default retention in ms for projects without their own; None keeps data forever.
     pub retention_ms: Option<i64>,
     pub expire_interval: Duration,
+    /// The store's page cache; memory grows with the data up to this.
+    pub cache_bytes: usize,
 }
 
 impl Config {
@@ -63,6 +65,7 @@ impl Config {
             max_pending_samples: DEFAULT_MAX_PENDING_SAMPLES,
             retention_ms: None,
             expire_interval: DEFAULT_EXPIRE_INTERVAL,
+            cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
         }
     }
 

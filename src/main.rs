@@ -53,6 +53,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let public_url = args.public_url;
     config.max_body_bytes = args.max_body_bytes;
     config.retention_ms = args.retention.0;
+    config.cache_bytes = args.cache_mb.max(1) << 20;
     config.compact_interval = std::time::Duration::from_secs(args.compact_interval_secs.max(1));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -12,6 +12,9 @@ use std::path::Path;
 use std::sync::Arc;
 use tables::*;
 
+/// redb's own default page cache: queries over large histories stay warm in it.
+pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
+
 /// Version of the whole on-disk format (store file + journal files), see `docs/format.md`.
 pub const FORMAT_VERSION: u32 = 2;
 
@@ -132,14 +135,24 @@ pub enum Expiry {
 
 pub struct Store {
     path: std::path::PathBuf,
+    cache_bytes: usize,
     /// Swapped for a fresh handle by `recover_from_io_error`; None only while that runs.
     db: parking_lot::RwLock<Option<Arc<Database>>>,
 }
 
 impl Store {
-    /// Opens or creates the store file and checks its format version.
+    /// Opens or creates the store file and checks its format version, with redb's default
+    /// page cache (1 GiB).
     pub fn open(path: &Path) -> Result<Store> {
-        let db = Database::create(path)?;
+        Store::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// As `open`, with a page cache of at most `cache_bytes`: the server's memory grows with
+    /// the data up to this, then stays flat.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Store> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)?;
         let txn = db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
@@ -171,6 +184,7 @@ impl Store {
         txn.commit()?;
         Ok(Store {
             path: path.to_path_buf(),
+            cache_bytes,
             db: parking_lot::RwLock::new(Some(Arc::new(db))),
         })
     }
@@ -207,7 +221,10 @@ impl Store {
         drop(slot.take());
         let mut last = None;
         for _ in 0..250 {
-            match Database::create(&self.path) {
+            match Database::builder()
+                .set_cache_size(self.cache_bytes)
+                .create(&self.path)
+            {
                 Ok(db) => {
                     *slot = Some(Arc::new(db));
                     tracing::warn!(path = %self.path.display(), "reopened the store after an I/O error");
