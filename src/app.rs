@@ -2,6 +2,7 @@
 //! key index → journal (recover) → compactor. Run: HTTP until the shutdown signal. Close:
 //! HTTP drains → compactor's last round → journal writers stop → store closes.
 
+use crate::auth::ratelimit::RateLimiter;
 use crate::auth::{self, KeyIndex, KeyOwner};
 use crate::compact::{self, CompactorHandle};
 use crate::config::Config;
@@ -22,6 +23,7 @@ pub struct App {
     pub journal: Arc<Journal>,
     pub memtable: Arc<Memtable>,
     pub keys: KeyIndex,
+    pub limiter: RateLimiter,
     pub admin_token_hash: [u8; 32],
     compactor: Mutex<Option<CompactorHandle>>,
     /// Held by each compaction round, deletion and retention sweep: they never interleave.
@@ -71,6 +73,11 @@ impl App {
             }
         }
 
+        let limiter = RateLimiter::new(config.tier_limits);
+        for p in store.projects().map_err(|e| err("read projects", e))? {
+            limiter.set_tier(&p.id, p.tier);
+        }
+
         let memtable = Arc::new(Memtable::new(crate::journal::SHARDS, 0));
         let (journal, report) =
             Journal::open(&config.journal_dir(), store.clone(), memtable.clone())
@@ -98,6 +105,7 @@ impl App {
             journal,
             memtable,
             keys,
+            limiter,
             admin_token_hash,
             compactor: Mutex::new(Some(compactor)),
             rounds,

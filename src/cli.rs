@@ -106,6 +106,19 @@ pub struct ServeArgs {
     /// everything. Projects may override it.
     #[arg(long, env = "STATHOOK_RETENTION", default_value = "forever", value_parser = parse_retention)]
     pub retention: Retention,
+    /// Webhook requests per hour for projects of tier free (the spec's 100).
+    #[arg(long, env = "STATHOOK_RATE_LIMIT_FREE", default_value_t = crate::auth::ratelimit::DEFAULT_TIER_LIMITS.free)]
+    pub rate_limit_free: u32,
+    /// ... of tier pro (the spec's 1,000).
+    #[arg(long, env = "STATHOOK_RATE_LIMIT_PRO", default_value_t = crate::auth::ratelimit::DEFAULT_TIER_LIMITS.pro)]
+    pub rate_limit_pro: u32,
+    /// ... of tier scale (the spec's 10,000).
+    #[arg(long, env = "STATHOOK_RATE_LIMIT_SCALE", default_value_t = crate::auth::ratelimit::DEFAULT_TIER_LIMITS.scale)]
+    pub rate_limit_scale: u32,
+    /// Tier of projects created without one: `unlimited` (self-hosted default) or free, pro,
+    /// scale to apply the spec's limits.
+    #[arg(long, env = "STATHOOK_DEFAULT_TIER", value_enum, default_value_t = TierArg::Unlimited)]
+    pub default_tier: TierArg,
     /// The store's page cache in MiB: memory grows with the data up to this, then stays
     /// flat. Queries over data that fits stay fast (see docs/benchmarks.md).
     #[arg(long, env = "STATHOOK_CACHE_MB", default_value_t = 1024)]
@@ -149,14 +162,22 @@ pub enum ProjectCommand {
         /// Choose the id (A-Z a-z 0-9 _ -); default: a random `prj_…`.
         #[arg(long)]
         id: Option<String>,
-        #[arg(long, value_enum, default_value_t = TierArg::Free)]
-        tier: TierArg,
+        /// Rate-limit tier; default: the server's --default-tier.
+        #[arg(long, value_enum)]
+        tier: Option<TierArg>,
         /// This project's retention (e.g. 30d, forever); default: the server's --retention.
         #[arg(long)]
         retention: Option<String>,
     },
     /// List projects.
     List,
+    /// Change a project's rate-limit tier; takes effect from the next request.
+    SetTier {
+        #[arg(long)]
+        project: String,
+        #[arg(long, value_enum)]
+        tier: TierArg,
+    },
     /// Set a project's retention: a duration (30d), `forever`, or `default` (the server's).
     SetRetention {
         #[arg(long)]
@@ -226,6 +247,18 @@ pub enum TierArg {
     Free,
     Pro,
     Scale,
+    Unlimited,
+}
+
+impl TierArg {
+    pub fn name(self) -> &'static str {
+        match self {
+            TierArg::Free => "free",
+            TierArg::Pro => "pro",
+            TierArg::Scale => "scale",
+            TierArg::Unlimited => "unlimited",
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

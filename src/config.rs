@@ -50,6 +50,10 @@ pub struct Config {
     pub expire_interval: Duration,
     /// The store's page cache; memory grows with the data up to this.
     pub cache_bytes: usize,
+    /// Requests per hour of each limited tier.
+    pub tier_limits: crate::auth::ratelimit::TierLimits,
+    /// The tier of a project created without one.
+    pub default_tier: crate::store::Tier,
 }
 
 impl Config {
@@ -66,6 +70,9 @@ impl Config {
             retention_ms: None,
             expire_interval: DEFAULT_EXPIRE_INTERVAL,
             cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
+            tier_limits: crate::auth::ratelimit::DEFAULT_TIER_LIMITS,
+            // Self-hosters own the machine: no limit unless they ask for one.
+            default_tier: crate::store::Tier::Unlimited,
         }
     }
 

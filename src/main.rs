@@ -6,7 +6,7 @@ use hyper::Method;
 use serde_json::{json, Value};
 use stathook::cli::{
     AdminTokenCommand, Cli, Command, KeyCommand, LogFormat, MetricCommand, OutputFormat,
-    ProjectCommand, QueryArgs, Remote, ScopeArg, ServeArgs, WebhookCommand,
+    ProjectCommand, QueryArgs, Remote, ScopeArg, ServeArgs, TierArg, WebhookCommand,
 };
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -54,6 +54,13 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     config.max_body_bytes = args.max_body_bytes;
     config.retention_ms = args.retention.0;
     config.cache_bytes = args.cache_mb.max(1) << 20;
+    config.tier_limits = stathook::auth::ratelimit::TierLimits {
+        free: args.rate_limit_free,
+        pro: args.rate_limit_pro,
+        scale: args.rate_limit_scale,
+    };
+    config.default_tier = stathook::store::Tier::parse(args.default_tier.name())
+        .expect("BUG: every TierArg is a Tier");
     config.compact_interval = std::time::Duration::from_secs(args.compact_interval_secs.max(1));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -175,7 +182,7 @@ fn project(cmd: ProjectCommand) -> Request {
             tier,
             retention,
         } => {
-            let tier = format!("{tier:?}").to_lowercase();
+            let tier = tier.map(TierArg::name);
             (
                 Method::POST,
                 "/api/v1/projects".into(),
@@ -186,11 +193,11 @@ fn project(cmd: ProjectCommand) -> Request {
             )
         }
         ProjectCommand::List => (Method::GET, "/api/v1/projects".into(), None, |v| {
-            println!("{:<24} {:<6} {:<10} NAME", "ID", "TIER", "RETENTION");
+            println!("{:<24} {:<10} {:<10} NAME", "ID", "TIER", "RETENTION");
             for p in v["projects"].as_array().into_iter().flatten() {
                 let retention = p["retention"].as_str().unwrap_or("default");
                 println!(
-                    "{:<24} {:<6} {:<10} {}",
+                    "{:<24} {:<10} {:<10} {}",
                     s(&p["id"]),
                     s(&p["tier"]),
                     retention,
@@ -198,6 +205,12 @@ fn project(cmd: ProjectCommand) -> Request {
                 );
             }
         }),
+        ProjectCommand::SetTier { project, tier } => (
+            Method::PUT,
+            format!("/api/v1/projects/{}/tier", enc(&project)),
+            Some(json!({ "tier": tier.name() })),
+            |v| println!("Project {}: tier {}", s(&v["id"]), s(&v["tier"])),
+        ),
         ProjectCommand::SetRetention { project, retention } => {
             let value = if retention == "default" {
                 Value::Null

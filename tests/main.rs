@@ -10,6 +10,7 @@ mod damage;
 mod full_disk;
 mod hostile;
 mod query;
+mod ratelimit;
 mod storage;
 mod tidy;
 mod webhook;

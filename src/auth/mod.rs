@@ -8,6 +8,8 @@
 use parking_lot::RwLock;
 use std::collections::HashMap;
 
+pub mod ratelimit;
+
 pub const API_KEY_PREFIX: &str = "shk_";
 pub const ADMIN_TOKEN_PREFIX: &str = "sha_";
 /// Characters of a key shown in listings to tell keys apart: the prefix plus 8 hex digits

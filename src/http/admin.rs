@@ -101,14 +101,8 @@ pub fn create_project(app: &App, _: AdminToken, body: Value) -> Result<Reply, Ap
         None => auth::new_id("prj_"),
     };
     let tier = match str_field(&body, "tier", false)? {
-        None | Some("free") => Tier::Free,
-        Some("pro") => Tier::Pro,
-        Some("scale") => Tier::Scale,
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "tier must be free, pro or scale, not {other:?}"
-            )))
-        }
+        None => app.config.default_tier,
+        Some(t) => tier_of(t)?,
     };
     let retention = retention_field(&body)?;
     let p = Project {
@@ -119,8 +113,31 @@ pub fn create_project(app: &App, _: AdminToken, body: Value) -> Result<Reply, Ap
         retention,
     };
     app.store.create_project(&p)?;
+    app.limiter.set_tier(&p.id, p.tier);
     tracing::info!(project = %p.id, "project created");
     Ok(json(StatusCode::CREATED, &p))
+}
+
+fn tier_of(s: &str) -> Result<Tier, ApiError> {
+    Tier::parse(s).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "tier must be free, pro, scale or unlimited, not {s:?}"
+        ))
+    })
+}
+
+/// `PUT /api/v1/projects/{p}/tier {"tier":"pro"}`: takes effect from the next request.
+pub fn set_tier(app: &App, _: AdminToken, id: &str, body: Value) -> Result<Reply, ApiError> {
+    let tier = tier_of(str_field(&body, "tier", true)?.unwrap_or_default())?;
+    let mut p = app
+        .store
+        .project(id)?
+        .ok_or_else(|| ApiError::NotFound(format!("project {id:?} not found")))?;
+    p.tier = tier;
+    app.store.put_project(&p)?;
+    app.limiter.set_tier(&p.id, tier);
+    tracing::info!(project = %p.id, tier = ?tier, "tier set");
+    Ok(json(StatusCode::OK, &p))
 }
 
 /// `retention`: absent or null (follow the server's `--retention`), `forever`, or a

@@ -55,6 +55,11 @@ pub enum ApiError {
     Conflict(String),
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
+    /// Over the project's rate limit; retry after this many seconds.
+    TooManyRequests {
+        message: String,
+        retry_after_s: u64,
+    },
     /// The disk is full: nothing was stored; retry once space is freed.
     InsufficientStorage(String),
     /// Temporarily unable to store (journal failure, shutting down).
@@ -73,6 +78,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -82,6 +88,7 @@ impl ApiError {
     fn message(&self) -> String {
         match self {
             ApiError::MethodNotAllowed { allow } => format!("method not allowed; use {allow}"),
+            ApiError::TooManyRequests { message, .. } => message.clone(),
             ApiError::BadRequest(m)
             | ApiError::Unauthorized(m)
             | ApiError::Forbidden(m)
@@ -109,6 +116,12 @@ impl ApiError {
         if let ApiError::MethodNotAllowed { allow } = self {
             r.headers_mut()
                 .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        }
+        if let ApiError::TooManyRequests { retry_after_s, .. } = self {
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(retry_after_s),
+            );
         }
         if status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(

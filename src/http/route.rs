@@ -82,6 +82,10 @@ async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiEr
         (["api", "v1", "admin", "compact"], &Method::POST) => {
             admin::compact(app, authorize_admin(app, &req)?)
         }
+        (["api", "v1", "projects", p, "tier"], &Method::PUT) => {
+            let token = authorize_admin(app, &req)?;
+            admin::set_tier(app, token, p, json_body(app, req).await?)
+        }
         (["api", "v1", "projects", p, "retention"], &Method::PUT) => {
             let token = authorize_admin(app, &req)?;
             admin::set_retention(app, token, p, json_body(app, req).await?)

@@ -1,6 +1,8 @@
-//! `POST /api/webhooks/custom`: the spec's contract. Checks, in order: API key (401),
-//! content type (415), body size (413), body content (400), project (403); then appends to
-//! the journal and answers 200 only once every sample is fdatasync'd.
+//! `POST /api/webhooks/custom`: the spec's contract. Checks, in order: API key (401), the
+//! key's project's rate limit (429), content type (415), body size (413), body content (400),
+//! project (403); then appends to the journal and answers 200 only once every sample is
+//! fdatasync'd. Every answer past the key check carries the `X-RateLimit-*` headers of a
+//! rate-limited project.
 
 use super::reply::{raw, ApiError, Reply};
 use crate::app::App;
@@ -37,6 +39,36 @@ pub async fn ingest(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError
             "this is a read key: it can query its project but not send metrics; use the webhook's API key".into(),
         ));
     }
+    let Some(limit) = app.limiter.check(&owner.project_id, clock::now_ms()) else {
+        return store(app, req, &owner).await;
+    };
+    let mut reply = if limit.allowed {
+        store(app, req, &owner)
+            .await
+            .unwrap_or_else(ApiError::into_reply)
+    } else {
+        ApiError::TooManyRequests {
+            message: format!(
+                "rate limit of {} requests per hour for this project's tier exceeded; retry in {} s",
+                limit.limit, limit.retry_after_s
+            ),
+            retry_after_s: limit.retry_after_s,
+        }
+        .into_reply()
+    };
+    let h = reply.headers_mut();
+    h.insert("x-ratelimit-limit", limit.limit.into());
+    h.insert("x-ratelimit-remaining", limit.remaining.into());
+    h.insert("x-ratelimit-reset", limit.reset_unix_s.into());
+    Ok(reply)
+}
+
+/// Everything after the key and rate checks: read, parse, check the project, append.
+async fn store(
+    app: &App,
+    req: Request<Incoming>,
+    owner: &auth::KeyOwner,
+) -> Result<Reply, ApiError> {
     super::body::require_json(req.headers())?;
     let (parts, body) = req.into_parts();
     let mut bytes = super::body::read(&parts.headers, body, app.config.max_body_bytes).await?;

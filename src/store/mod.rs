@@ -61,6 +61,20 @@ pub enum Tier {
     Free,
     Pro,
     Scale,
+    /// No rate limit (the self-hosted default, `--default-tier`).
+    Unlimited,
+}
+
+impl Tier {
+    pub fn parse(s: &str) -> Option<Tier> {
+        Some(match s {
+            "free" => Tier::Free,
+            "pro" => Tier::Pro,
+            "scale" => Tier::Scale,
+            "unlimited" => Tier::Unlimited,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
