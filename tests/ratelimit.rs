@@ -6,6 +6,14 @@ use reqwest::Method;
 use serde_json::json;
 use stathook::auth::ratelimit::TierLimits;
 
+fn small_limits(c: &mut stathook::config::Config) {
+    c.tier_limits = TierLimits {
+        free: 5,
+        pro: 50,
+        scale: 500,
+    };
+}
+
 fn header(r: &Reply, name: &str) -> i64 {
     r.headers[name].to_str().unwrap().parse().unwrap()
 }
@@ -13,14 +21,7 @@ fn header(r: &Reply, name: &str) -> i64 {
 #[tokio::test]
 async fn a_free_project_gets_its_limit_then_429_with_retry_after_and_others_are_unaffected() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start_with(dir.path(), |c| {
-        c.tier_limits = TierLimits {
-            free: 5,
-            pro: 50,
-            scale: 500,
-        }
-    })
-    .await;
+    let s = Server::start_with(dir.path(), small_limits).await;
     let c = s.client();
     let key = c.setup("f").await; // created with the default tier: unlimited
     let other = c.setup("o").await;
@@ -78,14 +79,7 @@ async fn a_free_project_gets_its_limit_then_429_with_retry_after_and_others_are_
     assert_eq!(header(&r, "x-ratelimit-limit"), 50);
     // The tier survives a restart (the bucket starts full again).
     s.stop().await;
-    let s = Server::start_with(dir.path(), |c| {
-        c.tier_limits = TierLimits {
-            free: 5,
-            pro: 50,
-            scale: 500,
-        }
-    })
-    .await;
+    let s = Server::start_with(dir.path(), small_limits).await;
     let c = s.client();
     let r = c.post(&key, &batch("f", vec![metric("m", 1.0, 11)])).await;
     assert_eq!(header(&r, "x-ratelimit-limit"), 50);

@@ -194,6 +194,9 @@ mod tests {
             Some((100, 99))
         );
         r.set_tier("f", Tier::Pro);
-        assert_eq!(r.check("f", 0).map(|d| (d.limit, d.remaining)), Some((1000, 999)));
+        assert_eq!(
+            r.check("f", 0).map(|d| (d.limit, d.remaining)),
+            Some((1000, 999))
+        );
     }
 }
