@@ -2,7 +2,7 @@
 //! key index → journal (recover) → compactor. Run: HTTP until the shutdown signal. Close:
 //! HTTP drains → compactor's last round → journal writers stop → store closes.
 
-use crate::auth::ratelimit::RateLimiter;
+use crate::auth::ratelimit::{AuthFailures, RateLimiter};
 use crate::auth::{self, KeyIndex, KeyOwner};
 use crate::compact::{self, CompactorHandle};
 use crate::config::Config;
@@ -24,6 +24,7 @@ pub struct App {
     pub memtable: Arc<Memtable>,
     pub keys: KeyIndex,
     pub limiter: RateLimiter,
+    pub auth_failures: AuthFailures,
     pub admin_token_hash: [u8; 32],
     compactor: Mutex<Option<CompactorHandle>>,
     /// Held by each compaction round, deletion and retention sweep: they never interleave.
@@ -100,12 +101,16 @@ impl App {
             },
         );
         let app = App {
-            config,
+            config: config.clone(),
             store,
             journal,
             memtable,
             keys,
             limiter,
+            auth_failures: AuthFailures::new(
+                config.auth_failures_per_minute,
+                config.auth_cooldown.as_millis() as i64,
+            ),
             admin_token_hash,
             compactor: Mutex::new(Some(compactor)),
             rounds,

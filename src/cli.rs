@@ -119,6 +119,16 @@ pub struct ServeArgs {
     /// scale to apply the spec's limits.
     #[arg(long, env = "STATHOOK_DEFAULT_TIER", value_enum, default_value_t = TierArg::Unlimited)]
     pub default_tier: TierArg,
+    /// Failed authentications a minute from one address before it gets 429 for
+    /// --auth-cooldown-secs, before any key lookup.
+    #[arg(long, env = "STATHOOK_AUTH_FAILURES_PER_MINUTE", default_value_t = crate::config::DEFAULT_AUTH_FAILURES_PER_MINUTE)]
+    pub auth_failures_per_minute: u32,
+    #[arg(long, env = "STATHOOK_AUTH_COOLDOWN_SECS", default_value_t = crate::config::DEFAULT_AUTH_COOLDOWN.as_secs())]
+    pub auth_cooldown_secs: u64,
+    /// Behind a reverse proxy: take the client address from the last X-Forwarded-For entry
+    /// (otherwise that header is ignored).
+    #[arg(long, env = "STATHOOK_TRUST_PROXY")]
+    pub trust_proxy: bool,
     /// The store's page cache in MiB: memory grows with the data up to this, then stays
     /// flat. Queries over data that fits stay fast (see docs/benchmarks.md).
     #[arg(long, env = "STATHOOK_CACHE_MB", default_value_t = 1024)]

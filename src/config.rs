@@ -22,6 +22,12 @@ pub const DEFAULT_MAX_PENDING_SAMPLES: usize = 8 * DEFAULT_COMPACT_MAX_PENDING;
 /// segments, ~a day of 10 s samples each), so a minute is plenty.
 pub const DEFAULT_EXPIRE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Failed authentications a minute from one address before it is refused: far above what
+/// a misconfigured client produces, far below what guessing keys needs.
+pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 20;
+/// How long an address that crossed it is refused.
+pub const DEFAULT_AUTH_COOLDOWN: Duration = Duration::from_secs(300);
+
 /// A retention setting: `forever` (None) or a duration such as `90d`, `12h`, `2w`.
 pub fn parse_retention(s: &str) -> Result<Option<i64>, String> {
     if s == "forever" {
@@ -54,6 +60,12 @@ pub struct Config {
     pub tier_limits: crate::auth::ratelimit::TierLimits,
     /// The tier of a project created without one.
     pub default_tier: crate::store::Tier,
+    /// Failed authentications a minute from one address before it is refused (429).
+    pub auth_failures_per_minute: u32,
+    /// How long such an address is refused.
+    pub auth_cooldown: Duration,
+    /// Take the client address from the last `X-Forwarded-For` entry (behind a proxy).
+    pub trust_proxy: bool,
 }
 
 impl Config {
@@ -73,6 +85,9 @@ impl Config {
             tier_limits: crate::auth::ratelimit::DEFAULT_TIER_LIMITS,
             // Self-hosters own the machine: no limit unless they ask for one.
             default_tier: crate::store::Tier::Unlimited,
+            auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
+            auth_cooldown: DEFAULT_AUTH_COOLDOWN,
+            trust_proxy: false,
         }
     }
 

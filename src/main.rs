@@ -54,6 +54,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     config.max_body_bytes = args.max_body_bytes;
     config.retention_ms = args.retention.0;
     config.cache_bytes = args.cache_mb.max(1) << 20;
+    config.auth_failures_per_minute = args.auth_failures_per_minute;
+    config.auth_cooldown = std::time::Duration::from_secs(args.auth_cooldown_secs);
+    config.trust_proxy = args.trust_proxy;
     config.tier_limits = stathook::auth::ratelimit::TierLimits {
         free: args.rate_limit_free,
         pro: args.rate_limit_pro,

@@ -95,3 +95,78 @@ async fn a_free_project_gets_its_limit_then_429_with_retry_after_and_others_are_
     assert!(r.body["error"].as_str().unwrap().contains("tier must be"));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn an_address_guessing_keys_is_refused_before_any_lookup_then_let_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(dir.path(), |c| {
+        c.auth_failures_per_minute = 3;
+        c.auth_cooldown = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let c = s.client();
+    let key = c.setup("p").await;
+    let good = batch("p", vec![metric("m", 1.0, 1)]);
+    for i in 0..3 {
+        let r = c.post(&format!("shk_guess{i}"), &good).await;
+        assert_eq!(r.status, 401, "{i}");
+    }
+    // The fourth failure starts the cooling-off period...
+    assert_eq!(c.post("shk_guess3", &good).await.status, 401);
+    // ...during which even the right key (and the admin token) get 429 from this address.
+    let r = c.post(&key, &good).await;
+    assert_eq!(r.status, 429, "{:?}", r.body);
+    assert!(r.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("failed authentications"));
+    assert!((1..=2).contains(&header(&r, "retry-after")));
+    assert_eq!(c.get("/api/v1/projects").await.status, 429);
+    // A request without credentials is not refused (nothing to guess with).
+    let r = c.send(c.http.get(format!("{}/healthz", c.url))).await;
+    assert_eq!(r.status, 200);
+    // Without --trust-proxy, X-Forwarded-For changes nothing.
+    let r = c
+        .send(
+            c.http
+                .post(format!("{}/api/webhooks/custom", c.url))
+                .bearer_auth(&key)
+                .header("X-Forwarded-For", "203.0.113.9")
+                .header("Content-Type", "application/json")
+                .body(good.to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 429);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(c.post(&key, &good).await.status, 200);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_address_is_counted_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(dir.path(), |c| {
+        c.auth_failures_per_minute = 1;
+        c.trust_proxy = true;
+    })
+    .await;
+    let c = s.client();
+    let key = c.setup("p").await;
+    let good = batch("p", vec![metric("m", 1.0, 1)]);
+    let post = |from: &'static str, key: String| {
+        let req = c
+            .http
+            .post(format!("{}/api/webhooks/custom", c.url))
+            .bearer_auth(key)
+            .header("X-Forwarded-For", format!("198.51.100.7, {from}"))
+            .header("Content-Type", "application/json")
+            .body(good.to_string());
+        c.send(req)
+    };
+    assert_eq!(post("203.0.113.1", "shk_bad".into()).await.status, 401);
+    assert_eq!(post("203.0.113.1", "shk_bad".into()).await.status, 401);
+    assert_eq!(post("203.0.113.1", key.clone()).await.status, 429);
+    // Another client behind the same proxy is not affected.
+    assert_eq!(post("203.0.113.2", key.clone()).await.status, 200);
+    s.stop().await;
+}

@@ -148,6 +148,64 @@ impl RateLimiter {
     }
 }
 
+/// Failed authentications per source address: past `threshold` in a minute, the address is
+/// refused (429) before any key lookup until `cooldown_ms` has passed. Checking is a read
+/// lock and a map lookup; only failures take the write lock.
+pub struct AuthFailures {
+    threshold: u32,
+    cooldown_ms: i64,
+    by_addr: RwLock<HashMap<std::net::IpAddr, FailState>>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct FailState {
+    window_start_ms: i64,
+    count: u32,
+    blocked_until_ms: i64,
+}
+
+/// Addresses remembered at most; past this, entries whose window and block are over are
+/// dropped (a flood from many addresses cannot grow the map without bound).
+const MAX_TRACKED_ADDRESSES: usize = 100_000;
+const WINDOW_MS: i64 = 60_000;
+
+impl AuthFailures {
+    pub fn new(threshold_per_minute: u32, cooldown_ms: i64) -> AuthFailures {
+        AuthFailures {
+            threshold: threshold_per_minute,
+            cooldown_ms,
+            by_addr: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Seconds `addr` must still wait, if it is blocked.
+    pub fn blocked(&self, addr: std::net::IpAddr, now_ms: i64) -> Option<u64> {
+        let until = self.by_addr.read().get(&addr)?.blocked_until_ms;
+        (until > now_ms).then(|| ((until - now_ms + 999) / 1000) as u64)
+    }
+
+    /// Counts one failed authentication; returns true when it starts a block.
+    pub fn record_failure(&self, addr: std::net::IpAddr, now_ms: i64) -> bool {
+        let mut map = self.by_addr.write();
+        if map.len() >= MAX_TRACKED_ADDRESSES && !map.contains_key(&addr) {
+            map.retain(|_, s| {
+                s.blocked_until_ms > now_ms || now_ms - s.window_start_ms < WINDOW_MS
+            });
+        }
+        let s = map.entry(addr).or_default();
+        if now_ms - s.window_start_ms >= WINDOW_MS {
+            s.window_start_ms = now_ms;
+            s.count = 0;
+        }
+        s.count += 1;
+        if s.count > self.threshold && s.blocked_until_ms <= now_ms {
+            s.blocked_until_ms = now_ms + self.cooldown_ms;
+            return true;
+        }
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +238,25 @@ mod tests {
         let d = b.take(5, 0);
         assert!(d.allowed);
         assert_eq!(d.remaining, 4);
+    }
+
+    #[test]
+    fn an_address_past_the_threshold_is_blocked_for_the_cooldown() {
+        let f = AuthFailures::new(3, 10_000);
+        let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let b: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+        for t in 0..3 {
+            assert!(!f.record_failure(a, t));
+            assert_eq!(f.blocked(a, t), None);
+        }
+        assert!(f.record_failure(a, 3));
+        assert_eq!(f.blocked(a, 3), Some(10));
+        assert_eq!(f.blocked(b, 3), None);
+        assert_eq!(f.blocked(a, 10_002), Some(1));
+        assert_eq!(f.blocked(a, 10_003), None);
+        // A new minute starts a new count.
+        assert!(!f.record_failure(a, 70_000));
+        assert_eq!(f.blocked(a, 70_000), None);
     }
 
     #[test]

@@ -37,9 +37,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             p = slots.clone().acquire_owned() => p.expect("BUG: the connection semaphore is never closed"),
             _ = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
-                Ok((s, _)) => s,
+                Ok(s) => s,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -57,7 +57,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             .header_read_timeout(HEADER_READ_TIMEOUT)
             .serve_connection(
                 TokioIo::new(stream),
-                service_fn(move |req| route::handle(app.clone(), req)),
+                service_fn(move |req| route::handle(app.clone(), req, peer.ip())),
             );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

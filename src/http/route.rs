@@ -5,19 +5,63 @@ use super::reply::{ApiError, Reply};
 use super::{admin, read, webhook};
 use crate::app::App;
 use crate::auth::{self, Bearer};
+use crate::clock;
 use crate::store::Scope;
 use hyper::body::Incoming;
 use hyper::{header, Method, Request, StatusCode};
 use percent_encoding::percent_decode_str;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 
-pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Reply, Infallible> {
+/// Answers one request from `peer`. An address that failed authentication too often is
+/// refused (429) before its credentials are even looked at; each 401 to a request that
+/// carried credentials counts against its address.
+pub async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    peer: IpAddr,
+) -> Result<Reply, Infallible> {
+    let client = client_addr(&app, &req, peer);
+    let has_credentials = req.headers().contains_key(header::AUTHORIZATION);
+    if has_credentials {
+        if let Some(wait) = app.auth_failures.blocked(client, clock::now_ms()) {
+            return Ok(ApiError::TooManyRequests {
+                message: format!(
+                    "too many failed authentications from this address; retry in {wait} s"
+                ),
+                retry_after_s: wait,
+            }
+            .into_reply());
+        }
+    }
     let reply = match dispatch(&app, req).await {
         Ok(r) => r,
         Err(e) => e.into_reply(),
     };
+    if has_credentials
+        && reply.status() == StatusCode::UNAUTHORIZED
+        && app.auth_failures.record_failure(client, clock::now_ms())
+    {
+        tracing::warn!(address = %client, "too many failed authentications; refusing this address for a while");
+    }
     Ok(reply)
+}
+
+/// The client's address: the connection's peer, or with `--trust-proxy` the last
+/// `X-Forwarded-For` entry (the one the proxy appended; earlier ones are the client's say).
+fn client_addr(app: &App, req: &Request<Incoming>, peer: IpAddr) -> IpAddr {
+    if !app.config.trust_proxy {
+        return peer;
+    }
+    req.headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .next_back()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(peer)
 }
 
 async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiError> {
