@@ -266,3 +266,123 @@ async fn logs_never_contain_a_secret() {
         );
     }
 }
+
+/// Isolation: keys of project A reach nothing of project B, on every route; B's data is
+/// untouched afterwards.
+#[tokio::test]
+async fn a_key_of_one_project_reaches_nothing_of_another_on_any_route() {
+    let (_dir, s, c, ingest_a) = Server::with_project("a").await;
+    let ingest_b = c.setup("b").await;
+    assert_eq!(
+        c.post(&ingest_b, &batch("b", vec![metric("secret", 7.0, 1)]))
+            .await
+            .status,
+        200
+    );
+    let r = c
+        .admin(
+            Method::POST,
+            "/api/v1/projects/a/keys",
+            Some(json!({"scope": "read"})),
+        )
+        .await;
+    let read_a = r.body["apiKey"].as_str().unwrap().to_owned();
+    let wh_b = c.get("/api/v1/projects/b/webhooks").await.body["webhooks"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let routes: Vec<(Method, String, Option<serde_json::Value>)> = vec![
+        (Method::GET, "/api/v1/projects".into(), None),
+        (
+            Method::POST,
+            "/api/v1/projects".into(),
+            Some(json!({"name": "x"})),
+        ),
+        (Method::GET, "/api/v1/projects/b".into(), None),
+        (
+            Method::POST,
+            "/api/v1/projects/b/webhooks".into(),
+            Some(json!({"name": "x"})),
+        ),
+        (Method::GET, "/api/v1/projects/b/webhooks".into(), None),
+        (Method::GET, "/api/v1/webhooks".into(), None),
+        (
+            Method::POST,
+            format!("/api/v1/webhooks/{wh_b}/rotate"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/webhooks/{wh_b}/revoke"),
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/v1/projects/b/keys".into(),
+            Some(json!({"scope": "read"})),
+        ),
+        (Method::GET, "/api/v1/projects/b/keys".into(), None),
+        (Method::GET, "/api/v1/projects/b/metrics".into(), None),
+        (
+            Method::GET,
+            "/api/v1/projects/b/metrics/secret/points".into(),
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/projects/b/query?metricIds=secret".into(),
+            None,
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/projects/b/metrics/secret".into(),
+            None,
+        ),
+        (
+            Method::PUT,
+            "/api/v1/projects/b/tier".into(),
+            Some(json!({"tier": "free"})),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/projects/b/retention".into(),
+            Some(json!({"retention": "1d"})),
+        ),
+        (Method::POST, "/api/v1/admin/backup".into(), None),
+        (Method::POST, "/api/v1/admin/compact".into(), None),
+    ];
+    for key in [&ingest_a, &read_a] {
+        for (method, path, body) in &routes {
+            let mut req = c
+                .http
+                .request(method.clone(), format!("{}{path}", c.url))
+                .bearer_auth(key);
+            if let Some(b) = body {
+                req = req
+                    .header("Content-Type", "application/json")
+                    .body(b.to_string());
+            }
+            let r = c.send(req).await;
+            assert_eq!(r.status, 403, "{method} {path}: {:?}", r.body);
+        }
+        // The webhook with B's projectId.
+        let r = c
+            .post(key, &batch("b", vec![metric("secret", 0.0, 1)]))
+            .await;
+        assert_eq!(r.status, 403, "{:?}", r.body);
+    }
+    // B is as it was: its sample, its key, its tier and retention.
+    assert_eq!(c.points("b", "secret").await, vec![(1, 7.0)]);
+    assert_eq!(
+        c.post(&ingest_b, &batch("b", vec![metric("secret", 8.0, 2)]))
+            .await
+            .status,
+        200
+    );
+    let p = c.get("/api/v1/projects/b").await.body;
+    assert_eq!(
+        (p["tier"].clone(), p.get("retention").cloned()),
+        (json!("unlimited"), None)
+    );
+    s.stop().await;
+}
