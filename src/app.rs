@@ -51,10 +51,13 @@ impl App {
     pub fn open(config: Config) -> Result<(Arc<App>, RecoveryReport), AppError> {
         fs::create_dir_all(&config.data_dir)
             .map_err(|e| err(&format!("create data dir {}", config.data_dir.display()), e))?;
+        // Only the server's user reads the data: samples, key hashes, the admin token file.
+        owner_only(&config.data_dir, 0o700)?;
         let store = Arc::new(
             Store::open_with_cache(&config.store_path(), config.cache_bytes)
                 .map_err(|e| err(&format!("open {}", config.store_path().display()), e))?,
         );
+        owner_only(&config.store_path(), 0o600)?;
         let admin_token_hash = ensure_admin_token(&config, &store)?;
         // A backup interrupted by a crash leaves its half-written copy here.
         let _ = fs::remove_dir_all(config.backup_tmp_dir());
@@ -161,6 +164,16 @@ impl App {
         }
         self.journal.stop();
     }
+}
+
+/// Sets `path`'s permission bits (the data dir 0700, files 0600). A data dir this user may
+/// write but not chmod (a mounted volume) still works: that is logged, not fatal.
+fn owner_only(path: &std::path::Path, mode: u32) -> Result<(), AppError> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = fs::set_permissions(path, fs::Permissions::from_mode(mode)) {
+        tracing::warn!(path = %path.display(), error = %e, "could not restrict permissions");
+    }
+    Ok(())
 }
 
 /// A project's retention in ms: its own setting, else the server default; None = forever.

@@ -82,8 +82,17 @@ pub async fn download(
         return Err(format!("server answered {status}: {msg}"));
     }
     let part = to.with_extension("part");
-    let mut file =
-        std::fs::File::create(&part).map_err(|e| format!("create {}: {e}", part.display()))?;
+    // The backup holds every sample and key hash: readable by this user only.
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&part)
+            .map_err(|e| format!("create {}: {e}", part.display()))?
+    };
     let mut written = 0u64;
     while let Some(frame) = body.frame().await {
         let frame =

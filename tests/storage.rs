@@ -450,3 +450,47 @@ async fn retention_drops_whole_old_segments_with_per_project_overrides() {
     assert_eq!(c.points("p", "m").await.len() as u64, n as u64 - removed);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn the_data_dir_is_private_and_holds_no_secret_in_clear() {
+    use std::os::unix::fs::PermissionsExt;
+    // A data dir the server creates itself (a temp dir is 0700 already).
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start(&data).await;
+    let c = s.client();
+    let key = c.setup("p").await;
+    assert_eq!(
+        c.post(&key, &batch("p", vec![metric("m", 1.0, 1)]))
+            .await
+            .status,
+        200
+    );
+    let token = s.admin_token.clone();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let journal = data.join("journal");
+    let journal_file = std::fs::read_dir(&journal)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&journal), 0o700);
+    assert_eq!(mode(&journal_file), 0o600);
+    assert_eq!(mode(&data.join("admin-token")), 0o600);
+    s.stop().await; // compacts: the key's hash and the sample are in the store file now
+    let store_file = data.join("stathook.redb");
+    assert_eq!(mode(&store_file), 0o600);
+    // Neither the API key nor the admin token appears in any file but admin-token.
+    for file in [store_file, journal_file] {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        for secret in [&key, &token] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds a secret in clear",
+                file.display()
+            );
+        }
+    }
+}

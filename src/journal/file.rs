@@ -3,7 +3,7 @@
 use super::record::{encode_header, HEADER_LEN};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// `gen-GGGGGGGGGGGGGGGG.journal`: names sort by generation.
@@ -16,6 +16,17 @@ fn parse_name(name: &str) -> Option<u64> {
         .strip_suffix(".journal")?
         .parse()
         .ok()
+}
+
+/// Creates the journal dir if needed, readable by the server's user only (0700); the files
+/// in it are created 0600.
+pub fn ensure_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(dir)?;
+    if let Err(e) = fs::set_permissions(dir, fs::Permissions::from_mode(0o700)) {
+        tracing::warn!(path = %dir.display(), error = %e, "could not restrict permissions");
+    }
+    Ok(())
 }
 
 /// Every journal file in `dir` as (generation, path), oldest first.
@@ -59,6 +70,7 @@ impl JournalFile {
         let mut file = OpenOptions::new()
             .create_new(true)
             .write(true)
+            .mode(0o600)
             .open(&path)?;
         let made = (|| {
             file.write_all(&encode_header(format_version, generation))?;

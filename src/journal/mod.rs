@@ -111,7 +111,7 @@ impl Journal {
     ) -> Result<(Journal, RecoveryReport), JournalError> {
         let ioerr =
             |what: &str, e: io::Error| JournalError::io(format!("{what} {}", dir.display()), &e);
-        std::fs::create_dir_all(dir).map_err(|e| ioerr("create journal dir", e))?;
+        file::ensure_dir(dir).map_err(|e| ioerr("create journal dir", e))?;
         let report = recover_into(dir, &store, &memtable, true)?;
         let watermark = store.watermark().map_err(|e| JournalError::Unreadable {
             path: dir.into(),
