@@ -113,18 +113,7 @@ pub fn encode(samples: &[Sample]) -> Vec<u8> {
     push_summary(&mut out, SEGMENT_VERSION, &summarize(samples));
     out.extend_from_slice(&(bodies.len() as u16).to_le_bytes());
     for (summary, body) in &bodies {
-        out.extend_from_slice(&summary.count.to_le_bytes());
-        out.extend_from_slice(&summary.min_ts.to_le_bytes());
-        out.extend_from_slice(&summary.max_ts.to_le_bytes());
-        for v in [
-            summary.min,
-            summary.max,
-            summary.sum,
-            summary.first,
-            summary.last,
-        ] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
+        push_summary_fields(&mut out, summary);
         out.extend_from_slice(&(body.len() as u32).to_le_bytes());
         out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
     }
@@ -139,6 +128,12 @@ pub fn encode(samples: &[Sample]) -> Vec<u8> {
 /// Version byte + the 60-byte summary (`HEADER_LEN` in all).
 fn push_summary(out: &mut Vec<u8>, version: u8, summary: &Summary) {
     out.push(version);
+    push_summary_fields(out, summary);
+}
+
+/// The 60 bytes of a summary, as `read_summary_fields` reads them (segment header and each
+/// block entry).
+fn push_summary_fields(out: &mut Vec<u8>, summary: &Summary) {
     out.extend_from_slice(&summary.count.to_le_bytes());
     out.extend_from_slice(&summary.min_ts.to_le_bytes());
     out.extend_from_slice(&summary.max_ts.to_le_bytes());
@@ -505,12 +500,6 @@ pub fn contains_timestamp(bytes: &[u8], ts: i64) -> Result<bool, SegmentError> {
         }
     }
     Ok(false)
-}
-
-/// Verifies every checksum of the segment (header and all blocks).
-pub fn verify(bytes: &[u8]) -> Result<(), SegmentError> {
-    let mut cols = Columns::default();
-    decode_columns(bytes, &mut cols, true)
 }
 
 /// Checks a v1 segment's trailing CRC-32 over every preceding byte.
