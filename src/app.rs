@@ -103,17 +103,18 @@ impl App {
                 }),
             },
         );
+        let auth_failures = AuthFailures::new(
+            config.auth_failures_per_minute,
+            config.auth_cooldown.as_millis() as i64,
+        );
         let app = App {
-            config: config.clone(),
+            config,
             store,
             journal,
             memtable,
             keys,
             limiter,
-            auth_failures: AuthFailures::new(
-                config.auth_failures_per_minute,
-                config.auth_cooldown.as_millis() as i64,
-            ),
+            auth_failures,
             admin_token_hash,
             compactor: Mutex::new(Some(compactor)),
             rounds,

@@ -43,7 +43,7 @@ fn require_project(app: &App, project: &str) -> Result<(), ApiError> {
 
 /// The catalog answers "latest value of every metric" from memory: no segment is read
 /// except to settle whether a late write replaced a compacted sample.
-pub fn catalog(app: &App, access: ReadAccess<'_>, project: &str) -> Result<Reply, ApiError> {
+pub fn catalog(app: &App, access: &ReadAccess, project: &str) -> Result<Reply, ApiError> {
     access.check(project)?;
     require_project(app, project)?;
     app.journal.wait_applied();
@@ -167,7 +167,7 @@ fn execute(
 /// `GET /api/v1/projects/{p}/metrics/{m}/points`: one metric, raw or aggregated.
 pub fn points(
     app: &Arc<App>,
-    access: ReadAccess<'_>,
+    access: &ReadAccess,
     project: &str,
     metric: &str,
     q: &Query,
@@ -213,7 +213,7 @@ pub fn points(
 /// timestamp, so a chart draws them without re-aligning.
 pub fn multi(
     app: &Arc<App>,
-    access: ReadAccess<'_>,
+    access: &ReadAccess,
     project: &str,
     q: &Query,
     format: Format,

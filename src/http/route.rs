@@ -117,7 +117,7 @@ async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiEr
             admin::list_keys(app, authorize_admin(app, &req)?, p)
         }
         (["api", "v1", "projects", p, "metrics"], &Method::GET) => {
-            read::catalog(app, authorize_read(app, &req)?.as_ref(), p)
+            read::catalog(app, &authorize_read(app, &req)?, p)
         }
         (["api", "v1", "admin", "backup"], &Method::POST) => {
             let token = authorize_admin(app, &req)?;
@@ -139,18 +139,11 @@ async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiEr
         }
         (["api", "v1", "projects", p, "metrics", m, "points"], &Method::GET) => {
             let format = read::Format::pick(&query, header_str(&req, header::ACCEPT))?;
-            read::points(
-                app,
-                authorize_read(app, &req)?.as_ref(),
-                p,
-                m,
-                &query,
-                format,
-            )
+            read::points(app, &authorize_read(app, &req)?, p, m, &query, format)
         }
         (["api", "v1", "projects", p, "query"], &Method::GET) => {
             let format = read::Format::pick(&query, header_str(&req, header::ACCEPT))?;
-            read::multi(app, authorize_read(app, &req)?.as_ref(), p, &query, format)
+            read::multi(app, &authorize_read(app, &req)?, p, &query, format)
         }
         _ => Err(ApiError::NotFound(format!(
             "no such endpoint: {method} {path}"
@@ -187,36 +180,27 @@ fn authorize_admin(app: &App, req: &Request<Incoming>) -> Result<AdminToken, Api
     }
 }
 
-/// Who may read: the admin token (any project) or a read key (its own project only).
-pub enum ReadGrant {
+/// Proof that the request may read: the admin token (any project) or a read key (its own
+/// project only); `check` narrows it to one project.
+pub enum ReadAccess {
     Admin,
     Project(String),
 }
 
-impl ReadGrant {
-    pub fn as_ref(&self) -> ReadAccess<'_> {
-        ReadAccess(self)
-    }
-}
-
-/// Proof that the request may read; `check` narrows it to one project.
-#[derive(Clone, Copy)]
-pub struct ReadAccess<'a>(&'a ReadGrant);
-
-impl ReadAccess<'_> {
+impl ReadAccess {
     /// 403 unless this grant covers `project`.
     pub fn check(&self, project: &str) -> Result<(), ApiError> {
-        match self.0 {
-            ReadGrant::Admin => Ok(()),
-            ReadGrant::Project(p) if p == project => Ok(()),
-            ReadGrant::Project(_) => Err(ApiError::Forbidden(format!(
+        match self {
+            ReadAccess::Admin => Ok(()),
+            ReadAccess::Project(p) if p == project => Ok(()),
+            ReadAccess::Project(_) => Err(ApiError::Forbidden(format!(
                 "this read key belongs to another project; it cannot read project {project:?}"
             ))),
         }
     }
 }
 
-fn authorize_read(app: &App, req: &Request<Incoming>) -> Result<ReadGrant, ApiError> {
+fn authorize_read(app: &App, req: &Request<Incoming>) -> Result<ReadAccess, ApiError> {
     const EXPECTED: &str = "expected 'Authorization: Bearer READ_KEY' or the admin token";
     match auth::bearer(
         req.headers()
@@ -229,9 +213,9 @@ fn authorize_read(app: &App, req: &Request<Incoming>) -> Result<ReadGrant, ApiEr
         Bearer::Malformed => Err(ApiError::Unauthorized(format!(
             "malformed Authorization header; {EXPECTED}"
         ))),
-        Bearer::Token(t) if auth::secret_matches(t, &app.admin_token_hash) => Ok(ReadGrant::Admin),
+        Bearer::Token(t) if auth::secret_matches(t, &app.admin_token_hash) => Ok(ReadAccess::Admin),
         Bearer::Token(t) => match app.keys.lookup(t) {
-            Some(owner) if owner.scope == Scope::Read => Ok(ReadGrant::Project(owner.project_id)),
+            Some(owner) if owner.scope == Scope::Read => Ok(ReadAccess::Project(owner.project_id)),
             Some(_) => Err(ApiError::Forbidden(
                 "a webhook API key can only send metrics; create a read key with 'stathook key create --project P --scope read'".into(),
             )),
