@@ -381,11 +381,7 @@ fn backup(to: &std::path::Path, remote: &Remote) -> Result<(), String> {
         "{}/api/v1/admin/backup",
         remote.server.trim_end_matches('/')
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let (summary, bytes) = rt.block_on(stathook::client::download(&url, &token, to))?;
+    let (summary, bytes) = block_on(stathook::client::download(&url, &token, to))?;
     println!(
         "Backup written to {} ({bytes} bytes; {summary})",
         to.display()
@@ -500,12 +496,7 @@ fn request(
         None => admin_token(remote)?,
     };
     let url = format!("{}{path}", remote.server.trim_end_matches('/'));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let (status, reply) =
-        rt.block_on(stathook::client::call(method, &url, &token, body.as_ref()))?;
+    let (status, reply) = block_on(stathook::client::call(method, &url, &token, body.as_ref()))?;
     if !(200..300).contains(&status) {
         let msg = reply["error"]
             .as_str()
@@ -514,6 +505,15 @@ fn request(
         return Err(format!("server answered {status}: {msg}"));
     }
     Ok(reply)
+}
+
+/// Runs one client call to completion on a small single-threaded runtime.
+fn block_on<T>(call: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(call)
 }
 
 fn admin_token(remote: &Remote) -> Result<String, String> {
