@@ -22,8 +22,13 @@ pub async fn handle(
     req: Request<Incoming>,
     peer: IpAddr,
 ) -> Result<Reply, Infallible> {
-    let client = client_addr(&app, &req, peer);
     let has_credentials = req.headers().contains_key(header::AUTHORIZATION);
+    // Only requests with credentials are guarded or counted.
+    let client = if has_credentials {
+        client_addr(&app, &req, peer)
+    } else {
+        peer
+    };
     if has_credentials {
         if let Some(wait) = app.auth_failures.blocked(client, clock::now_ms()) {
             return Ok(ApiError::TooManyRequests {

@@ -39,11 +39,14 @@ pub async fn ingest(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError
             "this is a read key: it can query its project but not send metrics; use the webhook's API key".into(),
         ));
     }
-    let Some(limit) = app.limiter.check(&owner.project_id, clock::now_ms()) else {
-        return store(app, req, &owner).await;
+    // One clock read per request, at arrival: the rate limit and the default timestamp
+    // share it.
+    let now_ms = clock::now_ms();
+    let Some(limit) = app.limiter.check(&owner.project_id, now_ms) else {
+        return store(app, req, &owner, now_ms).await;
     };
     let mut reply = if limit.allowed {
-        store(app, req, &owner)
+        store(app, req, &owner, now_ms)
             .await
             .unwrap_or_else(ApiError::into_reply)
     } else {
@@ -68,12 +71,12 @@ async fn store(
     app: &App,
     req: Request<Incoming>,
     owner: &auth::KeyOwner,
+    now_ms: i64,
 ) -> Result<Reply, ApiError> {
     super::body::require_json(req.headers())?;
     let (parts, body) = req.into_parts();
     let mut bytes = super::body::read(&parts.headers, body, app.config.max_body_bytes).await?;
-    let batch =
-        ingest::parse_batch(&mut bytes, clock::now_ms()).map_err(|e| ApiError::BadRequest(e.0))?;
+    let batch = ingest::parse_batch(&mut bytes, now_ms).map_err(|e| ApiError::BadRequest(e.0))?;
     if batch.project_id != owner.project_id {
         return Err(ApiError::Forbidden(format!(
             "projectId {:?} does not match this API key's project",
