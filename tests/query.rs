@@ -511,18 +511,7 @@ async fn limit_all_streams_every_point_as_csv_or_json() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["metricId"], "m");
     assert_eq!(v["truncated"], false);
-    let streamed: Vec<(i64, f64)> = v["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["timestamp"].as_i64().unwrap(),
-                p["value"].as_f64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(streamed, paged);
+    assert_eq!(points_in(&v), paged);
     assert_eq!(v["points"][0]["metadata"]["note"], "a, \"quoted\" note");
 
     // Several metrics: CSV in long form; JSON is refused with a pointer to CSV.

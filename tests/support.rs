@@ -274,7 +274,12 @@ impl Client {
 /// The (timestamp, value) pairs of a 200 answer's `points`.
 pub fn points_of(r: &Reply) -> Vec<(i64, f64)> {
     assert_eq!(r.status, 200, "{:?}", r.body);
-    r.body["points"]
+    points_in(&r.body)
+}
+
+/// The (timestamp, value) pairs of a JSON answer's `points`.
+pub fn points_in(body: &Value) -> Vec<(i64, f64)> {
+    body["points"]
         .as_array()
         .unwrap()
         .iter()
