@@ -3,12 +3,14 @@
 //! HTTP drains → compactor's last round → journal writers stop → store closes.
 
 use crate::auth::ratelimit::{AuthFailures, RateLimiter};
-use crate::auth::{self, KeyIndex, KeyOwner};
+use crate::auth::usage::UsageTracker;
+use crate::auth::{self, KeyIndex, KeyOwner, RetiredKey};
 use crate::compact::{self, CompactorHandle};
 use crate::config::Config;
 use crate::journal::{Journal, RecoveryReport};
 use crate::memtable::Memtable;
 use crate::store::Store;
+use crate::store::Webhook;
 use parking_lot::Mutex;
 use std::fs;
 use std::future::Future;
@@ -25,6 +27,7 @@ pub struct App {
     pub keys: KeyIndex,
     pub limiter: RateLimiter,
     pub auth_failures: AuthFailures,
+    pub usage: UsageTracker,
     pub admin_token_hash: [u8; 32],
     compactor: Mutex<Option<CompactorHandle>>,
     /// Held by each compaction round, deletion and retention sweep: they never interleave.
@@ -62,20 +65,10 @@ impl App {
         // A backup interrupted by a crash leaves its half-written copy here.
         let _ = fs::remove_dir_all(config.backup_tmp_dir());
 
-        let keys = KeyIndex::default();
         let webhooks = store.webhooks().map_err(|e| err("read webhooks", e))?;
-        for (hash, webhook_id) in store.api_keys().map_err(|e| err("read API keys", e))? {
-            if let Some(w) = webhooks.iter().find(|w| w.id == webhook_id) {
-                keys.insert(
-                    hash,
-                    KeyOwner {
-                        webhook_id,
-                        project_id: w.project_id.clone(),
-                        scope: w.scope,
-                    },
-                );
-            }
-        }
+        let live = store.api_keys().map_err(|e| err("read API keys", e))?;
+        let keys = key_index(&webhooks, live);
+        let usage = UsageTracker::load(store.usage().map_err(|e| err("read key usage", e))?);
 
         let limiter = RateLimiter::new(config.tier_limits);
         for p in store.projects().map_err(|e| err("read projects", e))? {
@@ -115,6 +108,7 @@ impl App {
             keys,
             limiter,
             auth_failures,
+            usage,
             admin_token_hash,
             compactor: Mutex::new(Some(compactor)),
             rounds,
@@ -164,6 +158,34 @@ impl App {
             c.stop();
         }
         self.journal.stop();
+        self.flush_usage();
+    }
+
+    /// Writes every key's usage counters to the store.
+    pub fn flush_usage(&self) {
+        if let Err(e) = self.store.put_usage(&self.usage.snapshot()) {
+            tracing::warn!(error = %e, "could not save key usage counters; retrying later");
+        }
+    }
+
+    /// Logs every active key older than `--max-key-age`; returns how many there are.
+    pub fn warn_old_keys(&self, now_ms: i64) -> usize {
+        let Some(max) = self.config.max_key_age_ms else {
+            return 0;
+        };
+        let Ok(webhooks) = self.store.webhooks() else {
+            return 0;
+        };
+        let old: Vec<&Webhook> = webhooks
+            .iter()
+            .filter(|w| w.revoked_at.is_none() && now_ms - w.key_created_at > max)
+            .collect();
+        for w in &old {
+            tracing::warn!(key_id = %w.id, project = %w.project_id, key_prefix = %w.key_prefix,
+                age_days = (now_ms - w.key_created_at) / 86_400_000,
+                "API key is older than --max-key-age; rotate it with 'stathook key rotate --webhook {} --grace 1h'", w.id);
+        }
+        old.len()
     }
 }
 
@@ -236,9 +258,65 @@ pub fn write_new_admin_token(config: &Config, store: &Store) -> Result<[u8; 32],
     Ok(hash)
 }
 
+/// Builds the key index: live keys from the key table (a rotated-out key only until its
+/// grace ends), retired ones from each webhook's old keys.
+fn key_index(webhooks: &[Webhook], live: Vec<([u8; 32], String)>) -> KeyIndex {
+    let keys = KeyIndex::default();
+    for w in webhooks {
+        for k in &w.old_keys {
+            if let Some(h) = auth::unhex32(&k.key_hash) {
+                let retired = RetiredKey {
+                    webhook_id: w.id.clone(),
+                    key_prefix: k.key_prefix.clone(),
+                    reason: k.reason.clone(),
+                };
+                keys.retire(h, retired);
+            }
+        }
+    }
+    for (hash, webhook_id) in live {
+        let Some(w) = webhooks.iter().find(|w| w.id == webhook_id) else {
+            continue;
+        };
+        let owner = KeyOwner {
+            webhook_id,
+            project_id: w.project_id.clone(),
+            scope: w.scope,
+        };
+        let hex = auth::hex(&hash);
+        if hex == w.key_hash {
+            keys.insert(hash, owner);
+        } else if let Some(k) = w.old_keys.iter().find(|k| k.key_hash == hex) {
+            keys.insert_until(hash, owner, Some(k.valid_until), k.key_prefix.clone());
+        }
+    }
+    keys
+}
+
+/// Every `usage_flush_interval`: saves key usage; every hour: warns about old keys.
+async fn housekeeping(app: Arc<App>) {
+    const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+    let mut flush = tokio::time::interval(app.config.usage_flush_interval);
+    let mut old_keys = tokio::time::interval(HOUR);
+    loop {
+        tokio::select! {
+            _ = flush.tick() => {
+                let a = app.clone();
+                let _ = tokio::task::spawn_blocking(move || a.flush_usage()).await;
+            }
+            _ = old_keys.tick() => {
+                let a = app.clone();
+                let _ = tokio::task::spawn_blocking(move || a.warn_old_keys(crate::clock::now_ms())).await;
+            }
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then closes in order.
 pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let chores = tokio::spawn(housekeeping(app.clone()));
     crate::http::serve(listener, app.clone(), shutdown).await;
+    chores.abort();
     let a = app.clone();
     let _ = tokio::task::spawn_blocking(move || a.close()).await;
     tracing::info!("stopped cleanly");

@@ -133,6 +133,10 @@ pub struct ServeArgs {
     /// flat. Queries over data that fits stay fast (see docs/benchmarks.md).
     #[arg(long, env = "STATHOOK_CACHE_MB", default_value_t = 1024)]
     pub cache_mb: usize,
+    /// Log a warning (hourly) for API keys older than this (e.g. 90d) and flag them in
+    /// `webhook list`; `never` turns it off.
+    #[arg(long, env = "STATHOOK_MAX_KEY_AGE", default_value = "never", value_parser = parse_max_key_age)]
+    pub max_key_age: Retention,
     /// Seconds between compaction rounds while samples wait in the journal.
     #[arg(long, env = "STATHOOK_COMPACT_INTERVAL_SECS", default_value_t = crate::config::DEFAULT_COMPACT_INTERVAL.as_secs())]
     pub compact_interval_secs: u64,
@@ -144,6 +148,15 @@ pub struct Retention(pub Option<i64>);
 
 fn parse_retention(s: &str) -> Result<Retention, String> {
     crate::config::parse_retention(s).map(Retention)
+}
+
+fn parse_max_key_age(s: &str) -> Result<Retention, String> {
+    if s == "never" {
+        return Ok(Retention(None));
+    }
+    crate::query::plan::parse_duration_ms(s)
+        .map(|ms| Retention(Some(ms)))
+        .ok_or_else(|| format!("expected never or a duration such as 90d; not {s:?}"))
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -280,10 +293,19 @@ pub enum WebhookCommand {
         #[arg(long)]
         name: String,
     },
-    /// List webhook connections (never their keys).
+    /// List webhook connections (never their keys): key prefix, age and last use.
     List {
         #[arg(long)]
         project: Option<String>,
+    },
+    /// Show a webhook key's usage: requests accepted and rejected by reason, samples
+    /// stored, last use and address, and the non-empty hours of the last 7 days.
+    Usage {
+        /// The webhook id (wh_…).
+        id: String,
+        /// Print the server's JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -315,6 +337,10 @@ pub enum KeyCommand {
         /// The webhook id (wh_…) or read key id (rk_…).
         #[arg(long, visible_alias = "id")]
         webhook: String,
+        /// Keep the old key working this long (e.g. 10m, 1h, 7d; at most 30d) while
+        /// clients switch to the new one. Default: it stops at once.
+        #[arg(long)]
+        grace: Option<String>,
     },
     /// Revoke a webhook's or read key's API key.
     Revoke {

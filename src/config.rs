@@ -28,6 +28,9 @@ pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 20;
 /// How long an address that crossed it is refused.
 pub const DEFAULT_AUTH_COOLDOWN: Duration = Duration::from_secs(300);
 
+/// Usage counters lost in a crash are at most this old.
+pub const DEFAULT_USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+
 /// A retention setting: `forever` (None) or a duration such as `90d`, `12h`, `2w`.
 pub fn parse_retention(s: &str) -> Result<Option<i64>, String> {
     if s == "forever" {
@@ -66,6 +69,10 @@ pub struct Config {
     pub auth_cooldown: Duration,
     /// Take the client address from the last `X-Forwarded-For` entry (behind a proxy).
     pub trust_proxy: bool,
+    /// Keys older than this are logged (hourly) and flagged in listings; None = never.
+    pub max_key_age_ms: Option<i64>,
+    /// How often key usage counters are written to the store (and at shutdown).
+    pub usage_flush_interval: Duration,
 }
 
 impl Config {
@@ -88,6 +95,8 @@ impl Config {
             auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
             auth_cooldown: DEFAULT_AUTH_COOLDOWN,
             trust_proxy: false,
+            max_key_age_ms: None,
+            usage_flush_interval: DEFAULT_USAGE_FLUSH_INTERVAL,
         }
     }
 

@@ -57,6 +57,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     config.auth_failures_per_minute = args.auth_failures_per_minute;
     config.auth_cooldown = std::time::Duration::from_secs(args.auth_cooldown_secs);
     config.trust_proxy = args.trust_proxy;
+    config.max_key_age_ms = args.max_key_age.0;
     config.tier_limits = stathook::auth::ratelimit::TierLimits {
         free: args.rate_limit_free,
         pro: args.rate_limit_pro,
@@ -278,21 +279,42 @@ fn webhook(cmd: WebhookCommand) -> Request {
                 .unwrap_or_default();
             (Method::GET, format!("/api/v1/webhooks{q}"), None, |v| {
                 println!(
-                    "{:<20} {:<24} {:<8} {:<12} NAME",
-                    "ID", "PROJECT", "STATUS", "KEY"
+                    "{:<20} {:<24} {:<8} {:<12} {:>8} {:<20} NAME",
+                    "ID", "PROJECT", "STATUS", "KEY", "KEY AGE", "LAST USED"
                 );
                 for w in v["webhooks"].as_array().into_iter().flatten() {
+                    let age = format!(
+                        "{}d{}",
+                        w["keyAgeDays"].as_i64().unwrap_or(0),
+                        if w["keyTooOld"] == true { "!" } else { "" }
+                    );
                     println!(
-                        "{:<20} {:<24} {:<8} {:<12} {}",
+                        "{:<20} {:<24} {:<8} {:<12} {:>8} {:<20} {}",
                         s(&w["id"]),
                         s(&w["projectId"]),
                         s(&w["status"]),
                         s(&w["keyPrefix"]),
+                        age,
+                        time(&w["lastUsedAt"]),
                         s(&w["name"])
                     );
                 }
+                if v["webhooks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|w| w["keyTooOld"] == true)
+                {
+                    eprintln!("(!: older than the server's --max-key-age; rotate with 'stathook key rotate --webhook ID --grace 1h')");
+                }
             })
         }
+        WebhookCommand::Usage { id, json } => (
+            Method::GET,
+            format!("/api/v1/webhooks/{}/usage", enc(&id)),
+            None,
+            if json { print_json } else { print_usage },
+        ),
     }
 }
 
@@ -346,11 +368,26 @@ fn key(cmd: KeyCommand) -> Request {
                 }
             },
         ),
-        KeyCommand::Rotate { webhook } => (
+        KeyCommand::Rotate { webhook, grace } => (
             Method::POST,
-            format!("/api/v1/webhooks/{}/rotate", enc(&webhook)),
+            format!(
+                "/api/v1/webhooks/{}/rotate{}",
+                enc(&webhook),
+                grace
+                    .map(|g| format!("?grace={}", enc(&g)))
+                    .unwrap_or_default()
+            ),
             None,
-            print_key,
+            |v| {
+                print_key(v);
+                for g in v["webhook"]["graceKeys"].as_array().into_iter().flatten() {
+                    eprintln!(
+                        "The old key {}… keeps working until {}",
+                        s(&g["keyPrefix"]),
+                        time(&g["validUntil"])
+                    );
+                }
+            },
         ),
         KeyCommand::Revoke { webhook } => (
             Method::POST,
@@ -528,6 +565,74 @@ fn admin_token(remote: &Remote) -> Result<String, String> {
         }
     };
     Ok(token)
+}
+
+fn print_json(v: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    );
+}
+
+fn print_usage(v: &Value) {
+    let w = &v["webhook"];
+    let r = &v["rejected"];
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    println!(
+        "Webhook: {} ({}) key {}…, {}",
+        s(&w["id"]),
+        s(&w["name"]),
+        s(&w["keyPrefix"]),
+        s(&w["status"])
+    );
+    println!("Accepted requests: {}", n(&v["accepted"]));
+    println!("Samples stored: {}", n(&v["samplesStored"]));
+    println!(
+        "Rejected requests: {} (auth {}, validation {}, rate limit {}, size {}, unavailable {})",
+        n(&v["rejectedTotal"]),
+        n(&r["auth"]),
+        n(&r["validation"]),
+        n(&r["rateLimit"]),
+        n(&r["size"]),
+        n(&r["unavailable"])
+    );
+    println!(
+        "Last used: {} from {}",
+        time(&v["lastUsedAt"]),
+        s(&v["lastSourceIp"])
+    );
+    let busy: Vec<&Value> = v["hourly"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| n(&h["accepted"]) + n(&h["rejected"]) > 0)
+        .collect();
+    if !busy.is_empty() {
+        println!(
+            "\n{:<20} {:>10} {:>10} {:>12}",
+            "HOUR (UTC)", "ACCEPTED", "REJECTED", "SAMPLES"
+        );
+        for h in busy {
+            println!(
+                "{:<20} {:>10} {:>10} {:>12}",
+                time(&h["hourStart"]),
+                n(&h["accepted"]),
+                n(&h["rejected"]),
+                n(&h["samples"])
+            );
+        }
+    }
+}
+
+/// Unix ms as RFC 3339 UTC (`2026-11-27T04:00:00Z`); `-` for null.
+fn time(v: &Value) -> String {
+    match v.as_u64() {
+        Some(ms) => humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+        )
+        .to_string(),
+        None => "-".into(),
+    }
 }
 
 fn s(v: &Value) -> &str {

@@ -258,6 +258,15 @@ async fn logs_never_contain_a_secret() {
         logs.contains(&key2[..12]),
         "logs should name keys by prefix:\n{logs}"
     );
+    // The rotated-out key's use was reported, by its prefix.
+    let warned = logs
+        .lines()
+        .find(|l| l.contains("a revoked or rotated-out API key is still in use"))
+        .unwrap_or_else(|| panic!("no warning about the old key:\n{logs}"));
+    assert!(
+        warned.contains(&key1[..12]) && warned.contains("rotated"),
+        "{warned}"
+    );
     for secret in [&key1, &key2, &token] {
         // The part after the shown prefix must never appear.
         assert!(
@@ -347,6 +356,17 @@ async fn a_key_of_one_project_reaches_nothing_of_another_on_any_route() {
             Method::PUT,
             "/api/v1/projects/b/retention".into(),
             Some(json!({"retention": "1d"})),
+        ),
+        (Method::GET, format!("/api/v1/webhooks/{wh_b}/usage"), None),
+        (
+            Method::GET,
+            format!("/api/v1/projects/b/webhooks/{wh_b}/usage"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/webhooks/{wh_b}/rotate?grace=1h"),
+            None,
         ),
         (Method::POST, "/api/v1/admin/backup".into(), None),
         (Method::POST, "/api/v1/admin/compact".into(), None),

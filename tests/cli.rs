@@ -83,9 +83,50 @@ async fn project_webhook_and_key_commands() {
     assert_eq!(c.post(&key, &body).await.status, 401);
     assert_eq!(c.post(&key2, &body).await.status, 200);
 
+    // With a grace period the old key keeps working, and the CLI says until when.
+    let (ok, out, err) = stathook(
+        &["key", "rotate", "--webhook", &webhook, "--grace", "10m"],
+        &url,
+        d,
+    );
+    assert!(ok, "{err}");
+    let key3 = value_of(&out, "API Key:").to_owned();
+    assert!(
+        err.contains(&format!("The old key {}", &key2[..12])) && err.contains("until"),
+        "{err}"
+    );
+    assert_eq!(c.post(&key2, &body).await.status, 200);
+    assert_eq!(c.post(&key3, &body).await.status, 200);
+    let (ok, _, err) = stathook(
+        &["key", "rotate", "--webhook", &webhook, "--grace", "forever"],
+        &url,
+        d,
+    );
+    assert!(!ok && err.contains("grace must be a duration"), "{err}");
+
+    // Usage: the 200s and the 401 above, by key.
+    let (ok, out, err) = stathook(&["webhook", "usage", &webhook], &url, d);
+    assert!(ok, "{err}");
+    assert!(out.contains("Accepted requests: 4"), "{out}");
+    assert!(out.contains("Samples stored: 4"), "{out}");
+    assert!(out.contains("Rejected requests: 1 (auth 1,"), "{out}");
+    assert!(out.contains("from 127.0.0.1"), "{out}");
+    assert!(out.contains("HOUR (UTC)"), "{out}");
+    let (ok, out, _) = stathook(&["webhook", "usage", &webhook, "--json"], &url, d);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(ok && v["samplesStored"] == 4, "{out}");
+    // The listing: key prefix, age and last use.
+    let (ok, out, _) = stathook(&["webhook", "list"], &url, d);
+    let row = out.lines().find(|l| l.contains(&webhook)).unwrap();
+    assert!(
+        ok && row.contains(&key3[..12]) && row.contains(" 0d ") && row.contains("Z "),
+        "{out}"
+    );
+
     let (ok, _, _) = stathook(&["key", "revoke", "--webhook", &webhook], &url, d);
     assert!(ok);
     assert_eq!(c.post(&key2, &body).await.status, 401);
+    assert_eq!(c.post(&key3, &body).await.status, 401);
 
     // Errors come back as a message and exit code 1.
     let (ok, _, err) = stathook(

@@ -9,6 +9,7 @@ mod crash;
 mod damage;
 mod full_disk;
 mod hostile;
+mod keys;
 mod query;
 mod ratelimit;
 mod storage;

@@ -9,6 +9,7 @@ use parking_lot::RwLock;
 use std::collections::HashMap;
 
 pub mod ratelimit;
+pub mod usage;
 
 pub const API_KEY_PREFIX: &str = "shk_";
 pub const ADMIN_TOKEN_PREFIX: &str = "sha_";
@@ -85,28 +86,115 @@ pub struct KeyOwner {
     pub scope: crate::store::Scope,
 }
 
-/// The live API keys by hash; mirrors the store's `api_keys` table (write-through).
+/// A key that no longer works, remembered so that its use can be reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetiredKey {
+    pub webhook_id: String,
+    pub key_prefix: String,
+    /// `rotated` or `revoked`.
+    pub reason: String,
+}
+
+struct LiveKey {
+    owner: KeyOwner,
+    /// A rotated-out key in its grace period works until then (Unix ms).
+    valid_until: Option<i64>,
+    key_prefix: String,
+}
+
+/// The live API keys by hash; mirrors the store's `api_keys` table (write-through). Also
+/// the retired keys, to tell "a revoked key still in use" from "an unknown key".
 #[derive(Default)]
 pub struct KeyIndex {
-    by_hash: RwLock<HashMap<[u8; 32], KeyOwner>>,
+    by_hash: RwLock<HashMap<[u8; 32], LiveKey>>,
+    retired: RwLock<HashMap<[u8; 32], RetiredKey>>,
 }
 
 impl KeyIndex {
+    /// A key that works until removed.
     pub fn insert(&self, hash: [u8; 32], owner: KeyOwner) {
-        self.by_hash.write().insert(hash, owner);
+        self.insert_until(hash, owner, None, String::new());
     }
 
-    pub fn remove(&self, hash: &[u8; 32]) {
-        self.by_hash.write().remove(hash);
+    /// A key that works until `valid_until` (a rotated-out key in its grace period).
+    pub fn insert_until(
+        &self,
+        hash: [u8; 32],
+        owner: KeyOwner,
+        valid_until: Option<i64>,
+        key_prefix: String,
+    ) {
+        self.retired.write().remove(&hash);
+        self.by_hash.write().insert(
+            hash,
+            LiveKey {
+                owner,
+                valid_until,
+                key_prefix,
+            },
+        );
     }
 
-    /// The owner of `key`, if it is live.
+    /// Stops a key from working and remembers it as retired.
+    pub fn retire(&self, hash: [u8; 32], retired: RetiredKey) {
+        self.by_hash.write().remove(&hash);
+        self.retired.write().insert(hash, retired);
+    }
+
+    /// The owner of `key`, if it works now.
     pub fn lookup(&self, key: &str) -> Option<KeyOwner> {
         let hash = hash_secret(key);
         let map = self.by_hash.read();
-        let (stored, owner) = map.get_key_value(&hash)?;
-        secret_matches(key, stored).then(|| owner.clone())
+        let (stored, live) = map.get_key_value(&hash)?;
+        if live
+            .valid_until
+            .is_some_and(|until| crate::clock::now_ms() >= until)
+        {
+            return None;
+        }
+        secret_matches(key, stored).then(|| live.owner.clone())
     }
+
+    /// What `key` was, if it is a key that no longer works: revoked, rotated out, or past
+    /// its grace period.
+    pub fn retired(&self, key: &str) -> Option<RetiredKey> {
+        let hash = hash_secret(key);
+        if let Some(r) = self.retired.read().get(&hash) {
+            return Some(r.clone());
+        }
+        let map = self.by_hash.read();
+        let live = map.get(&hash)?;
+        let expired = live
+            .valid_until
+            .is_some_and(|until| crate::clock::now_ms() >= until);
+        expired.then(|| RetiredKey {
+            webhook_id: live.owner.webhook_id.clone(),
+            key_prefix: live.key_prefix.clone(),
+            reason: "rotated".into(),
+        })
+    }
+}
+
+/// The 32-byte hash a 64-digit hex string spells, if it does.
+pub fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// What a log line may show of a presented secret: its first characters, printable ASCII
+/// only (never enough to use it).
+pub fn shown_prefix(secret: &str) -> String {
+    secret
+        .chars()
+        .take(SHOWN_KEY_CHARS)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
 }
 
 #[cfg(test)]
@@ -146,7 +234,46 @@ mod tests {
         idx.insert(hash_secret(&key), owner.clone());
         assert_eq!(idx.lookup(&key), Some(owner));
         assert_eq!(idx.lookup("shk_nope"), None);
-        idx.remove(&hash_secret(&key));
+        let retired = RetiredKey {
+            webhook_id: "wh_1".into(),
+            key_prefix: key[..SHOWN_KEY_CHARS].into(),
+            reason: "revoked".into(),
+        };
+        idx.retire(hash_secret(&key), retired.clone());
         assert_eq!(idx.lookup(&key), None);
+        assert_eq!(idx.retired(&key), Some(retired));
+        assert_eq!(idx.retired("shk_nope"), None);
+    }
+
+    #[test]
+    fn a_grace_key_works_until_its_time_then_counts_as_retired() {
+        let idx = KeyIndex::default();
+        let owner = KeyOwner {
+            webhook_id: "wh_1".into(),
+            project_id: "p".into(),
+            scope: crate::store::Scope::Ingest,
+        };
+        let (soon, past) = (new_secret(API_KEY_PREFIX), new_secret(API_KEY_PREFIX));
+        let now = crate::clock::now_ms();
+        idx.insert_until(
+            hash_secret(&soon),
+            owner.clone(),
+            Some(now + 60_000),
+            "a".into(),
+        );
+        idx.insert_until(hash_secret(&past), owner.clone(), Some(now - 1), "b".into());
+        assert_eq!(idx.lookup(&soon), Some(owner));
+        assert_eq!(idx.retired(&soon), None);
+        assert_eq!(idx.lookup(&past), None);
+        assert_eq!(idx.retired(&past).map(|r| r.reason), Some("rotated".into()));
+    }
+
+    #[test]
+    fn hex_round_trips_and_prefixes_are_printable() {
+        let h = hash_secret("x");
+        assert_eq!(unhex32(&hex(&h)), Some(h));
+        assert_eq!(unhex32("zz"), None);
+        assert_eq!(shown_prefix("shk_0123456789abcdef"), "shk_01234567");
+        assert_eq!(shown_prefix("a\nb"), "a?b");
     }
 }

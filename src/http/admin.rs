@@ -18,7 +18,8 @@ pub const MAX_NAME_BYTES: usize = 200;
 /// Longest caller-chosen project id: ids appear in every segment key.
 pub const MAX_PROJECT_ID_BYTES: usize = 64;
 
-/// A webhook as the API shows it: the key's first characters, never its hash.
+/// A webhook as the API shows it: the key's first characters, never its hash; with its
+/// age and last use.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookView<'a> {
@@ -28,28 +29,62 @@ pub struct WebhookView<'a> {
     key_prefix: &'a str,
     created_at: i64,
     key_created_at: i64,
+    /// Whole days since the current key was issued.
+    key_age_days: i64,
+    /// True when the key is older than the server's `--max-key-age`: rotate it.
+    key_too_old: bool,
     revoked_at: Option<i64>,
     status: &'static str,
     scope: Scope,
+    last_used_at: Option<i64>,
+    last_source_ip: Option<std::net::IpAddr>,
+    /// Rotated-out keys that still work (grace period), with the time each stops.
+    grace_keys: Vec<GraceKeyView<'a>>,
 }
 
-impl<'a> From<&'a Webhook> for WebhookView<'a> {
-    fn from(w: &'a Webhook) -> Self {
-        WebhookView {
-            id: &w.id,
-            project_id: &w.project_id,
-            name: &w.name,
-            key_prefix: &w.key_prefix,
-            created_at: w.created_at,
-            key_created_at: w.key_created_at,
-            revoked_at: w.revoked_at,
-            scope: w.scope,
-            status: if w.revoked_at.is_some() {
-                "revoked"
-            } else {
-                "active"
-            },
-        }
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GraceKeyView<'a> {
+    key_prefix: &'a str,
+    valid_until: i64,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+fn view<'a>(app: &App, w: &'a Webhook, now_ms: i64) -> WebhookView<'a> {
+    let usage = app.usage.get(&w.id);
+    let key_age_ms = (now_ms - w.key_created_at).max(0);
+    WebhookView {
+        id: &w.id,
+        project_id: &w.project_id,
+        name: &w.name,
+        key_prefix: &w.key_prefix,
+        created_at: w.created_at,
+        key_created_at: w.key_created_at,
+        key_age_days: key_age_ms / DAY_MS,
+        key_too_old: w.revoked_at.is_none()
+            && app
+                .config
+                .max_key_age_ms
+                .is_some_and(|max| key_age_ms > max),
+        revoked_at: w.revoked_at,
+        scope: w.scope,
+        status: if w.revoked_at.is_some() {
+            "revoked"
+        } else {
+            "active"
+        },
+        last_used_at: usage.last_used_at,
+        last_source_ip: usage.last_source_ip,
+        grace_keys: w
+            .old_keys
+            .iter()
+            .filter(|k| k.valid_until > now_ms)
+            .map(|k| GraceKeyView {
+                key_prefix: &k.key_prefix,
+                valid_until: k.valid_until,
+            })
+            .collect(),
     }
 }
 
@@ -360,8 +395,9 @@ fn create_key_record(
         key_created_at: now,
         revoked_at: None,
         scope,
+        old_keys: Vec::new(),
     };
-    app.store.put_webhook(&w, None, Some(&hash))?;
+    app.store.put_webhook(&w, &[], Some(&hash))?;
     app.keys.insert(
         hash,
         KeyOwner {
@@ -376,7 +412,7 @@ fn create_key_record(
 
 fn with_key<'a>(app: &App, w: &'a Webhook, key: String) -> WithKey<'a> {
     WithKey {
-        webhook: w.into(),
+        webhook: view(app, w, clock::now_ms()),
         webhook_url: format!(
             "{}/api/webhooks/custom",
             app.config.public_url.trim_end_matches('/')
@@ -403,11 +439,12 @@ fn list_records(
     field: &str,
 ) -> Result<Reply, ApiError> {
     let all = app.store.webhooks()?;
+    let now = clock::now_ms();
     let views: Vec<WebhookView> = all
         .iter()
         .filter(|w| project.is_none_or(|p| w.project_id == p))
         .filter(|w| scope.is_none_or(|s| w.scope == s))
-        .map(Into::into)
+        .map(|w| view(app, w, now))
         .collect();
     Ok(json(StatusCode::OK, &serde_json::json!({ field: views })))
 }
@@ -417,48 +454,155 @@ fn webhook(app: &App, id: &str) -> Result<(Webhook, [u8; 32]), ApiError> {
         .store
         .webhook(id)?
         .ok_or_else(|| ApiError::NotFound(format!("webhook {id:?} not found")))?;
-    let mut hash = [0u8; 32];
-    for (i, b) in hash.iter_mut().enumerate() {
-        *b = u8::from_str_radix(w.key_hash.get(2 * i..2 * i + 2).unwrap_or("zz"), 16)
-            .map_err(|_| ApiError::Internal(format!("webhook {id}: stored key hash is damaged")))?;
-    }
+    let hash = auth::unhex32(&w.key_hash)
+        .ok_or_else(|| ApiError::Internal(format!("webhook {id}: stored key hash is damaged")))?;
     Ok((w, hash))
 }
 
-/// Issues a new key; the old one stops working at the same commit. Also re-activates a
-/// revoked webhook ("revoke and regenerate API keys anytime").
-pub fn rotate_key(app: &App, _: AdminToken, id: &str) -> Result<Reply, ApiError> {
+fn owner(w: &Webhook) -> KeyOwner {
+    KeyOwner {
+        webhook_id: w.id.clone(),
+        project_id: w.project_id.clone(),
+        scope: w.scope,
+    }
+}
+
+fn retired(w: &Webhook, key_prefix: &str, reason: &str) -> auth::RetiredKey {
+    auth::RetiredKey {
+        webhook_id: w.id.clone(),
+        key_prefix: key_prefix.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// Longest grace period a rotated-out key may keep working.
+pub const MAX_GRACE_MS: i64 = 30 * DAY_MS;
+
+/// `POST /api/v1/webhooks/{id}/rotate[?grace=10m]`: issues a new key. The old one stops
+/// working at the same commit, or with a grace period once it is over, so clients can be
+/// switched without losing a request. Also re-activates a revoked webhook ("revoke and
+/// regenerate API keys anytime").
+pub fn rotate_key(
+    app: &App,
+    _: AdminToken,
+    id: &str,
+    grace: Option<&str>,
+) -> Result<Reply, ApiError> {
+    let grace_ms = match grace {
+        None | Some("") | Some("0") => 0,
+        Some(g) => crate::query::plan::parse_duration_ms(g)
+            .filter(|ms| (0..=MAX_GRACE_MS).contains(ms))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "grace must be a duration of at most 30d such as 10m, 1h or 7d; not {g:?}"
+                ))
+            })?,
+    };
     let (mut w, old) = webhook(app, id)?;
+    let now = clock::now_ms();
+    // Old keys whose grace is over leave the key table now.
+    let mut dead: Vec<([u8; 32], String)> = w
+        .old_keys
+        .iter()
+        .filter(|k| k.valid_until <= now)
+        .filter_map(|k| Some((auth::unhex32(&k.key_hash)?, k.key_prefix.clone())))
+        .collect();
+    let old_prefix = w.key_prefix.clone();
+    if w.revoked_at.is_none() {
+        w.old_keys.push(crate::store::OldKey {
+            key_prefix: old_prefix.clone(),
+            key_hash: w.key_hash.clone(),
+            valid_until: now + grace_ms,
+            reason: "rotated".into(),
+        });
+        if grace_ms == 0 {
+            dead.push((old, old_prefix.clone()));
+        }
+    }
+    // Only the newest old keys are remembered; a forgotten one in grace stops working.
+    while w.old_keys.len() > crate::store::MAX_OLD_KEYS {
+        let k = w.old_keys.remove(0);
+        dead.extend(auth::unhex32(&k.key_hash).map(|h| (h, k.key_prefix)));
+    }
     let key = auth::new_secret(auth::API_KEY_PREFIX);
     let hash = auth::hash_secret(&key);
     w.key_prefix = key[..auth::SHOWN_KEY_CHARS].to_owned();
     w.key_hash = auth::hex(&hash);
-    w.key_created_at = clock::now_ms();
+    w.key_created_at = now;
     w.revoked_at = None;
-    app.store.put_webhook(&w, Some(&old), Some(&hash))?;
-    app.keys.remove(&old);
-    app.keys.insert(
-        hash,
-        KeyOwner {
-            webhook_id: w.id.clone(),
-            project_id: w.project_id.clone(),
-            scope: w.scope,
-        },
-    );
-    tracing::info!(webhook = %w.id, key_prefix = %w.key_prefix, "API key rotated");
+    let hashes: Vec<[u8; 32]> = dead.iter().map(|(h, _)| *h).collect();
+    app.store.put_webhook(&w, &hashes, Some(&hash))?;
+    for (h, prefix) in dead {
+        app.keys.retire(h, retired(&w, &prefix, "rotated"));
+    }
+    if grace_ms > 0 && !hashes.contains(&old) {
+        app.keys
+            .insert_until(old, owner(&w), Some(now + grace_ms), old_prefix.clone());
+    }
+    app.keys.insert(hash, owner(&w));
+    tracing::info!(webhook = %w.id, key_prefix = %w.key_prefix, old_key_prefix = %old_prefix,
+        grace_s = grace_ms / 1000, "API key rotated");
     Ok(json(StatusCode::OK, &with_key(app, &w, key)))
 }
 
+/// `POST /api/v1/webhooks/{id}/revoke`: the current key and any in its grace period stop
+/// working at once.
 pub fn revoke_key(app: &App, _: AdminToken, id: &str) -> Result<Reply, ApiError> {
-    let (mut w, old) = webhook(app, id)?;
+    let (mut w, current) = webhook(app, id)?;
+    let now = clock::now_ms();
     if w.revoked_at.is_none() {
-        w.revoked_at = Some(clock::now_ms());
-        app.store.put_webhook(&w, Some(&old), None)?;
-        app.keys.remove(&old);
+        let mut dead = vec![(current, w.key_prefix.clone())];
+        for k in w.old_keys.iter_mut().filter(|k| k.valid_until > now) {
+            k.valid_until = now;
+            dead.extend(auth::unhex32(&k.key_hash).map(|h| (h, k.key_prefix.clone())));
+        }
+        w.old_keys.push(crate::store::OldKey {
+            key_prefix: w.key_prefix.clone(),
+            key_hash: w.key_hash.clone(),
+            valid_until: now,
+            reason: "revoked".into(),
+        });
+        if w.old_keys.len() > crate::store::MAX_OLD_KEYS {
+            w.old_keys.remove(0);
+        }
+        w.revoked_at = Some(now);
+        let hashes: Vec<[u8; 32]> = dead.iter().map(|(h, _)| *h).collect();
+        app.store.put_webhook(&w, &hashes, None)?;
+        for (h, prefix) in dead {
+            app.keys.retire(h, retired(&w, &prefix, "revoked"));
+        }
         tracing::info!(webhook = %w.id, key_prefix = %w.key_prefix, "API key revoked");
     }
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({ "webhook": WebhookView::from(&w) }),
+        &serde_json::json!({ "webhook": view(app, &w, now) }),
+    ))
+}
+
+/// `GET /api/v1/webhooks/{id}/usage` (or under its project): what the key did — requests
+/// accepted and rejected by reason, samples stored, last use and address, and hourly counts
+/// for the last 7 days (oldest first, empty hours included).
+pub fn usage(app: &App, _: AdminToken, project: Option<&str>, id: &str) -> Result<Reply, ApiError> {
+    let (w, _) = webhook(app, id)?;
+    if project.is_some_and(|p| p != w.project_id) {
+        return Err(ApiError::NotFound(format!(
+            "webhook {id:?} not found in project {:?}",
+            project.unwrap_or_default()
+        )));
+    }
+    let now = clock::now_ms();
+    let u = app.usage.get(&w.id);
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "webhook": view(app, &w, now),
+            "accepted": u.accepted,
+            "rejected": u.rejected,
+            "rejectedTotal": u.rejected.total(),
+            "samplesStored": u.samples_stored,
+            "lastUsedAt": u.last_used_at,
+            "lastSourceIp": u.last_source_ip,
+            "hourly": u.hourly(now),
+        }),
     ))
 }

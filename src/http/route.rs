@@ -40,7 +40,14 @@ pub async fn handle(
             .into_reply());
         }
     }
-    let reply = match dispatch(&app, req).await {
+    let presented = has_credentials.then(|| {
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| auth::shown_prefix(v.trim().rsplit(' ').next().unwrap_or("")))
+            .unwrap_or_default()
+    });
+    let reply = match dispatch(&app, req, client).await {
         Ok(r) => r,
         Err(e) => e.into_reply(),
     };
@@ -48,7 +55,8 @@ pub async fn handle(
         && reply.status() == StatusCode::UNAUTHORIZED
         && app.auth_failures.record_failure(client, clock::now_ms())
     {
-        tracing::warn!(address = %client, "too many failed authentications; refusing this address for a while");
+        tracing::warn!(address = %client, key_prefix = %presented.unwrap_or_default(),
+            "burst of failed authentications from one address; refusing it for a while");
     }
     Ok(reply)
 }
@@ -69,7 +77,11 @@ fn client_addr(app: &App, req: &Request<Incoming>, peer: IpAddr) -> IpAddr {
         .unwrap_or(peer)
 }
 
-async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiError> {
+async fn dispatch(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    client: IpAddr,
+) -> Result<Reply, ApiError> {
     let path = req.uri().path().to_owned();
     let query = Query::parse(req.uri().query().unwrap_or(""))?;
     let segs: Vec<String> = path
@@ -84,7 +96,7 @@ async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiEr
             StatusCode::OK,
             &serde_json::json!({"status": "ok"}),
         )),
-        (["api", "webhooks", "custom"], &Method::POST) => webhook::ingest(app, req).await,
+        (["api", "webhooks", "custom"], &Method::POST) => webhook::ingest(app, req, client).await,
         (["api", "webhooks", "custom"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
 
         (["api", "v1", "projects"], &Method::GET) => {
@@ -109,7 +121,13 @@ async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiEr
             admin::list_webhooks(app, authorize_admin(app, &req)?, query.get("projectId"))
         }
         (["api", "v1", "webhooks", id, "rotate"], &Method::POST) => {
-            admin::rotate_key(app, authorize_admin(app, &req)?, id)
+            admin::rotate_key(app, authorize_admin(app, &req)?, id, query.get("grace"))
+        }
+        (["api", "v1", "webhooks", id, "usage"], &Method::GET) => {
+            admin::usage(app, authorize_admin(app, &req)?, None, id)
+        }
+        (["api", "v1", "projects", p, "webhooks", id, "usage"], &Method::GET) => {
+            admin::usage(app, authorize_admin(app, &req)?, Some(p), id)
         }
         (["api", "v1", "webhooks", id, "revoke"], &Method::POST) => {
             admin::revoke_key(app, authorize_admin(app, &req)?, id)

@@ -6,13 +6,16 @@
 
 use super::reply::{raw, ApiError, Reply};
 use crate::app::App;
+use crate::auth::usage::{Notice, Reason};
 use crate::auth::Bearer;
 use crate::{auth, clock, ingest};
 use hyper::body::Incoming;
 use hyper::{header, Request, StatusCode};
+use std::net::IpAddr;
 
-pub async fn ingest(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError> {
-    let owner = match auth::bearer(
+/// Answers one webhook request from `client`, and counts it in its key's usage.
+pub async fn ingest(app: &App, req: Request<Incoming>, client: IpAddr) -> Result<Reply, ApiError> {
+    let key = match auth::bearer(
         req.headers()
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes()),
@@ -29,50 +32,93 @@ pub async fn ingest(app: &App, req: Request<Incoming>) -> Result<Reply, ApiError
                     .into(),
             ))
         }
-        Bearer::Token(key) => app
-            .keys
-            .lookup(key)
-            .ok_or_else(|| ApiError::Unauthorized("invalid API key: unknown or revoked".into()))?,
+        Bearer::Token(key) => key,
     };
-    if owner.scope != crate::store::Scope::Ingest {
-        return Err(ApiError::Forbidden(
-            "this is a read key: it can query its project but not send metrics; use the webhook's API key".into(),
-        ));
-    }
-    // One clock read per request, at arrival: the rate limit and the default timestamp
-    // share it.
+    // One clock read per request, at arrival: the rate limit, the default timestamp and
+    // the usage counters share it.
     let now_ms = clock::now_ms();
-    let Some(limit) = app.limiter.check(&owner.project_id, now_ms) else {
-        return store(app, req, &owner, now_ms).await;
-    };
-    let mut reply = if limit.allowed {
-        store(app, req, &owner, now_ms)
-            .await
-            .unwrap_or_else(ApiError::into_reply)
-    } else {
-        ApiError::TooManyRequests {
-            message: format!(
-                "rate limit of {} requests per hour for this project's tier exceeded; retry in {} s",
-                limit.limit, limit.retry_after_s
-            ),
-            retry_after_s: limit.retry_after_s,
+    let Some(owner) = app.keys.lookup(key) else {
+        if let Some(old) = app.keys.retired(key) {
+            if app
+                .usage
+                .record_retired_use(&old.webhook_id, client, now_ms)
+            {
+                tracing::warn!(key_id = %old.webhook_id, key_prefix = %old.key_prefix,
+                    reason = %old.reason, address = %client,
+                    "a revoked or rotated-out API key is still in use");
+            }
         }
-        .into_reply()
+        return Err(ApiError::Unauthorized(
+            "invalid API key: unknown or revoked".into(),
+        ));
     };
-    let h = reply.headers_mut();
-    h.insert("x-ratelimit-limit", limit.limit.into());
-    h.insert("x-ratelimit-remaining", limit.remaining.into());
-    h.insert("x-ratelimit-reset", limit.reset_unix_s.into());
+    let key_prefix = auth::shown_prefix(key);
+    let (reply, stored) = accept(app, req, &owner, now_ms).await;
+    let outcome = stored.ok_or_else(|| Reason::of_status(reply.status().as_u16()));
+    if let Some(Notice::VolumeJump {
+        this_hour,
+        mean_per_hour,
+    }) = app.usage.record(&owner.webhook_id, outcome, client, now_ms)
+    {
+        tracing::warn!(key_id = %owner.webhook_id, key_prefix = %key_prefix,
+            samples_this_hour = this_hour, mean_per_hour, address = %client,
+            "sudden jump in volume for this API key");
+    }
     Ok(reply)
 }
 
-/// Everything after the key and rate checks: read, parse, check the project, append.
+/// Everything after the key lookup: scope, rate limit, then `store`. Returns the reply and,
+/// for a 200, the samples stored.
+async fn accept(
+    app: &App,
+    req: Request<Incoming>,
+    owner: &auth::KeyOwner,
+    now_ms: i64,
+) -> (Reply, Option<u64>) {
+    if owner.scope != crate::store::Scope::Ingest {
+        let e = ApiError::Forbidden(
+            "this is a read key: it can query its project but not send metrics; use the webhook's API key".into(),
+        );
+        return (e.into_reply(), None);
+    }
+    let limit = app.limiter.check(&owner.project_id, now_ms);
+    let result = match limit {
+        Some(d) if !d.allowed => Err(ApiError::TooManyRequests {
+            message: format!(
+                "rate limit of {} requests per hour for this project's tier exceeded; retry in {} s",
+                d.limit, d.retry_after_s
+            ),
+            retry_after_s: d.retry_after_s,
+        }),
+        _ => store(app, req, owner, now_ms).await,
+    };
+    let (mut reply, stored) = match result {
+        Ok(n) => (
+            raw(
+                StatusCode::OK,
+                "application/json",
+                format!("{{\"success\":true,\"metricsStored\":{n}}}").into_bytes(),
+            ),
+            Some(n),
+        ),
+        Err(e) => (e.into_reply(), None),
+    };
+    if let Some(d) = limit {
+        let h = reply.headers_mut();
+        h.insert("x-ratelimit-limit", d.limit.into());
+        h.insert("x-ratelimit-remaining", d.remaining.into());
+        h.insert("x-ratelimit-reset", d.reset_unix_s.into());
+    }
+    (reply, stored)
+}
+
+/// Read, parse, check the project, append; the number of samples once they are durable.
 async fn store(
     app: &App,
     req: Request<Incoming>,
     owner: &auth::KeyOwner,
     now_ms: i64,
-) -> Result<Reply, ApiError> {
+) -> Result<u64, ApiError> {
     super::body::require_json(req.headers())?;
     let (parts, body) = req.into_parts();
     let mut bytes = super::body::read(&parts.headers, body, app.config.max_body_bytes).await?;
@@ -89,14 +135,10 @@ async fn store(
             "{waiting} samples are waiting for compaction; nothing was stored, retry shortly"
         )));
     }
-    let n = batch.metrics.len();
+    let n = batch.metrics.len() as u64;
     let durable = app.journal.append(&batch);
     drop(batch);
     drop(bytes);
     durable.await?;
-    Ok(raw(
-        StatusCode::OK,
-        "application/json",
-        format!("{{\"success\":true,\"metricsStored\":{n}}}").into_bytes(),
-    ))
+    Ok(n)
 }

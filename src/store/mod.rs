@@ -115,6 +115,26 @@ pub struct Webhook {
     /// Absent in records written before read keys existed: those are ingest keys.
     #[serde(default)]
     pub scope: Scope,
+    /// Keys this record had before, newest last (at most `MAX_OLD_KEYS`): a rotated-out key
+    /// in its grace period still works; the others are kept so their use can be reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub old_keys: Vec<OldKey>,
+}
+
+/// Old keys remembered per webhook.
+pub const MAX_OLD_KEYS: usize = 8;
+
+/// A key a webhook no longer has as its current key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OldKey {
+    pub key_prefix: String,
+    /// blake3 of the key, hex.
+    pub key_hash: String,
+    /// When it stops (or stopped) working, Unix ms: later than the rotation for a grace period.
+    pub valid_until: i64,
+    /// `rotated` or `revoked`.
+    pub reason: String,
 }
 
 /// What the compacted segments of one metric hold (the journal tail is added in memory).
@@ -194,6 +214,7 @@ impl Store {
             txn.open_table(API_KEYS)?;
             txn.open_table(SEGMENTS)?;
             txn.open_table(CATALOG)?;
+            txn.open_table(USAGE)?;
         }
         txn.commit()?;
         Ok(Store {
@@ -337,12 +358,12 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes a webhook and moves its key index entry from `old_key` to `new_key` in one
+    /// Writes a webhook, removes the `dead_keys` from the key table and adds `new_key`, in one
     /// transaction, so a rotated-out or revoked key stops working at the commit.
     pub fn put_webhook(
         &self,
         w: &Webhook,
-        old_key: Option<&[u8; 32]>,
+        dead_keys: &[[u8; 32]],
         new_key: Option<&[u8; 32]>,
     ) -> Result<()> {
         let txn = self.db()?.begin_write()?;
@@ -350,11 +371,36 @@ impl Store {
             let mut hooks = txn.open_table(WEBHOOKS)?;
             hooks.insert(w.id.as_str(), to_json(w).as_slice())?;
             let mut keys = txn.open_table(API_KEYS)?;
-            if let Some(k) = old_key {
+            for k in dead_keys {
                 keys.remove(k)?;
             }
             if let Some(k) = new_key {
                 keys.insert(k, w.id.as_str())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Every key's persisted usage, as `T` (the store does not interpret it).
+    pub fn usage<T: for<'de> Deserialize<'de>>(&self) -> Result<Vec<(String, T)>> {
+        let txn = self.db()?.begin_read()?;
+        let t = txn.open_table(USAGE)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push((k.value().to_owned(), from_json(v.value(), "usage record")?));
+        }
+        Ok(out)
+    }
+
+    /// Replaces the persisted usage of the given keys, in one transaction.
+    pub fn put_usage<T: Serialize>(&self, rows: &[(String, T)]) -> Result<()> {
+        let txn = self.db()?.begin_write()?;
+        {
+            let mut t = txn.open_table(USAGE)?;
+            for (k, v) in rows {
+                t.insert(k.as_str(), to_json(v).as_slice())?;
             }
         }
         txn.commit()?;
@@ -529,6 +575,7 @@ impl Snapshot {
             metrics: copy_table(&self.txn, &txn, CATALOG)?,
         };
         copy_table(&self.txn, &txn, API_KEYS)?;
+        copy_table(&self.txn, &txn, USAGE)?;
         txn.commit()?;
         Ok(stats)
     }

@@ -8,8 +8,12 @@ pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub const PROJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("projects");
 /// webhook id → Webhook as JSON (holds the key's blake3 hash, never the key).
 pub const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
-/// blake3(API key) → webhook id, for live keys only (revoked and rotated-out keys are removed).
+/// blake3(API key) → webhook id, for live keys: the current key of each active webhook and
+/// rotated-out keys still in their grace period (revoked and expired keys are removed).
 pub const API_KEYS: TableDefinition<&[u8; 32], &str> = TableDefinition::new("api_keys");
+/// webhook id → its usage counters as JSON (`auth::usage::KeyUsage`), flushed every minute
+/// and at shutdown.
+pub const USAGE: TableDefinition<&str, &[u8]> = TableDefinition::new("usage");
 /// (project id, metricId, first timestamp ms) → segment bytes (`segment` module).
 pub const SEGMENTS: TableDefinition<(&str, &str, i64), &[u8]> = TableDefinition::new("segments");
 /// (project id, metricId) → CatalogRow as JSON: what the compacted segments hold.
