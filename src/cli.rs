@@ -133,6 +133,25 @@ pub struct ServeArgs {
     /// flat. Queries over data that fits stay fast (see docs/benchmarks.md).
     #[arg(long, env = "STATHOOK_CACHE_MB", default_value_t = 1024)]
     pub cache_mb: usize,
+    /// Concurrent connections; further ones wait in the kernel's backlog.
+    #[arg(long, env = "STATHOOK_MAX_CONNECTIONS", default_value_t = crate::config::DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(usize))]
+    pub max_connections: usize,
+    /// Largest request head (request line + headers) in bytes; larger gets 431. At least 8192.
+    #[arg(long, env = "STATHOOK_MAX_HEADER_BYTES", default_value_t = crate::config::DEFAULT_MAX_HEADER_BYTES,
+        value_parser = at_least_8192)]
+    pub max_header_bytes: usize,
+    /// Seconds a client gets to send a request's head (also between keep-alive requests);
+    /// then the connection is closed (slowloris guard).
+    #[arg(long, env = "STATHOOK_HEADER_READ_TIMEOUT_SECS", default_value_t = crate::config::DEFAULT_HEADER_READ_TIMEOUT.as_secs())]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client gets to send a request's body; then 408.
+    #[arg(long, env = "STATHOOK_BODY_READ_TIMEOUT_SECS", default_value_t = crate::config::DEFAULT_BODY_READ_TIMEOUT.as_secs())]
+    pub body_read_timeout_secs: u64,
+    /// Let web pages from this origin call the API (repeat or comma-separate; `*` = any).
+    /// Without it, CORS is closed: browsers refuse cross-origin calls.
+    #[arg(long, env = "STATHOOK_CORS_ORIGIN", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
     /// Log a warning (hourly) for API keys older than this (e.g. 90d) and flag them in
     /// `webhook list`; `never` turns it off.
     #[arg(long, env = "STATHOOK_MAX_KEY_AGE", default_value = "never", value_parser = parse_max_key_age)]
@@ -148,6 +167,15 @@ pub struct Retention(pub Option<i64>);
 
 fn parse_retention(s: &str) -> Result<Retention, String> {
     crate::config::parse_retention(s).map(Retention)
+}
+
+fn at_least_8192(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 8192 => Ok(n),
+        _ => Err(format!(
+            "expected a number of bytes of at least 8192; not {s:?}"
+        )),
+    }
 }
 
 fn parse_max_key_age(s: &str) -> Result<Retention, String> {

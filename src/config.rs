@@ -9,6 +9,14 @@ use std::time::Duration;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 /// Concurrent connections; beyond this, new ones wait in the kernel backlog.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Largest request head (request line and headers) a connection buffers; hyper answers 431
+/// beyond it. The spec's requests need well under 1 KiB.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 << 10;
+/// A client gets this long to send a request's head, counted from when the server starts
+/// waiting for it (also between keep-alive requests): the slowloris guard.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// ... and this long to send its body.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// A compaction round at least this often while samples wait, so the journal stays short and
 /// restart replay stays fast.
 pub const DEFAULT_COMPACT_INTERVAL: Duration = Duration::from_secs(10);
@@ -51,6 +59,11 @@ pub struct Config {
     pub public_url: String,
     pub max_body_bytes: usize,
     pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    /// Origins allowed to call the API from a browser (`*` = any); empty = CORS closed.
+    pub cors_origins: Vec<String>,
     pub compact_interval: Duration,
     pub compact_max_pending: usize,
     pub max_pending_samples: usize,
@@ -83,6 +96,10 @@ impl Config {
             public_url: format!("http://{listen}"),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            cors_origins: Vec::new(),
             compact_interval: DEFAULT_COMPACT_INTERVAL,
             compact_max_pending: DEFAULT_COMPACT_MAX_PENDING,
             max_pending_samples: DEFAULT_MAX_PENDING_SAMPLES,

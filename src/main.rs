@@ -58,6 +58,17 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     config.auth_cooldown = std::time::Duration::from_secs(args.auth_cooldown_secs);
     config.trust_proxy = args.trust_proxy;
     config.max_key_age_ms = args.max_key_age.0;
+    config.max_connections = args.max_connections.max(1);
+    config.max_header_bytes = args.max_header_bytes;
+    config.header_read_timeout =
+        std::time::Duration::from_secs(args.header_read_timeout_secs.max(1));
+    config.body_read_timeout = std::time::Duration::from_secs(args.body_read_timeout_secs.max(1));
+    config.cors_origins = args
+        .cors_origin
+        .into_iter()
+        .map(|o| o.trim().trim_end_matches('/').to_owned())
+        .filter(|o| !o.is_empty())
+        .collect();
     config.tier_limits = stathook::auth::ratelimit::TierLimits {
         free: args.rate_limit_free,
         pro: args.rate_limit_pro,

@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod damage;
 mod full_disk;
+mod hardening;
 mod hostile;
 mod keys;
 mod query;

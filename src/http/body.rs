@@ -35,8 +35,24 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 pub const DRAIN_MAX_BYTES: u64 = 64 << 20;
 pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Reads the whole body, at most `max_bytes` after decoding.
+/// Reads the whole body, at most `max_bytes` after decoding, within `timeout` (a client
+/// trickling its body slowly holds a connection and a buffer: 408 after that long).
 pub async fn read(
+    headers: &HeaderMap,
+    body: Incoming,
+    max_bytes: usize,
+    timeout: std::time::Duration,
+) -> Result<Vec<u8>, ApiError> {
+    match tokio::time::timeout(timeout, read_within(headers, body, max_bytes)).await {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::RequestTimeout(format!(
+            "the request body did not arrive within {} s",
+            timeout.as_secs_f64()
+        ))),
+    }
+}
+
+async fn read_within(
     headers: &HeaderMap,
     mut body: Incoming,
     max_bytes: usize,

@@ -4,6 +4,7 @@
 
 mod admin;
 mod body;
+mod cors;
 mod read;
 mod reply;
 mod route;
@@ -18,9 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-
-/// How long a client may take to send a request's headers before the connection is closed.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long in-flight requests get to finish after shutdown starts.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -54,7 +52,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
             // A client gets this long to send its request headers (slowloris guard).
-            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .header_read_timeout(app.config.header_read_timeout)
+            // hyper answers 431 to a request head that does not fit.
+            .max_buf_size(app.config.max_header_bytes)
             .serve_connection(
                 TokioIo::new(stream),
                 service_fn(move |req| route::handle(app.clone(), req, peer.ip())),

@@ -2,7 +2,7 @@
 //! splitting, so a metricId may contain an encoded `/`.
 
 use super::reply::{ApiError, Reply};
-use super::{admin, read, webhook};
+use super::{admin, cors, read, webhook};
 use crate::app::App;
 use crate::auth::{self, Bearer};
 use crate::clock;
@@ -40,6 +40,12 @@ pub async fn handle(
             .into_reply());
         }
     }
+    let cors_origin = cors::allowed_origin(&app.config.cors_origins, req.headers());
+    if let Some(origin) = &cors_origin {
+        if let Some(preflight) = cors::preflight(origin, &req) {
+            return Ok(preflight);
+        }
+    }
     let presented = has_credentials.then(|| {
         req.headers()
             .get(header::AUTHORIZATION)
@@ -47,10 +53,13 @@ pub async fn handle(
             .map(|v| auth::shown_prefix(v.trim().rsplit(' ').next().unwrap_or("")))
             .unwrap_or_default()
     });
-    let reply = match dispatch(&app, req, client).await {
+    let mut reply = match dispatch(&app, req, client).await {
         Ok(r) => r,
         Err(e) => e.into_reply(),
     };
+    if let Some(origin) = cors_origin {
+        cors::allow(&mut reply, origin);
+    }
     if has_credentials
         && reply.status() == StatusCode::UNAUTHORIZED
         && app.auth_failures.record_failure(client, clock::now_ms())
@@ -256,7 +265,13 @@ fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> Option<&str>
 async fn json_body(app: &App, req: Request<Incoming>) -> Result<serde_json::Value, ApiError> {
     super::body::require_json(req.headers())?;
     let (parts, body) = req.into_parts();
-    let bytes = super::body::read(&parts.headers, body, app.config.max_body_bytes).await?;
+    let bytes = super::body::read(
+        &parts.headers,
+        body,
+        app.config.max_body_bytes,
+        app.config.body_read_timeout,
+    )
+    .await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Value::Object(Default::default()));
     }

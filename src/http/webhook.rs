@@ -121,7 +121,13 @@ async fn store(
 ) -> Result<u64, ApiError> {
     super::body::require_json(req.headers())?;
     let (parts, body) = req.into_parts();
-    let mut bytes = super::body::read(&parts.headers, body, app.config.max_body_bytes).await?;
+    let mut bytes = super::body::read(
+        &parts.headers,
+        body,
+        app.config.max_body_bytes,
+        app.config.body_read_timeout,
+    )
+    .await?;
     let batch = ingest::parse_batch(&mut bytes, now_ms).map_err(|e| ApiError::BadRequest(e.0))?;
     if batch.project_id != owner.project_id {
         return Err(ApiError::Forbidden(format!(
