@@ -28,6 +28,8 @@ pub struct App {
     pub limiter: RateLimiter,
     pub auth_failures: AuthFailures,
     pub usage: UsageTracker,
+    /// Set when serving HTTPS (`--tls-cert`/`--tls-key`).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub admin_token_hash: [u8; 32],
     compactor: Mutex<Option<CompactorHandle>>,
     /// Held by each compaction round, deletion and retention sweep: they never interleave.
@@ -52,6 +54,11 @@ fn err(context: &str, e: impl std::fmt::Display) -> AppError {
 impl App {
     /// Opens (or creates) the data dir and recovers the journal.
     pub fn open(config: Config) -> Result<(Arc<App>, RecoveryReport), AppError> {
+        // First, so a bad certificate stops the start before anything is touched.
+        let tls = match &config.tls {
+            Some((cert, key)) => Some(crate::http::tls::acceptor(cert, key).map_err(AppError)?),
+            None => None,
+        };
         fs::create_dir_all(&config.data_dir)
             .map_err(|e| err(&format!("create data dir {}", config.data_dir.display()), e))?;
         // Only the server's user reads the data: samples, key hashes, the admin token file.
@@ -109,6 +116,7 @@ impl App {
             limiter,
             auth_failures,
             usage,
+            tls,
             admin_token_hash,
             compactor: Mutex::new(Some(compactor)),
             rounds,

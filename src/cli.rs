@@ -133,6 +133,12 @@ pub struct ServeArgs {
     /// flat. Queries over data that fits stay fast (see docs/benchmarks.md).
     #[arg(long, env = "STATHOOK_CACHE_MB", default_value_t = 1024)]
     pub cache_mb: usize,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, env = "STATHOOK_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "STATHOOK_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Concurrent connections; further ones wait in the kernel's backlog.
     #[arg(long, env = "STATHOOK_MAX_CONNECTIONS", default_value_t = crate::config::DEFAULT_MAX_CONNECTIONS,
         value_parser = clap::value_parser!(usize))]
@@ -202,6 +208,10 @@ pub struct Remote {
     /// Data dir holding `admin-token` (read when STATHOOK_ADMIN_TOKEN is unset).
     #[arg(long, global = true, env = "STATHOOK_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    /// For an https:// server whose certificate is not signed by a public CA (e.g.
+    /// self-signed): trust the PEM certificate(s) in this file.
+    #[arg(long, global = true, env = "STATHOOK_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

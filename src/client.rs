@@ -8,14 +8,63 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
+type HttpsClient = Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
+/// A client for `http://` and `https://` URLs. HTTPS servers are trusted if their
+/// certificate chains to the Mozilla root set or, when given, to the PEM CA certificate(s)
+/// in `ca_cert` (e.g. the server's own self-signed certificate).
+fn client(ca_cert: Option<&std::path::Path>) -> Result<HttpsClient, String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_cert {
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .and_then(|c| c.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("read CA certificate {}: {e}", path.display()))?;
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|e| format!("CA certificate {}: {e}", path.display()))?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(https))
+}
+
+/// "cannot reach": with the whole cause chain (hyper's top error says only "Connect"; the
+/// cause says "connection refused" or which certificate check failed).
+fn unreachable(url: &str, e: &dyn std::error::Error) -> String {
+    let mut msg = format!("cannot reach {url}: {e}");
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        msg.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    msg + " (is `stathook serve` running there? see --server; for a self-signed https server, --ca-cert)"
+}
+
 /// Sends one request; returns the status and the JSON body (`Null` when empty).
 pub async fn call(
     method: Method,
     url: &str,
     token: &str,
     body: Option<&Value>,
+    ca_cert: Option<&std::path::Path>,
 ) -> Result<(u16, Value), String> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let client = client(ca_cert)?;
     let payload = body
         .map(|b| serde_json::to_vec(b).expect("BUG: JSON values serialize"))
         .unwrap_or_default();
@@ -26,9 +75,10 @@ pub async fn call(
         .header(header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(payload)))
         .map_err(|e| format!("bad URL {url}: {e}"))?;
-    let resp = client.request(req).await.map_err(|e| {
-        format!("cannot reach {url}: {e} (is `stathook serve` running there? see --server)")
-    })?;
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| unreachable(url, &e))?;
     let status = resp.status().as_u16();
     let bytes = resp
         .into_body()
@@ -53,18 +103,20 @@ pub async fn download(
     url: &str,
     token: &str,
     to: &std::path::Path,
+    ca_cert: Option<&std::path::Path>,
 ) -> Result<(String, u64), String> {
     use std::io::Write;
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let client = client(ca_cert)?;
     let req = Request::builder()
         .method(Method::POST)
         .uri(url)
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .body(Full::new(Bytes::new()))
         .map_err(|e| format!("bad URL {url}: {e}"))?;
-    let resp = client.request(req).await.map_err(|e| {
-        format!("cannot reach {url}: {e} (is `stathook serve` running there? see --server)")
-    })?;
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| unreachable(url, &e))?;
     let status = resp.status().as_u16();
     let summary = resp
         .headers()

@@ -62,6 +62,8 @@ pub struct Config {
     pub max_header_bytes: usize,
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
+    /// PEM certificate chain and private key: serve HTTPS instead of HTTP.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// Origins allowed to call the API from a browser (`*` = any); empty = CORS closed.
     pub cors_origins: Vec<String>,
     pub compact_interval: Duration,
@@ -100,6 +102,7 @@ impl Config {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             cors_origins: Vec::new(),
+            tls: None,
             compact_interval: DEFAULT_COMPACT_INTERVAL,
             compact_max_pending: DEFAULT_COMPACT_MAX_PENDING,
             max_pending_samples: DEFAULT_MAX_PENDING_SAMPLES,

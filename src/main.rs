@@ -63,6 +63,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     config.header_read_timeout =
         std::time::Duration::from_secs(args.header_read_timeout_secs.max(1));
     config.body_read_timeout = std::time::Duration::from_secs(args.body_read_timeout_secs.max(1));
+    config.tls = args.tls_cert.zip(args.tls_key);
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     config.cors_origins = args
         .cors_origin
         .into_iter()
@@ -87,7 +93,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         // Default the public URL to the bound address (right even for --listen …:0).
-        config.public_url = public_url.unwrap_or_else(|| format!("http://{local}"));
+        config.public_url = public_url.unwrap_or_else(|| format!("{scheme}://{local}"));
         let token_path = config.admin_token_path();
         let shutdown = shutdown_signal()?;
         let (app, report) = stathook::app::App::open(config.clone()).map_err(|e| e.to_string())?;
@@ -99,7 +105,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             "journal recovered"
         );
         // One machine-readable line on stdout, so scripts and tests learn the port.
-        println!("stathook listening on http://{local}");
+        println!("stathook listening on {scheme}://{local}");
         tracing::info!(listen = %local, data_dir = %config.data_dir.display(),
             admin_token_file = %token_path.display(), "stathook is serving");
         stathook::app::run(app, listener, shutdown).await;
@@ -429,7 +435,12 @@ fn backup(to: &std::path::Path, remote: &Remote) -> Result<(), String> {
         "{}/api/v1/admin/backup",
         remote.server.trim_end_matches('/')
     );
-    let (summary, bytes) = block_on(stathook::client::download(&url, &token, to))?;
+    let (summary, bytes) = block_on(stathook::client::download(
+        &url,
+        &token,
+        to,
+        remote.ca_cert.as_deref(),
+    ))?;
     println!(
         "Backup written to {} ({bytes} bytes; {summary})",
         to.display()
@@ -544,7 +555,13 @@ fn request(
         None => admin_token(remote)?,
     };
     let url = format!("{}{path}", remote.server.trim_end_matches('/'));
-    let (status, reply) = block_on(stathook::client::call(method, &url, &token, body.as_ref()))?;
+    let (status, reply) = block_on(stathook::client::call(
+        method,
+        &url,
+        &token,
+        body.as_ref(),
+        remote.ca_cert.as_deref(),
+    ))?;
     if !(200..300).contains(&status) {
         let msg = reply["error"]
             .as_str()

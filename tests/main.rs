@@ -15,4 +15,5 @@ mod query;
 mod ratelimit;
 mod storage;
 mod tidy;
+mod tls;
 mod webhook;

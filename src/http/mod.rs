@@ -8,6 +8,7 @@ mod cors;
 mod read;
 mod reply;
 mod route;
+pub mod tls;
 mod webhook;
 
 use crate::app::App;
@@ -22,6 +23,31 @@ use tokio::sync::Semaphore;
 
 /// How long in-flight requests get to finish after shutdown starts.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves one connection (plain or TLS) until it closes or shutdown drains it.
+async fn serve_connection<I>(
+    app: Arc<App>,
+    io: I,
+    peer: std::net::IpAddr,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        // A client gets this long to send its request headers (slowloris guard).
+        .header_read_timeout(app.config.header_read_timeout)
+        // hyper answers 431 to a request head that does not fit.
+        .max_buf_size(app.config.max_header_bytes)
+        .serve_connection(
+            io,
+            service_fn({
+                let app = app.clone();
+                move |req| route::handle(app.clone(), req, peer)
+            }),
+        );
+    let _ = watcher.watch(conn).await;
+}
 
 /// Serves until `shutdown` resolves, then stops accepting and waits for in-flight requests.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
@@ -49,19 +75,22 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            // A client gets this long to send its request headers (slowloris guard).
-            .header_read_timeout(app.config.header_read_timeout)
-            // hyper answers 431 to a request head that does not fit.
-            .max_buf_size(app.config.max_header_bytes)
-            .serve_connection(
-                TokioIo::new(stream),
-                service_fn(move |req| route::handle(app.clone(), req, peer.ip())),
-            );
-        let conn = graceful.watch(conn);
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let _ = conn.await;
+            match app.tls.clone() {
+                None => serve_connection(app, TokioIo::new(stream), peer.ip(), watcher).await,
+                Some(tls) => {
+                    // The handshake gets the same time as a request head (slowloris guard).
+                    let timeout = app.config.header_read_timeout;
+                    match tokio::time::timeout(timeout, tls.accept(stream)).await {
+                        Ok(Ok(s)) => {
+                            serve_connection(app, TokioIo::new(s), peer.ip(), watcher).await
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
             drop(permit);
         });
     }
