@@ -249,3 +249,22 @@ async fn cors_is_closed_unless_an_origin_is_allowed() {
     assert_eq!(c.points("p", "m").await, vec![(1, 1.0), (2, 2.0)]);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_body_declared_far_too_large_is_refused_before_it_is_sent() {
+    let (_dir, s, c, key) = Server::with_project("p").await;
+    let mut conn = connect(&s).await;
+    let head = format!(
+        "POST /api/webhooks/custom HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        100u64 << 20
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    // Nothing of the body is sent: the answer must not wait for it.
+    let (reply, took) = read_until_closed(&mut conn, Duration::from_secs(3)).await;
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(reply.contains("larger than"), "{reply}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(c.catalog("p").await.is_empty());
+    s.stop().await;
+}

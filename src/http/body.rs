@@ -31,9 +31,15 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 /// After a body is found too large, up to this much more is read and thrown away (for at
 /// most `DRAIN_TIMEOUT`) before answering 413: closing a socket with unread data makes the
 /// kernel reset the connection, and the client would see "connection reset" while still
-/// sending instead of the 413 that says why.
-pub const DRAIN_MAX_BYTES: u64 = 64 << 20;
+/// sending instead of the 413 that says why. A body declared larger than the limit plus
+/// this is answered at once (clients sending that much use `Expect: 100-continue`, which
+/// then sends nothing); reading it would only burn CPU for whoever sends it.
+pub const DRAIN_MAX_BYTES: u64 = 16 << 20;
 pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Drains at once, server-wide: past this, an oversized body is answered without one, so
+/// many clients sending huge bodies cannot make the server spend its CPU reading them.
+pub const MAX_CONCURRENT_DRAINS: usize = 2;
+static DRAINS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_DRAINS);
 
 /// Reads the whole body, at most `max_bytes` after decoding, within `timeout` (a client
 /// trickling its body slowly holds a connection and a buffer: 408 after that long).
@@ -89,7 +95,13 @@ async fn read_within(
             }
         }
     }
-    if over {
+    let worth_draining = declared.is_none_or(|n| n <= max_bytes as u64 + DRAIN_MAX_BYTES);
+    let permit = if over && worth_draining {
+        DRAINS.try_acquire().ok()
+    } else {
+        None
+    };
+    if over && permit.is_some() {
         let drain = async {
             let mut drained = 0u64;
             while let Some(Ok(frame)) = body.frame().await {
@@ -100,6 +112,8 @@ async fn read_within(
             }
         };
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+    }
+    if over {
         return Err(too_large());
     }
     let bytes = bytes.freeze();
