@@ -119,8 +119,8 @@ pub struct ServeArgs {
     /// scale to apply the spec's limits.
     #[arg(long, env = "STATHOOK_DEFAULT_TIER", value_enum, default_value_t = TierArg::Unlimited)]
     pub default_tier: TierArg,
-    /// Failed authentications a minute from one address before it gets 429 for
-    /// --auth-cooldown-secs, before any key lookup.
+    /// Failed authentications (and bodies refused as too large or too slow) a minute from
+    /// one address before it gets 429 for --auth-cooldown-secs, before any key lookup.
     #[arg(long, env = "STATHOOK_AUTH_FAILURES_PER_MINUTE", default_value_t = crate::config::DEFAULT_AUTH_FAILURES_PER_MINUTE)]
     pub auth_failures_per_minute: u32,
     #[arg(long, env = "STATHOOK_AUTH_COOLDOWN_SECS", default_value_t = crate::config::DEFAULT_AUTH_COOLDOWN.as_secs())]

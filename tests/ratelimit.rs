@@ -170,3 +170,36 @@ async fn behind_a_trusted_proxy_each_forwarded_address_is_counted_apart() {
     assert_eq!(post("203.0.113.2", key.clone()).await.status, 200);
     s.stop().await;
 }
+
+/// Oversized bodies count against their address like failed authentications: a client
+/// sending them in a loop is cut off before the server reads more of them, while a client
+/// on another address is served.
+#[tokio::test]
+async fn an_address_sending_oversized_bodies_is_refused_before_they_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(dir.path(), |c| {
+        c.auth_failures_per_minute = 3;
+        c.max_body_bytes = 4096;
+    })
+    .await;
+    let c = s.client();
+    let key = c.setup("p").await;
+    let big = "x".repeat(10_000);
+    for i in 0..4 {
+        assert_eq!(c.post_raw(&key, big.clone()).await.status, 413, "{i}");
+    }
+    let good = batch("p", vec![metric("m", 1.0, 1)]);
+    let r = c.post(&key, &good).await;
+    assert_eq!(r.status, 429, "{:?}", r.body);
+    assert!(r.body["error"].as_str().unwrap().contains("refused bodies"));
+    // Another address (another loopback IP) is not affected.
+    let other = Client {
+        http: reqwest::Client::builder()
+            .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap(),
+        ..c.clone()
+    };
+    assert_eq!(other.post(&key, &good).await.status, 200);
+    s.stop().await;
+}

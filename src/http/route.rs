@@ -14,9 +14,11 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-/// Answers one request from `peer`. An address that failed authentication too often is
-/// refused (429) before its credentials are even looked at; each 401 to a request that
-/// carried credentials counts against its address.
+/// Answers one request from `peer`. An address that failed too often is refused (429)
+/// before its credentials are even looked at. What counts against an address, for requests
+/// that carried credentials: a 401 (a guessed or dead key), and a 413 or 408 (a body too
+/// large or too slow: costly to receive, and never what an honest client sends twice a
+/// second).
 pub async fn handle(
     app: Arc<App>,
     req: Request<Incoming>,
@@ -33,7 +35,7 @@ pub async fn handle(
         if let Some(wait) = app.auth_failures.blocked(client, clock::now_ms()) {
             return Ok(ApiError::TooManyRequests {
                 message: format!(
-                    "too many failed authentications from this address; retry in {wait} s"
+                    "too many failed authentications or refused bodies from this address; retry in {wait} s"
                 ),
                 retry_after_s: wait,
             }
@@ -46,13 +48,8 @@ pub async fn handle(
             return Ok(preflight);
         }
     }
-    let presented = has_credentials.then(|| {
-        req.headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| auth::shown_prefix(v.trim().rsplit(' ').next().unwrap_or("")))
-            .unwrap_or_default()
-    });
+    // A cheap clone (shared bytes); turned into a printable prefix only for a warning.
+    let presented = req.headers().get(header::AUTHORIZATION).cloned();
     let mut reply = match dispatch(&app, req, client).await {
         Ok(r) => r,
         Err(e) => e.into_reply(),
@@ -60,12 +57,21 @@ pub async fn handle(
     if let Some(origin) = cors_origin {
         cors::allow(&mut reply, origin);
     }
+    let counts_against = matches!(
+        reply.status(),
+        StatusCode::UNAUTHORIZED | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+    );
     if has_credentials
-        && reply.status() == StatusCode::UNAUTHORIZED
+        && counts_against
         && app.auth_failures.record_failure(client, clock::now_ms())
     {
-        tracing::warn!(address = %client, key_prefix = %presented.unwrap_or_default(),
-            "burst of failed authentications from one address; refusing it for a while");
+        let key_prefix = presented
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(|v| auth::shown_prefix(v.trim().rsplit(' ').next().unwrap_or("")))
+            .unwrap_or_default();
+        tracing::warn!(address = %client, %key_prefix, last_status = reply.status().as_u16(),
+            "burst of failed authentications or refused bodies from one address; refusing it for a while");
     }
     Ok(reply)
 }
