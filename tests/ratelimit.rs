@@ -101,7 +101,7 @@ async fn an_address_guessing_keys_is_refused_before_any_lookup_then_let_back() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start_with(dir.path(), |c| {
         c.auth_failures_per_minute = 3;
-        c.auth_cooldown = std::time::Duration::from_secs(2);
+        c.auth_cooldown = std::time::Duration::from_secs(4);
     })
     .await;
     let c = s.client();
@@ -113,14 +113,22 @@ async fn an_address_guessing_keys_is_refused_before_any_lookup_then_let_back() {
     }
     // The fourth failure starts the cooling-off period...
     assert_eq!(c.post("shk_guess3", &good).await.status, 401);
-    // ...during which even the right key (and the admin token) get 429 from this address.
+    let blocked_from = std::time::Instant::now();
+    // ...during which even the right key (and the admin token) get 429 from this address,
+    // each after the tarpit's delay.
+    let asked = std::time::Instant::now();
     let r = c.post(&key, &good).await;
     assert_eq!(r.status, 429, "{:?}", r.body);
+    assert!(asked.elapsed() >= stathook::http::REFUSED_ADDRESS_DELAY);
     assert!(r.body["error"]
         .as_str()
         .unwrap()
         .contains("failed authentications"));
-    assert!((1..=2).contains(&header(&r, "retry-after")));
+    assert!(
+        (2..=3).contains(&header(&r, "retry-after")),
+        "{:?}",
+        r.headers
+    );
     assert_eq!(c.get("/api/v1/projects").await.status, 429);
     // A request without credentials is not refused (nothing to guess with).
     let r = c.send(c.http.get(format!("{}/healthz", c.url))).await;
@@ -137,7 +145,8 @@ async fn an_address_guessing_keys_is_refused_before_any_lookup_then_let_back() {
         )
         .await;
     assert_eq!(r.status, 429);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let over = std::time::Duration::from_millis(4100).saturating_sub(blocked_from.elapsed());
+    tokio::time::sleep(over).await;
     assert_eq!(c.post(&key, &good).await.status, 200);
     s.stop().await;
 }

@@ -11,6 +11,8 @@ mod route;
 pub mod tls;
 mod webhook;
 
+pub use route::REFUSED_ADDRESS_DELAY;
+
 use crate::app::App;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;

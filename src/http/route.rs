@@ -14,6 +14,9 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+/// How long a refused address waits for its 429.
+pub const REFUSED_ADDRESS_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Answers one request from `peer`. An address that failed too often is refused (429)
 /// before its credentials are even looked at. What counts against an address, for requests
 /// that carried credentials: a 401 (a guessed or dead key), and a 413 or 408 (a body too
@@ -32,6 +35,11 @@ pub async fn handle(
         peer
     };
     if has_credentials {
+        if app.auth_failures.blocked(client, clock::now_ms()).is_some() {
+            // Tarpit: a client that waits for answers gets one a second at most, so a
+            // refused address cannot keep the server busy at its own pace.
+            tokio::time::sleep(REFUSED_ADDRESS_DELAY).await;
+        }
         if let Some(wait) = app.auth_failures.blocked(client, clock::now_ms()) {
             return Ok(ApiError::TooManyRequests {
                 message: format!(
