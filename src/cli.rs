@@ -63,6 +63,9 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Load-test a deployment through its webhook: counters, gauges and constants with
+    /// past timestamps; prints samples/s, requests/s, latency percentiles and errors.
+    Bench(BenchCli),
     /// Replace the admin token (the server must be stopped): writes a new
     /// DATA_DIR/admin-token; the old token stops working.
     AdminToken {
@@ -75,6 +78,43 @@ pub enum Command {
         #[arg(long, env = "STATHOOK_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
     },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchCli {
+    /// The server's base URL.
+    #[arg(long, env = "STATHOOK_SERVER", default_value = DEFAULT_SERVER)]
+    pub url: String,
+    /// A webhook API key of --project (its samples are really stored).
+    #[arg(long, env = "STATHOOK_API_KEY")]
+    pub key: String,
+    #[arg(long, env = "STATHOOK_PROJECT_ID")]
+    pub project: String,
+    /// Distinct series (metricIds `bench_0` …), a third each counters, gauges, constants.
+    #[arg(long, default_value_t = 1000)]
+    pub series: usize,
+    /// Samples per request (the webhook takes at most 100).
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Keep-alive connections, each sending its next request when the last is answered.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// How long to send (e.g. 20s, 2m).
+    #[arg(long, default_value = "20s", value_parser = parse_bench_duration)]
+    pub duration: std::time::Duration,
+    /// Trust the PEM certificate(s) in this file for an https:// server.
+    #[arg(long, env = "STATHOOK_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_bench_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::query::plan::parse_duration_ms(s)
+        .filter(|ms| *ms > 0)
+        .map(|ms| std::time::Duration::from_millis(ms as u64))
+        .ok_or_else(|| format!("expected a duration such as 20s or 2m; not {s:?}"))
 }
 
 #[derive(Subcommand, Debug)]

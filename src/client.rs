@@ -17,6 +17,17 @@ type HttpsClient = Client<
 /// certificate chains to the Mozilla root set or, when given, to the PEM CA certificate(s)
 /// in `ca_cert` (e.g. the server's own self-signed certificate).
 fn client(ca_cert: Option<&std::path::Path>) -> Result<HttpsClient, String> {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config(ca_cert)?)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(https))
+}
+
+/// The TLS settings of every client: Mozilla's roots plus the PEM certificate(s) in
+/// `ca_cert`.
+pub fn tls_config(ca_cert: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -31,17 +42,11 @@ fn client(ca_cert: Option<&std::path::Path>) -> Result<HttpsClient, String> {
         }
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .build();
-    Ok(Client::builder(TokioExecutor::new()).build(https))
+        .with_no_client_auth())
 }
 
 /// "cannot reach": with the whole cause chain (hyper's top error says only "Connect"; the

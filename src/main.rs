@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Metric { command, remote } => manage(&remote, metric(command)),
         Command::Query(args) => query(args),
         Command::Backup { to, remote } => backup(&to, &remote),
+        Command::Bench(args) => bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -570,6 +571,36 @@ fn request(
         return Err(format!("server answered {status}: {msg}"));
     }
     Ok(reply)
+}
+
+fn bench(a: stathook::cli::BenchCli) -> Result<(), String> {
+    let args = stathook::bench::BenchArgs {
+        url: a.url,
+        key: a.key,
+        project: a.project,
+        series: a.series,
+        batch: a.batch,
+        connections: a.connections,
+        duration: a.duration,
+        ca_cert: a.ca_cert,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let report = rt.block_on(stathook::bench::run(args))?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("BUG: the report serializes")
+        );
+    } else {
+        print!("{}", report.text());
+    }
+    if report.requests == 0 {
+        return Err("no request succeeded (see errors)".into());
+    }
+    Ok(())
 }
 
 /// Runs one client call to completion on a small single-threaded runtime.

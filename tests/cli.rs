@@ -463,3 +463,53 @@ async fn backup_while_ingesting_restores_every_sample_acknowledged_before_it() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// `stathook bench` against a real server: what it reports was really stored; a wrong key
+/// shows up as errors and a failing exit code.
+#[tokio::test]
+async fn bench_reports_what_the_server_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Child::start(dir.path(), &[]);
+    let c = child.client();
+    let key = c.setup("p").await;
+    let run = |key: &str| {
+        Command::new(env!("CARGO_BIN_EXE_stathook"))
+            .args(["bench", "--url", &child.url, "--key", key, "--project", "p"])
+            .args(["--series", "30", "--batch", "7", "--connections", "3"])
+            .args(["--duration", "1s", "--json"])
+            .output()
+            .unwrap()
+    };
+    let out = run(&key);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let requests = report["requests"].as_u64().unwrap();
+    assert!(requests > 0, "{report}");
+    assert_eq!(
+        report["samples"].as_u64().unwrap(),
+        requests * 7,
+        "{report}"
+    );
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    let l = &report["latencyMs"];
+    assert!(l["p50"].as_f64().unwrap() <= l["p99"].as_f64().unwrap());
+    assert!(l["p99"].as_f64().unwrap() <= l["max"].as_f64().unwrap());
+    // Every acknowledged sample is in the store, spread over the 30 series.
+    let catalog = c.catalog("p").await;
+    assert_eq!(catalog.len(), 30);
+    let stored: u64 = catalog
+        .iter()
+        .map(|m| m["sampleCount"].as_u64().unwrap())
+        .sum();
+    assert_eq!(stored, requests * 7);
+
+    let out = run("shk_wrong");
+    assert!(!out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["requests"], 0);
+    assert!(report["errors"]["401"].as_u64().unwrap() > 0, "{report}");
+}
