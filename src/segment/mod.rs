@@ -82,6 +82,14 @@ impl std::error::Error for SegmentError {}
 const TS_CODEC_DOD: u8 = 1;
 const VALUE_CODEC_RAW: u8 = 0;
 const VALUE_CODEC_INT_DELTA: u8 = 1;
+/// Values that are decimals with at most `MAX_DECIMAL_DIGITS` fractional digits (prices,
+/// percentages, 2-decimal gauges): one byte `e`, then zigzag varint deltas of the integers
+/// `m = v × 10^e`; each value decodes as `m / 10^e`, bit-exact (checked when encoding).
+/// Store format 3.
+const VALUE_CODEC_DECIMAL_DELTA: u8 = 2;
+const MAX_DECIMAL_DIGITS: usize = 9;
+/// 10^e, exact in f64 for every e used.
+const POW10: [f64; MAX_DECIMAL_DIGITS + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 const META_CODEC_NONE: u8 = 0;
 const META_CODEC_LEN_PREFIXED: u8 = 1;
 /// Integers above 2^53 are not exact in f64, so the integer codec stops there.
@@ -171,9 +179,12 @@ fn encode_columns(out: &mut Vec<u8>, samples: &[Sample]) {
     push_column(out, TS_CODEC_DOD, &col);
 
     col.clear();
-    let all_int = samples
-        .iter()
-        .all(|s| s.value.fract() == 0.0 && s.value.abs() <= MAX_EXACT_INT);
+    // Exactly representable as i64 and back, bit for bit (-0.0 is not).
+    let all_int = samples.iter().all(|s| {
+        s.value.fract() == 0.0
+            && s.value.abs() <= MAX_EXACT_INT
+            && ((s.value as i64) as f64).to_bits() == s.value.to_bits()
+    });
     if all_int {
         let mut prev = 0i64;
         for s in samples {
@@ -182,6 +193,15 @@ fn encode_columns(out: &mut Vec<u8>, samples: &[Sample]) {
             prev = v;
         }
         push_column(out, VALUE_CODEC_INT_DELTA, &col);
+    } else if let Some(e) = decimal_exponent(samples) {
+        col.push(e as u8);
+        let mut prev = 0i64;
+        for s in samples {
+            let m = (s.value * POW10[e]).round() as i64;
+            put_varint(&mut col, zigzag(m.wrapping_sub(prev)));
+            prev = m;
+        }
+        push_column(out, VALUE_CODEC_DECIMAL_DELTA, &col);
     } else {
         for s in samples {
             col.extend_from_slice(&s.value.to_le_bytes());
@@ -200,6 +220,19 @@ fn encode_columns(out: &mut Vec<u8>, samples: &[Sample]) {
     } else {
         push_column(out, META_CODEC_NONE, &[]);
     }
+}
+
+/// The fewest fractional decimal digits `e` (1..=9) with which every value is exactly
+/// `m / 10^e` for an integer `m` small enough to be exact; None for true floats.
+fn decimal_exponent(samples: &[Sample]) -> Option<usize> {
+    (1..=MAX_DECIMAL_DIGITS).find(|&e| {
+        samples.iter().all(|s| {
+            let m = (s.value * POW10[e]).round();
+            // Through i64, as the decoder sees it (so -0.0 does not pass as 0).
+            m.abs() <= MAX_EXACT_INT
+                && ((m as i64) as f64 / POW10[e]).to_bits() == s.value.to_bits()
+        })
+    })
 }
 
 fn push_column(out: &mut Vec<u8>, codec: u8, bytes: &[u8]) {
@@ -457,6 +490,20 @@ fn decode_block_into(
                 out.values.push(v as f64);
             }
         }
+        VALUE_CODEC_DECIMAL_DELTA => {
+            let (&e, deltas) = val_col
+                .split_first()
+                .ok_or(SegmentError::Malformed("values"))?;
+            let scale = *POW10
+                .get(e as usize)
+                .ok_or(SegmentError::Malformed("decimal exponent"))?;
+            let mut varints = Varints::new(deltas, "values");
+            let mut m = 0i64;
+            for _ in 0..count {
+                m = m.wrapping_add(unzigzag(varints.next()?));
+                out.values.push(m as f64 / scale);
+            }
+        }
         _ => return Err(SegmentError::Malformed("value codec")),
     }
 
@@ -629,7 +676,11 @@ mod tests {
 
     fn check(samples: Vec<Sample>) {
         let bytes = encode(&samples);
-        assert_eq!(decode(&bytes).unwrap(), samples);
+        let back = decode(&bytes).unwrap();
+        assert_eq!(back, samples);
+        // Bit-exact, -0.0 included (== alone would let it become 0.0).
+        let bits = |v: &[Sample]| v.iter().map(|s| s.value.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&back), bits(&samples));
         let sum = read_summary(&bytes).unwrap();
         assert_eq!(sum, summarize(&samples));
     }
@@ -711,6 +762,35 @@ mod tests {
     }
 
     #[test]
+    fn decimal_values_are_stored_as_scaled_integers_bit_exact() {
+        // A 2-decimal gauge moving by cents: ~2 bytes a sample instead of 9.
+        let mut v = 50.0f64;
+        let samples: Vec<Sample> = (0..1000)
+            .map(|i| {
+                v = ((v * 100.0).round() + ((i * 37) % 201 - 100) as f64) / 100.0;
+                s(1_700_000_000_000 + i * 10_000, v, None)
+            })
+            .collect();
+        let bytes = encode(&samples);
+        assert!(bytes.len() < 3200, "{} bytes", bytes.len());
+        check(samples);
+        // Mixed scales, negatives, -0.0 and values that only look decimal stay exact.
+        check(vec![
+            s(1, 0.1, None),
+            s(2, -0.25, None),
+            s(3, 1e-9, None),
+            s(4, 123456.789, None),
+            s(5, -0.0, None),
+        ]);
+        check(vec![s(1, 0.1, None), s(2, 1.0 / 3.0, None)]);
+        check(vec![
+            s(1, 0.1, None),
+            s(2, 9.007e15, None),
+            s(3, 1e300, None),
+        ]);
+    }
+
+    #[test]
     fn finds_timestamps_without_full_decode() {
         let bytes = encode(&[s(10, 1.0, None), s(20, 2.0, None), s(35, 3.0, None)]);
         for (ts, want) in [
@@ -752,14 +832,39 @@ mod tests {
         #[test]
         fn round_trips_any_sorted_samples(
             mut ts in proptest::collection::btree_set(any::<i64>(), 1..300),
-            vals in proptest::collection::vec(prop_oneof![any::<f64>().prop_filter("finite", |v| v.is_finite()), (-1000i64..1000).prop_map(|v| v as f64)], 300),
+            vals in proptest::collection::vec(prop_oneof![
+                any::<f64>().prop_filter("finite", |v| v.is_finite()),
+                (-1000i64..1000).prop_map(|v| v as f64),
+                (-100_000i64..100_000).prop_map(|m| m as f64 / 100.0),
+                (-1000i64..1000, 0usize..=9).prop_map(|(m, e)| m as f64 / POW10[e]),
+                Just(-0.0),
+            ], 300),
             metas in proptest::collection::vec(proptest::option::of("[a-z]{0,8}"), 300),
         ) {
             let samples: Vec<Sample> = std::mem::take(&mut ts).into_iter().enumerate()
                 .map(|(i, t)| Sample { timestamp_ms: t, value: vals[i], metadata: metas[i].clone().filter(|m| !m.is_empty()).map(Into::into) })
                 .collect();
             let bytes = encode(&samples);
-            prop_assert_eq!(decode(&bytes).unwrap(), samples);
+            let back = decode(&bytes).unwrap();
+            let bits = |v: &[Sample]| v.iter().map(|s| s.value.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&back), bits(&samples));
+            prop_assert_eq!(back, samples);
+        }
+
+        #[test]
+        fn decimal_blocks_round_trip_bit_exact(
+            ms in proptest::collection::vec(-10_000_000i64..10_000_000, 1..2000),
+            e in 1usize..=9,
+        ) {
+            let samples: Vec<Sample> = ms.iter().enumerate()
+                .map(|(i, m)| Sample { timestamp_ms: i as i64 * 1000, value: *m as f64 / POW10[e], metadata: None })
+                .collect();
+            let bytes = encode(&samples);
+            let back = decode(&bytes).unwrap();
+            let bits = |v: &[Sample]| v.iter().map(|s| s.value.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&back), bits(&samples));
+            // Scaled integers: far below 8 bytes a value.
+            prop_assert!(bytes.len() < samples.len() * 6 + 400, "{} bytes", bytes.len());
         }
 
         #[test]

@@ -16,7 +16,7 @@ use tables::*;
 pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
 
 /// Version of the whole on-disk format (store file + journal files), see `docs/format.md`.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -196,10 +196,11 @@ impl Store {
                     meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())?;
                 }
                 Some(Some(v)) if v == FORMAT_VERSION => {}
-                Some(Some(1)) => {
-                    // Version 1 differs only in its segments (one block, no block table), and
-                    // the segment decoder reads both; new segments are written as version 2,
-                    // so the file is version 2 from here on (an older stathook refuses it).
+                Some(Some(1 | 2)) => {
+                    // Versions 1 and 2 differ only in their segments (1: one block, no block
+                    // table; 2: no decimal value codec), and the segment decoder reads them
+                    // all; new segments may use what 3 adds, so the file is version 3 from
+                    // here on (an older stathook refuses it instead of misreading it).
                     meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())?;
                 }
                 Some(Some(v)) if v > FORMAT_VERSION => {
