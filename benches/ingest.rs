@@ -102,9 +102,25 @@ fn segment_codec(c: &mut Criterion) {
             metadata: None,
         })
         .collect();
+    // A 2-decimal gauge moving by up to ±1.00 (the decimal codec).
+    let mut v = 50.0f64;
+    let decimals: Vec<Sample> = (0..n)
+        .map(|i| {
+            v = ((v * 100.0).round() + ((i * 37) % 201) as f64 - 100.0) / 100.0;
+            Sample {
+                timestamp_ms: NOW + i as i64 * 10_000,
+                value: v,
+                metadata: None,
+            }
+        })
+        .collect();
     let mut g = c.benchmark_group("segment");
     g.throughput(Throughput::Elements(n as u64));
-    for (name, data) in [("integer_values", &ints), ("float_values", &floats)] {
+    for (name, data) in [
+        ("integer_values", &ints),
+        ("decimal_values", &decimals),
+        ("float_values", &floats),
+    ] {
         let bytes = segment::encode(data);
         println!(
             "segment {name}: {} samples in {} bytes = {:.2} bytes/sample",
