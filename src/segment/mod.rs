@@ -80,6 +80,8 @@ impl std::fmt::Display for SegmentError {
 impl std::error::Error for SegmentError {}
 
 const TS_CODEC_DOD: u8 = 1;
+/// As `TS_CODEC_DOD`, with runs of zeros collapsed (store format 3).
+const TS_CODEC_DOD_RUNS: u8 = 2;
 const VALUE_CODEC_RAW: u8 = 0;
 const VALUE_CODEC_INT_DELTA: u8 = 1;
 /// Values that are decimals with at most `MAX_DECIMAL_DIGITS` fractional digits (prices,
@@ -88,6 +90,10 @@ const VALUE_CODEC_INT_DELTA: u8 = 1;
 /// Store format 3.
 const VALUE_CODEC_DECIMAL_DELTA: u8 = 2;
 const MAX_DECIMAL_DIGITS: usize = 9;
+/// `VALUE_CODEC_INT_DELTA` and `VALUE_CODEC_DECIMAL_DELTA` with runs of zeros collapsed
+/// (store format 3).
+const VALUE_CODEC_INT_DELTA_RUNS: u8 = 3;
+const VALUE_CODEC_DECIMAL_DELTA_RUNS: u8 = 4;
 /// 10^e, exact in f64 for every e used.
 const POW10: [f64; MAX_DECIMAL_DIGITS + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 const META_CODEC_NONE: u8 = 0;
@@ -112,7 +118,7 @@ pub fn encode(samples: &[Sample]) -> Vec<u8> {
         .chunks(BLOCK_SAMPLES)
         .map(|block| {
             let mut body = Vec::with_capacity(block.len() * 3 + 16);
-            encode_columns(&mut body, block);
+            encode_columns(&mut body, block, Codecs::Current);
             (summarize(block), body)
         })
         .collect();
@@ -156,53 +162,77 @@ fn push_summary_fields(out: &mut Vec<u8>, summary: &Summary) {
     }
 }
 
+/// Which codecs `encode_columns` may use: all of them, or only those stathook 0.1 wrote
+/// (tests build genuine version 1 segments with it).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Codecs {
+    Current,
+    #[cfg_attr(not(test), allow(dead_code))]
+    Version1,
+}
+
 /// The three columns of sorted samples: the body of a v2 block, or of a whole v1 segment.
-fn encode_columns(out: &mut Vec<u8>, samples: &[Sample]) {
-    let mut col = Vec::with_capacity(samples.len() * 2);
+fn encode_columns(out: &mut Vec<u8>, samples: &[Sample], codecs: Codecs) {
+    let runs = codecs == Codecs::Current;
+    let mut zigzags = Vec::with_capacity(samples.len());
     let (mut prev_ts, mut prev_delta) = (0i64, 0i64);
     for (i, s) in samples.iter().enumerate() {
         let ts = s.timestamp_ms;
         match i {
-            0 => put_varint(&mut col, zigzag(ts)),
+            0 => zigzags.push(zigzag(ts)),
             _ => {
                 assert!(
                     ts > prev_ts,
                     "BUG: segment timestamps must strictly increase"
                 );
                 let delta = ts.wrapping_sub(prev_ts);
-                put_varint(&mut col, zigzag(delta.wrapping_sub(prev_delta)));
+                zigzags.push(zigzag(delta.wrapping_sub(prev_delta)));
                 prev_delta = delta;
             }
         }
         prev_ts = ts;
     }
-    push_column(out, TS_CODEC_DOD, &col);
+    let mut col = Vec::with_capacity(samples.len() * 2);
+    push_varint_column(
+        out,
+        &mut col,
+        &[],
+        &zigzags,
+        (TS_CODEC_DOD, runs.then_some(TS_CODEC_DOD_RUNS)),
+    );
 
-    col.clear();
     // Exactly representable as i64 and back, bit for bit (-0.0 is not).
     let all_int = samples.iter().all(|s| {
         s.value.fract() == 0.0
             && s.value.abs() <= MAX_EXACT_INT
             && ((s.value as i64) as f64).to_bits() == s.value.to_bits()
     });
+    let deltas = |scale: f64| -> Vec<u64> {
+        let mut prev = 0i64;
+        samples
+            .iter()
+            .map(|s| {
+                let v = (s.value * scale).round() as i64;
+                let z = zigzag(v.wrapping_sub(prev));
+                prev = v;
+                z
+            })
+            .collect()
+    };
     if all_int {
-        let mut prev = 0i64;
-        for s in samples {
-            let v = s.value as i64;
-            put_varint(&mut col, zigzag(v.wrapping_sub(prev)));
-            prev = v;
-        }
-        push_column(out, VALUE_CODEC_INT_DELTA, &col);
-    } else if let Some(e) = decimal_exponent(samples) {
-        col.push(e as u8);
-        let mut prev = 0i64;
-        for s in samples {
-            let m = (s.value * POW10[e]).round() as i64;
-            put_varint(&mut col, zigzag(m.wrapping_sub(prev)));
-            prev = m;
-        }
-        push_column(out, VALUE_CODEC_DECIMAL_DELTA, &col);
+        let codecs = (
+            VALUE_CODEC_INT_DELTA,
+            runs.then_some(VALUE_CODEC_INT_DELTA_RUNS),
+        );
+        push_varint_column(out, &mut col, &[], &deltas(1.0), codecs);
+    } else if let Some(e) = decimal_exponent(samples).filter(|_| codecs == Codecs::Current) {
+        let codecs = (
+            VALUE_CODEC_DECIMAL_DELTA,
+            Some(VALUE_CODEC_DECIMAL_DELTA_RUNS),
+        );
+        push_varint_column(out, &mut col, &[e as u8], &deltas(POW10[e]), codecs);
     } else {
+        col.clear();
         for s in samples {
             col.extend_from_slice(&s.value.to_le_bytes());
         }
@@ -233,6 +263,50 @@ fn decimal_exponent(samples: &[Sample]) -> Option<usize> {
                 && ((m as i64) as f64 / POW10[e]).to_bits() == s.value.to_bits()
         })
     })
+}
+
+/// Pushes a column of zigzagged integers after `prefix`: as plain varints (`plain`), or
+/// with runs of zeros collapsed (`runs`: each run of n ≥ 1 zeros is varint 0 then varint
+/// n), whichever is smaller. Regular timestamps and constant or quiet series are almost
+/// all zeros: a block of them shrinks from a byte per sample to a few bytes.
+fn push_varint_column(
+    out: &mut Vec<u8>,
+    col: &mut Vec<u8>,
+    prefix: &[u8],
+    zigzags: &[u64],
+    (plain, runs): (u8, Option<u8>),
+) {
+    col.clear();
+    col.extend_from_slice(prefix);
+    for &z in zigzags {
+        put_varint(col, z);
+    }
+    if let Some(runs) = runs {
+        let mut packed = Vec::with_capacity(col.len());
+        packed.extend_from_slice(prefix);
+        let mut zeros = 0u64;
+        for &z in zigzags {
+            if z == 0 {
+                zeros += 1;
+                continue;
+            }
+            if zeros > 0 {
+                put_varint(&mut packed, 0);
+                put_varint(&mut packed, zeros);
+                zeros = 0;
+            }
+            put_varint(&mut packed, z);
+        }
+        if zeros > 0 {
+            put_varint(&mut packed, 0);
+            put_varint(&mut packed, zeros);
+        }
+        if packed.len() < col.len() {
+            push_column(out, runs, &packed);
+            return;
+        }
+    }
+    push_column(out, plain, col);
 }
 
 fn push_column(out: &mut Vec<u8>, codec: u8, bytes: &[u8]) {
@@ -457,10 +531,11 @@ fn decode_block_into(
     };
 
     let (codec, ts_col) = r.column("timestamps")?;
-    if codec != TS_CODEC_DOD {
-        return Err(SegmentError::Malformed("timestamp codec"));
-    }
-    let mut varints = Varints::new(ts_col, "timestamps");
+    let mut varints = match codec {
+        TS_CODEC_DOD => Zigzags::new(ts_col, false, "timestamps"),
+        TS_CODEC_DOD_RUNS => Zigzags::new(ts_col, true, "timestamps"),
+        _ => return Err(SegmentError::Malformed("timestamp codec")),
+    };
     out.timestamps.reserve(count);
     let mut ts = unzigzag(varints.next()?);
     out.timestamps.push(ts);
@@ -482,22 +557,24 @@ fn decode_block_into(
                 f64::from_le_bytes(b.try_into().expect("BUG: chunks_exact(8) gives 8 bytes"))
             }));
         }
-        VALUE_CODEC_INT_DELTA => {
-            let mut varints = Varints::new(val_col, "values");
+        VALUE_CODEC_INT_DELTA | VALUE_CODEC_INT_DELTA_RUNS => {
+            let runs = codec == VALUE_CODEC_INT_DELTA_RUNS;
+            let mut varints = Zigzags::new(val_col, runs, "values");
             let mut v = 0i64;
             for _ in 0..count {
                 v = v.wrapping_add(unzigzag(varints.next()?));
                 out.values.push(v as f64);
             }
         }
-        VALUE_CODEC_DECIMAL_DELTA => {
+        VALUE_CODEC_DECIMAL_DELTA | VALUE_CODEC_DECIMAL_DELTA_RUNS => {
             let (&e, deltas) = val_col
                 .split_first()
                 .ok_or(SegmentError::Malformed("values"))?;
             let scale = *POW10
                 .get(e as usize)
                 .ok_or(SegmentError::Malformed("decimal exponent"))?;
-            let mut varints = Varints::new(deltas, "values");
+            let runs = codec == VALUE_CODEC_DECIMAL_DELTA_RUNS;
+            let mut varints = Zigzags::new(deltas, runs, "values");
             let mut m = 0i64;
             for _ in 0..count {
                 m = m.wrapping_add(unzigzag(varints.next()?));
@@ -568,10 +645,47 @@ fn verify_v1(bytes: &[u8]) -> Result<(), SegmentError> {
 pub fn encode_v1(samples: &[Sample]) -> Vec<u8> {
     let mut out = Vec::new();
     push_summary(&mut out, 1, &summarize(samples));
-    encode_columns(&mut out, samples);
+    encode_columns(&mut out, samples, Codecs::Version1);
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// Reads a column of zigzagged integers, plain or with runs of zeros collapsed (see
+/// `push_varint_column`).
+struct Zigzags<'a> {
+    varints: Varints<'a>,
+    runs: bool,
+    zeros_left: u64,
+}
+
+impl<'a> Zigzags<'a> {
+    fn new(bytes: &'a [u8], runs: bool, what: &'static str) -> Zigzags<'a> {
+        Zigzags {
+            varints: Varints::new(bytes, what),
+            runs,
+            zeros_left: 0,
+        }
+    }
+
+    #[inline]
+    fn next(&mut self) -> Result<u64, SegmentError> {
+        if self.zeros_left > 0 {
+            self.zeros_left -= 1;
+            return Ok(0);
+        }
+        let z = self.varints.next()?;
+        if z != 0 || !self.runs {
+            return Ok(z);
+        }
+        match self.varints.next()? {
+            0 => Err(SegmentError::Malformed(self.varints.what)),
+            n => {
+                self.zeros_left = n - 1;
+                Ok(0)
+            }
+        }
+    }
 }
 
 /// Reads consecutive varints of one column, with a fast path for the one-byte values that
@@ -791,6 +905,17 @@ mod tests {
     }
 
     #[test]
+    fn a_regular_constant_series_costs_almost_nothing() {
+        let samples: Vec<Sample> = (0..MAX_SEGMENT_SAMPLES as i64)
+            .map(|i| s(1_700_000_000_000 + i * 10_000, 42.0, None))
+            .collect();
+        let bytes = encode(&samples);
+        // Header, 8 block entries of 68 bytes, and ~30 bytes of columns per block of 1024.
+        assert!(bytes.len() < 900, "{} bytes", bytes.len());
+        check(samples);
+    }
+
+    #[test]
     fn finds_timestamps_without_full_decode() {
         let bytes = encode(&[s(10, 1.0, None), s(20, 2.0, None), s(35, 3.0, None)]);
         for (ts, want) in [
@@ -865,6 +990,26 @@ mod tests {
             prop_assert_eq!(bits(&back), bits(&samples));
             // Scaled integers: far below 8 bytes a value.
             prop_assert!(bytes.len() < samples.len() * 6 + 400, "{} bytes", bytes.len());
+        }
+
+        #[test]
+        fn runs_of_zeros_round_trip(
+            steps in proptest::collection::vec(prop_oneof![Just(10_000i64), Just(10_000), Just(10_000), 1i64..50_000], 1..1500),
+            vals in proptest::collection::vec(prop_oneof![Just(0i64), Just(0), Just(0), -3i64..3], 1500),
+            scale in 0usize..3,
+        ) {
+            let mut t = 1_700_000_000_000i64;
+            let samples: Vec<Sample> = steps.iter().zip(&vals).map(|(step, v)| {
+                t += step;
+                let mut value = *v as f64 + 40.0;
+                if scale > 0 { value /= POW10[scale]; }
+                Sample { timestamp_ms: t, value, metadata: None }
+            }).collect();
+            let bytes = encode(&samples);
+            let back = decode(&bytes).unwrap();
+            let bits = |v: &[Sample]| v.iter().map(|s| s.value.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&back), bits(&samples));
+            prop_assert_eq!(back, samples);
         }
 
         #[test]
