@@ -34,12 +34,11 @@ pub async fn handle(
     } else {
         peer
     };
-    if has_credentials {
-        if app.auth_failures.blocked(client, clock::now_ms()).is_some() {
-            // Tarpit: a client that waits for answers gets one a second at most, so a
-            // refused address cannot keep the server busy at its own pace.
-            tokio::time::sleep(REFUSED_ADDRESS_DELAY).await;
-        }
+    if has_credentials && app.auth_failures.blocked(client, clock::now_ms()).is_some() {
+        // Tarpit: a client that waits for answers gets one a second at most, so a refused
+        // address cannot keep the server busy at its own pace. Asked again after the delay:
+        // the block may have ended meanwhile, and Retry-After counts from the answer.
+        tokio::time::sleep(REFUSED_ADDRESS_DELAY).await;
         if let Some(wait) = app.auth_failures.blocked(client, clock::now_ms()) {
             return Ok(ApiError::TooManyRequests {
                 message: format!(
@@ -73,15 +72,20 @@ pub async fn handle(
         && counts_against
         && app.auth_failures.record_failure(client, clock::now_ms())
     {
-        let key_prefix = presented
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .map(|v| auth::shown_prefix(v.trim().rsplit(' ').next().unwrap_or("")))
-            .unwrap_or_default();
+        let key_prefix = presented_key_prefix(presented.as_ref());
         tracing::warn!(address = %client, %key_prefix, last_status = reply.status().as_u16(),
             "burst of failed authentications or refused bodies from one address; refusing it for a while");
     }
     Ok(reply)
+}
+
+/// What a log line may show of the key in an `Authorization` header: its printable prefix.
+/// Computed only when a warning is logged, never per request.
+pub(super) fn presented_key_prefix(authorization: Option<&header::HeaderValue>) -> String {
+    authorization
+        .and_then(|v| v.to_str().ok())
+        .map(|v| auth::shown_prefix(v.trim().rsplit(' ').next().unwrap_or("")))
+        .unwrap_or_default()
 }
 
 /// The client's address: the connection's peer, or with `--trust-proxy` the last

@@ -52,7 +52,8 @@ pub async fn ingest(app: &App, req: Request<Incoming>, client: IpAddr) -> Result
             "invalid API key: unknown or revoked".into(),
         ));
     };
-    let key_prefix = auth::shown_prefix(key);
+    // A refcount bump; the printable prefix is made only if a warning needs it.
+    let presented = req.headers().get(header::AUTHORIZATION).cloned();
     let (reply, stored) = accept(app, req, &owner, now_ms).await;
     let outcome = stored.ok_or_else(|| Reason::of_status(reply.status().as_u16()));
     if let Some(Notice::VolumeJump {
@@ -60,7 +61,8 @@ pub async fn ingest(app: &App, req: Request<Incoming>, client: IpAddr) -> Result
         mean_per_hour,
     }) = app.usage.record(&owner.webhook_id, outcome, client, now_ms)
     {
-        tracing::warn!(key_id = %owner.webhook_id, key_prefix = %key_prefix,
+        let key_prefix = super::route::presented_key_prefix(presented.as_ref());
+        tracing::warn!(key_id = %owner.webhook_id, %key_prefix,
             samples_this_hour = this_hour, mean_per_hour, address = %client,
             "sudden jump in volume for this API key");
     }
