@@ -205,9 +205,6 @@ fn json_str(s: &str) -> String {
     serde_json::to_string(s).expect("BUG: strings serialize")
 }
 
-trait Io: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static {}
-impl<T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static> Io for T {}
-
 /// Opens one keep-alive connection (TLS for https).
 async fn connect(
     uri: &hyper::Uri,
@@ -240,9 +237,9 @@ async fn connect(
     Ok(send)
 }
 
-/// Object-safe stand-in for "a connection hyper can drive".
+/// A connection hyper can drive, plain or TLS (object-safe, so both fit one `Box`).
 trait IoBox: hyper::rt::Read + hyper::rt::Write + Unpin + Send {}
-impl<T: Io> IoBox for T {}
+impl<T: hyper::rt::Read + hyper::rt::Write + Unpin + Send> IoBox for T {}
 
 fn tls_connector(ca_cert: Option<&std::path::Path>) -> Result<tokio_rustls::TlsConnector, String> {
     let config = crate::client::tls_config(ca_cert)?;

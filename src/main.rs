@@ -482,10 +482,7 @@ fn query(a: QueryArgs) -> Result<(), String> {
     let reply = request(&a.remote, a.key.as_deref(), Method::GET, &path, None)?;
     match a.format {
         OutputFormat::Csv => print!("{}", reply.as_str().unwrap_or_default()),
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&reply).expect("BUG: JSON values serialize")
-        ),
+        OutputFormat::Json => print_json(&reply),
         OutputFormat::Table => print_table(&reply),
     }
     Ok(())
@@ -629,7 +626,7 @@ fn admin_token(remote: &Remote) -> Result<String, String> {
 fn print_json(v: &Value) {
     println!(
         "{}",
-        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+        serde_json::to_string_pretty(v).expect("BUG: JSON values serialize")
     );
 }
 
