@@ -26,7 +26,7 @@ pub const JUMP_FLOOR_SAMPLES: u64 = 1_000;
 pub enum Reason {
     /// 401/403: a revoked or rotated-out key, a read key on the webhook, another project.
     Auth,
-    /// 400/415: the body or its content type.
+    /// 400/408/415: the body (invalid, or too slow to arrive) or its content type.
     Validation,
     /// 429: the project's tier limit.
     RateLimit,
