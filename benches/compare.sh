@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Reproduces docs/benchmarks.md ("stathook vs VictoriaMetrics vs InfluxDB"): runs each system
+# on loopback with a fresh temp dir, feeds each the same samples (stathook through its webhook
+# JSON, the others through Influx line protocol) with examples/compare.rs, and reports
+# samples/s, server CPU-s per million samples, p50/p99 latency, peak RSS, data-dir bytes per
+# sample after flush, and the latency of a 500-bucket avg query over one series.
+#
+#   bash benches/compare.sh [--repeats 3] [--quick] [--only quiet|noisy|highcard]
+#
+# Installs VictoriaMetrics and InfluxDB from Debian's packages if missing. Systems are
+# interleaved inside each repeat (the order rotates); every process it starts is stopped by
+# its PID. Results: one JSON line per run in $OUT (default: a temp file, printed at the end),
+# and a table of medians (min–max) from benches/compare_table.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REPEATS=3
+QUICK=0
+ONLY=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --repeats) REPEATS="$2"; shift 2 ;;
+    --quick) QUICK=1; REPEATS=1; shift ;;
+    --only) ONLY="$2"; shift 2 ;;
+    *) echo "usage: $0 [--repeats N] [--quick] [--only quiet|noisy|highcard]"; exit 2 ;;
+  esac
+done
+
+if ! command -v victoria-metrics >/dev/null || ! command -v influxd >/dev/null; then
+  echo "== installing victoria-metrics and influxdb (Debian packages)"
+  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y victoria-metrics influxdb >/dev/null
+fi
+
+echo "== building stathook and the load client (release)"
+cargo build --release --locked --bin stathook --example compare 2>&1 | tail -1
+BIN="$PWD/target/release/stathook"
+CLIENT="$PWD/target/release/examples/compare"
+
+WORK="$(mktemp -d)"
+OUT="${OUT:-$WORK/results.jsonl}"
+PID=""
+stop() { # stop the server we started, by PID, and wait for it
+  if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; fi
+}
+cleanup() { stop; [ "$OUT" = "$WORK/results.jsonl" ] || rm -rf "$WORK"; }
+trap cleanup EXIT
+
+wait_http() { # wait_http URL: until it answers (any status)
+  for _ in $(seq 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done
+  echo "no answer from $1"; exit 1
+}
+peak_rss_kib() { awk '/^VmHWM/ {print $2}' "/proc/$PID/status"; }
+disk_bytes() { du -s --block-size=1 "$1" | cut -f1; }
+urlenc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }
+
+# workload name, dataset, series, points
+if [ "$QUICK" = 1 ]; then
+  WORKLOADS=("quiet quiet 1000 1000" "noisy noisy 1000 1000" "highcard quiet 50000 20")
+else
+  WORKLOADS=("quiet quiet 1000 4000" "noisy noisy 1000 4000" "highcard quiet 50000 20")
+fi
+PORT=18480
+
+run_stathook() { # dataset series points -> JSON fields
+  local dir="$WORK/stathook" url="http://127.0.0.1:$PORT"
+  rm -rf "$dir"
+  "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$dir" >"$WORK/server.log" 2>&1 &
+  PID=$!
+  wait_http "$url/healthz"
+  "$BIN" project create --name Bench --id bench --server "$url" --data-dir "$dir" >/dev/null
+  local key
+  key="$("$BIN" webhook create --project bench --name Bench --server "$url" --data-dir "$dir" 2>/dev/null | sed -n 's/^API Key: //p')"
+  local load
+  load="$("$CLIENT" load --target stathook --url "$url" --key "$key" --project bench \
+    --dataset "$1" --series "$2" --points "$3" --server-pid "$PID")"
+  # Flush: one compaction round moves everything into segments (the journal empties).
+  curl -sf -X POST -H "Authorization: Bearer $(cat "$dir/admin-token")" "$url/api/v1/admin/compact" >/dev/null
+  local first last step
+  first="$(jq_field "$load" firstTs)"; last="$(jq_field "$load" lastTs)"; step="$(step_ms "$first" "$last")"
+  local q
+  q="$("$CLIENT" query --bearer "$(cat "$dir/admin-token")" \
+    --url "$url/api/v1/projects/bench/metrics/s1/points?from=$first&to=$last&step=$step&agg=avg")"
+  local rss; rss="$(peak_rss_kib)"
+  stop
+  echo "$load" "$q" "{\"peakRssKiB\":$rss,\"diskBytes\":$(disk_bytes "$dir")}"
+}
+
+run_vm() {
+  local dir="$WORK/vm" url="http://127.0.0.1:$PORT"
+  rm -rf "$dir"
+  # -search.disableCache: every timed query is computed, not served from the rollup cache.
+  victoria-metrics -storageDataPath="$dir" -httpListenAddr="127.0.0.1:$PORT" -retentionPeriod=100y \
+    -search.disableCache -loggerLevel=ERROR >"$WORK/server.log" 2>&1 &
+  PID=$!
+  wait_http "$url/health"
+  local load
+  load="$("$CLIENT" load --target influx --url "$url" --dataset "$1" --series "$2" --points "$3" --server-pid "$PID")"
+  curl -sf "$url/internal/force_flush" >/dev/null
+  sleep 2
+  local first last step
+  first="$(jq_field "$load" firstTs)"; last="$(jq_field "$load" lastTs)"; step="$(step_ms "$first" "$last")"
+  local query
+  query="$(urlenc "avg_over_time(metric_value{id=\"s1\"}[${step}ms])")"
+  local q
+  q="$("$CLIENT" query --url "$url/api/v1/query_range?query=$query&start=$((first / 1000))&end=$((last / 1000))&step=$((step / 1000))")"
+  local rss; rss="$(peak_rss_kib)"
+  stop
+  echo "$load" "$q" "{\"peakRssKiB\":$rss,\"diskBytes\":$(disk_bytes "$dir")}"
+}
+
+run_influx() {
+  local dir="$WORK/influx" url="http://127.0.0.1:$PORT"
+  rm -rf "$dir"
+  # Snapshot the in-memory cache to TSM files 1 s after writes stop and fully compact 5 s
+  # after, so the data dir is measured as stored, not as WAL.
+  INFLUXDB_META_DIR="$dir/meta" INFLUXDB_DATA_DIR="$dir/data" INFLUXDB_DATA_WAL_DIR="$dir/wal" \
+    INFLUXDB_HTTP_BIND_ADDRESS="127.0.0.1:$PORT" INFLUXDB_BIND_ADDRESS="127.0.0.1:$((PORT + 1))" \
+    INFLUXDB_REPORTING_DISABLED=true INFLUXDB_HTTP_LOG_ENABLED=false INFLUXDB_DATA_QUERY_LOG_ENABLED=false \
+    INFLUXDB_DATA_CACHE_SNAPSHOT_WRITE_COLD_DURATION=1s INFLUXDB_DATA_COMPACT_FULL_WRITE_COLD_DURATION=5s \
+    INFLUXDB_DATA_MAX_VALUES_PER_TAG=0 INFLUXDB_DATA_MAX_SERIES_PER_DATABASE=0 \
+    influxd >"$WORK/server.log" 2>&1 &
+  PID=$!
+  wait_http "$url/ping"
+  curl -sf -XPOST "$url/query" --data-urlencode "q=CREATE DATABASE bench" >/dev/null
+  local load
+  load="$("$CLIENT" load --target influx --db bench --url "$url" --dataset "$1" --series "$2" --points "$3" --server-pid "$PID")"
+  # Wait until the WAL has been snapshotted and the shard fully compacted (≤ 60 s).
+  for _ in $(seq 60); do
+    sleep 1
+    [ "$(find "$dir/wal" -name '*.wal' -size +0 | wc -l)" = 0 ] && [ "$(find "$dir/data" -name '*.tsm.tmp' | wc -l)" = 0 ] && break
+  done
+  sleep 6
+  local first last step
+  first="$(jq_field "$load" firstTs)"; last="$(jq_field "$load" lastTs)"; step="$(step_ms "$first" "$last")"
+  local query
+  query="$(urlenc "SELECT mean(value) FROM metric WHERE id='s1' AND time >= ${first}ms AND time <= ${last}ms GROUP BY time(${step}ms)")"
+  local q
+  q="$("$CLIENT" query --url "$url/query?db=bench&epoch=ms&q=$query")"
+  local rss; rss="$(peak_rss_kib)"
+  stop
+  echo "$load" "$q" "{\"peakRssKiB\":$rss,\"diskBytes\":$(disk_bytes "$dir")}"
+}
+
+jq_field() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+# Bucket width for ≤ 500 buckets over [first, last], in whole seconds (ms).
+step_ms() { echo $(( ( ($2 - $1) / 500 / 1000 + 1) * 1000 )); }
+
+SYSTEMS=(stathook vm influx)
+for r in $(seq "$REPEATS"); do
+  for w in "${WORKLOADS[@]}"; do
+    read -r name dataset series points <<<"$w"
+    [ -z "$ONLY" ] || [ "$ONLY" = "$name" ] || continue
+    # Rotate the order each repeat so no system always runs first on a cold page cache.
+    for i in 0 1 2; do
+      sys="${SYSTEMS[$(( (i + r) % 3 ))]}"
+      echo "== repeat $r, $name ($series series x $points points): $sys" >&2
+      fields="$("run_$sys" "$dataset" "$series" "$points")"
+      python3 - "$sys" "$name" "$r" $fields >>"$OUT" <<'EOF'
+import json, sys
+row = {"system": sys.argv[1], "workload": sys.argv[2], "repeat": int(sys.argv[3])}
+for part in sys.argv[4:]:
+    row.update(json.loads(part))
+row["bytesPerSample"] = row["diskBytes"] / row["samples"]
+print(json.dumps(row))
+EOF
+      tail -1 "$OUT" >&2
+    done
+  done
+done
+
+python3 benches/compare_table.py "$OUT"
+echo "raw results: $OUT"
