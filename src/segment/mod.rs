@@ -10,13 +10,14 @@
 //! blocks from their summaries and decodes only the blocks a bucket boundary cuts.
 //! Version 1 segments (one block, no block table) are still read.
 
+mod column;
 mod varint;
 
 pub use varint::{get_varint, put_varint, unzigzag, zigzag};
 
 /// Version byte at the start of every segment value. Bump when the layout changes and keep a
 /// decoder for every older version (old files must keep opening).
-pub const SEGMENT_VERSION: u8 = 2;
+pub const SEGMENT_VERSION: u8 = 3;
 
 /// Samples per block, as written (a reader accepts blocks up to `MAX_SEGMENT_SAMPLES`).
 /// Decoding the blocks that bucket boundaries cut is most of a query's time: 1024 instead of
@@ -90,12 +91,21 @@ const VALUE_CODEC_INT_DELTA: u8 = 1;
 /// Store format 3.
 const VALUE_CODEC_DECIMAL_DELTA: u8 = 2;
 const MAX_DECIMAL_DIGITS: usize = 9;
+/// Largest metadata dictionary text per sample of a block: a sample's metadata is at most
+/// 4 KiB (the webhook's limit), plus its length varint.
+const METADATA_MAX_PER_SAMPLE: usize = 4096 + 3;
 /// `VALUE_CODEC_INT_DELTA` and `VALUE_CODEC_DECIMAL_DELTA` with runs of zeros collapsed
 /// (store format 3).
 const VALUE_CODEC_INT_DELTA_RUNS: u8 = 3;
 const VALUE_CODEC_DECIMAL_DELTA_RUNS: u8 = 4;
 /// 10^e, exact in f64 for every e used.
 const POW10: [f64; MAX_DECIMAL_DIGITS + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+/// Version 3 blocks: what the values column holds, and whether a metadata dictionary follows.
+const VALUES_RAW: u8 = 0;
+const VALUES_INT: u8 = 1;
+const VALUES_DECIMAL: u8 = 2;
+const METADATA_NONE: u8 = 0;
+const METADATA_DICTIONARY: u8 = 1;
 const META_CODEC_NONE: u8 = 0;
 const META_CODEC_LEN_PREFIXED: u8 = 1;
 /// Integers above 2^53 are not exact in f64, so the integer codec stops there.
@@ -104,9 +114,9 @@ const HEADER_LEN: usize = 1 + 4 + 8 * 7;
 /// count u32, min_ts i64, max_ts i64, five f64, body length u32, body CRC-32 u32.
 const BLOCK_ENTRY_LEN: usize = 4 + 8 * 7 + 4 + 4;
 
-/// Encodes samples that are sorted by strictly increasing timestamp (the caller dedups).
-/// Panics on an empty slice, more than `MAX_SEGMENT_SAMPLES` or unsorted input: all are
-/// bugs in the caller, never input.
+/// Encodes samples that are sorted by strictly increasing timestamp (the caller dedups), as
+/// a version 3 segment. Panics on an empty slice, more than `MAX_SEGMENT_SAMPLES` or unsorted
+/// input: all are bugs in the caller, never input.
 pub fn encode(samples: &[Sample]) -> Vec<u8> {
     assert!(!samples.is_empty(), "BUG: encoding an empty segment");
     assert!(
@@ -116,15 +126,45 @@ pub fn encode(samples: &[Sample]) -> Vec<u8> {
     );
     let bodies: Vec<(Summary, Vec<u8>)> = samples
         .chunks(BLOCK_SAMPLES)
+        .map(|block| (summarize(block), encode_block_v3(block)))
+        .collect();
+    let total_summary = summarize(samples);
+    let total: usize = bodies.iter().map(|b| b.1.len()).sum();
+    let mut out = Vec::with_capacity(64 + bodies.len() * 40 + total);
+    out.push(SEGMENT_VERSION);
+    put_varint(&mut out, bodies.len() as u64);
+    push_compact_summary(&mut out, &total_summary, None);
+    for (summary, body) in &bodies {
+        // A single block's summary is the segment's: not written twice.
+        if bodies.len() > 1 {
+            push_compact_summary(&mut out, summary, Some(total_summary.min_ts));
+        }
+        put_varint(&mut out, body.len() as u64);
+        out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    for (_, body) in &bodies {
+        out.extend_from_slice(body);
+    }
+    out
+}
+
+/// A version 2 segment, as stathook wrote before store format 4; kept so tests can prove
+/// old segments still read.
+#[cfg(test)]
+pub fn encode_v2(samples: &[Sample]) -> Vec<u8> {
+    let bodies: Vec<(Summary, Vec<u8>)> = samples
+        .chunks(BLOCK_SAMPLES)
         .map(|block| {
             let mut body = Vec::with_capacity(block.len() * 3 + 16);
-            encode_columns(&mut body, block, Codecs::Current);
+            encode_columns(&mut body, block, Codecs::Version2);
             (summarize(block), body)
         })
         .collect();
     let total: usize = bodies.iter().map(|b| b.1.len()).sum();
     let mut out = Vec::with_capacity(HEADER_LEN + 2 + bodies.len() * BLOCK_ENTRY_LEN + 4 + total);
-    push_summary(&mut out, SEGMENT_VERSION, &summarize(samples));
+    push_summary(&mut out, 2, &summarize(samples));
     out.extend_from_slice(&(bodies.len() as u16).to_le_bytes());
     for (summary, body) in &bodies {
         push_summary_fields(&mut out, summary);
@@ -139,14 +179,16 @@ pub fn encode(samples: &[Sample]) -> Vec<u8> {
     out
 }
 
-/// Version byte + the 60-byte summary (`HEADER_LEN` in all).
+/// Version byte + the 60-byte summary (`HEADER_LEN` in all) of v1 and v2 segments.
+#[cfg(test)]
 fn push_summary(out: &mut Vec<u8>, version: u8, summary: &Summary) {
     out.push(version);
     push_summary_fields(out, summary);
 }
 
-/// The 60 bytes of a summary, as `read_summary_fields` reads them (segment header and each
-/// block entry).
+/// The 60 bytes of a summary, as `read_summary_fields` reads them (v2 segment header and
+/// each block entry).
+#[cfg(test)]
 fn push_summary_fields(out: &mut Vec<u8>, summary: &Summary) {
     out.extend_from_slice(&summary.count.to_le_bytes());
     out.extend_from_slice(&summary.min_ts.to_le_bytes());
@@ -162,18 +204,19 @@ fn push_summary_fields(out: &mut Vec<u8>, summary: &Summary) {
     }
 }
 
-/// Which codecs `encode_columns` may use: all of them, or only those stathook 0.1 wrote
-/// (tests build genuine version 1 segments with it).
+/// Which codecs `encode_columns` may use: those of version 2 segments, or only those
+/// stathook 0.1 wrote (tests build genuine version 1 and 2 segments with it).
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg(test)]
 enum Codecs {
-    Current,
-    #[cfg_attr(not(test), allow(dead_code))]
+    Version2,
     Version1,
 }
 
 /// The three columns of sorted samples: the body of a v2 block, or of a whole v1 segment.
+#[cfg(test)]
 fn encode_columns(out: &mut Vec<u8>, samples: &[Sample], codecs: Codecs) {
-    let runs = codecs == Codecs::Current;
+    let runs = codecs == Codecs::Version2;
     let mut zigzags = Vec::with_capacity(samples.len());
     let (mut prev_ts, mut prev_delta) = (0i64, 0i64);
     for (i, s) in samples.iter().enumerate() {
@@ -202,11 +245,7 @@ fn encode_columns(out: &mut Vec<u8>, samples: &[Sample], codecs: Codecs) {
     );
 
     // Exactly representable as i64 and back, bit for bit (-0.0 is not).
-    let all_int = samples.iter().all(|s| {
-        s.value.fract() == 0.0
-            && s.value.abs() <= MAX_EXACT_INT
-            && ((s.value as i64) as f64).to_bits() == s.value.to_bits()
-    });
+    let all_int = samples.iter().all(|s| exact_int(s.value));
     let deltas = |scale: f64| -> Vec<u64> {
         let mut prev = 0i64;
         samples
@@ -225,7 +264,7 @@ fn encode_columns(out: &mut Vec<u8>, samples: &[Sample], codecs: Codecs) {
             runs.then_some(VALUE_CODEC_INT_DELTA_RUNS),
         );
         push_varint_column(out, &mut col, &[], &deltas(1.0), codecs);
-    } else if let Some(e) = decimal_exponent(samples).filter(|_| codecs == Codecs::Current) {
+    } else if let Some(e) = decimal_exponent(samples).filter(|_| codecs == Codecs::Version2) {
         let codecs = (
             VALUE_CODEC_DECIMAL_DELTA,
             Some(VALUE_CODEC_DECIMAL_DELTA_RUNS),
@@ -252,6 +291,161 @@ fn encode_columns(out: &mut Vec<u8>, samples: &[Sample], codecs: Codecs) {
     }
 }
 
+/// The body of a version 3 block: timestamps, values, metadata (docs/format.md).
+fn encode_block_v3(samples: &[Sample]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(samples.len() / 2 + 32);
+    // Timestamps: the first, the first delta, then delta-of-deltas.
+    let mut ints = Vec::with_capacity(samples.len());
+    let (mut prev_ts, mut prev_delta) = (0i64, 0i64);
+    for (i, s) in samples.iter().enumerate() {
+        let ts = s.timestamp_ms;
+        if i > 0 {
+            assert!(
+                ts > prev_ts,
+                "BUG: segment timestamps must strictly increase"
+            );
+        }
+        let delta = ts.wrapping_sub(prev_ts);
+        ints.push(if i == 0 {
+            ts
+        } else {
+            delta.wrapping_sub(prev_delta)
+        });
+        prev_delta = if i == 0 { 0 } else { delta };
+        prev_ts = ts;
+    }
+    column::push_ints(&mut out, &ints);
+
+    // Values: deltas of integers or of scaled decimals, else raw f64.
+    let deltas = |scale: f64| -> Vec<i64> {
+        let mut prev = 0i64;
+        samples
+            .iter()
+            .map(|s| {
+                let v = (s.value * scale).round() as i64;
+                let d = v.wrapping_sub(prev);
+                prev = v;
+                d
+            })
+            .collect()
+    };
+    if samples.iter().all(|s| exact_int(s.value)) {
+        out.push(VALUES_INT);
+        column::push_ints(&mut out, &deltas(1.0));
+    } else if let Some(e) = decimal_exponent(samples) {
+        out.push(VALUES_DECIMAL);
+        out.push(e as u8);
+        column::push_ints(&mut out, &deltas(POW10[e]));
+    } else {
+        out.push(VALUES_RAW);
+        let raw: Vec<u8> = samples.iter().flat_map(|s| s.value.to_le_bytes()).collect();
+        column::push_bytes(&mut out, &raw);
+    }
+
+    // Metadata: each distinct object once per block, then one index per sample.
+    if samples.iter().any(|s| s.metadata.is_some()) {
+        let mut dict: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        let mut texts = Vec::new();
+        let indexes: Vec<i64> = samples
+            .iter()
+            .map(|s| match s.metadata.as_deref() {
+                None => 0,
+                Some(m) => {
+                    let next = dict.len() as i64 + 1;
+                    *dict.entry(m).or_insert_with(|| {
+                        put_varint(&mut texts, m.len() as u64);
+                        texts.extend_from_slice(m.as_bytes());
+                        next
+                    })
+                }
+            })
+            .collect();
+        out.push(METADATA_DICTIONARY);
+        put_varint(&mut out, dict.len() as u64);
+        column::push_bytes(&mut out, &texts);
+        column::push_ints(&mut out, &indexes);
+    } else {
+        out.push(METADATA_NONE);
+    }
+    out
+}
+
+/// Exactly representable as i64 and back, bit for bit (-0.0 is not).
+fn exact_int(v: f64) -> bool {
+    v.fract() == 0.0 && v.abs() <= MAX_EXACT_INT && ((v as i64) as f64).to_bits() == v.to_bits()
+}
+
+/// A summary in a version 3 header: count, times as varints (`min_ts` relative to `base`
+/// for a block), then the five values as integers scaled by one exponent where that is exact
+/// (a `u8` exponent, a `u8` mask of the fields stored as raw f64 instead).
+fn push_compact_summary(out: &mut Vec<u8>, s: &Summary, base: Option<i64>) {
+    put_varint(out, u64::from(s.count));
+    match base {
+        None => put_varint(out, zigzag(s.min_ts)),
+        Some(b) => put_varint(out, s.min_ts.wrapping_sub(b) as u64),
+    }
+    put_varint(out, s.max_ts.wrapping_sub(s.min_ts) as u64);
+    let fields = [s.min, s.max, s.sum, s.first, s.last];
+    let scaled = |v: f64, e: usize| -> Option<i64> {
+        let m = (v * POW10[e]).round();
+        (m.abs() <= MAX_EXACT_INT && ((m as i64) as f64 / POW10[e]).to_bits() == v.to_bits())
+            .then_some(m as i64)
+    };
+    let e = (0..=MAX_DECIMAL_DIGITS)
+        .max_by_key(|&e| {
+            let exact = fields.iter().filter(|&&v| scaled(v, e).is_some()).count();
+            (exact, std::cmp::Reverse(e))
+        })
+        .expect("BUG: non-empty range");
+    let mut raw_mask = 0u8;
+    for (i, &v) in fields.iter().enumerate() {
+        if scaled(v, e).is_none() {
+            raw_mask |= 1 << i;
+        }
+    }
+    out.push(e as u8);
+    out.push(raw_mask);
+    for (i, &v) in fields.iter().enumerate() {
+        match scaled(v, e) {
+            Some(m) if raw_mask & (1 << i) == 0 => put_varint(out, zigzag(m)),
+            _ => out.extend_from_slice(&v.to_le_bytes()),
+        }
+    }
+}
+
+fn read_compact_summary(r: &mut Reader<'_>, base: Option<i64>) -> Result<Summary, SegmentError> {
+    let count = u32::try_from(r.varint("count")?).map_err(|_| SegmentError::Malformed("count"))?;
+    let min_ts = match base {
+        None => unzigzag(r.varint("min_ts")?),
+        Some(b) => b.wrapping_add(r.varint("min_ts")? as i64),
+    };
+    let max_ts = min_ts.wrapping_add(r.varint("max_ts")? as i64);
+    let e = r.u8("summary exponent")? as usize;
+    let scale = *POW10
+        .get(e)
+        .ok_or(SegmentError::Malformed("summary exponent"))?;
+    let raw_mask = r.u8("summary mask")?;
+    let mut fields = [0f64; 5];
+    for (i, f) in fields.iter_mut().enumerate() {
+        *f = if raw_mask & (1 << i) != 0 {
+            r.f64("summary")?
+        } else {
+            unzigzag(r.varint("summary")?) as f64 / scale
+        };
+    }
+    let [min, max, sum, first, last] = fields;
+    Ok(Summary {
+        count,
+        min_ts,
+        max_ts,
+        min,
+        max,
+        sum,
+        first,
+        last,
+    })
+}
+
 /// The fewest fractional decimal digits `e` (1..=9) with which every value is exactly
 /// `m / 10^e` for an integer `m` small enough to be exact; None for true floats.
 fn decimal_exponent(samples: &[Sample]) -> Option<usize> {
@@ -269,6 +463,7 @@ fn decimal_exponent(samples: &[Sample]) -> Option<usize> {
 /// with runs of zeros collapsed (`runs`: each run of n ≥ 1 zeros is varint 0 then varint
 /// n), whichever is smaller. Regular timestamps and constant or quiet series are almost
 /// all zeros: a block of them shrinks from a byte per sample to a few bytes.
+#[cfg(test)]
 fn push_varint_column(
     out: &mut Vec<u8>,
     col: &mut Vec<u8>,
@@ -309,6 +504,7 @@ fn push_varint_column(
     push_column(out, plain, col);
 }
 
+#[cfg(test)]
 fn push_column(out: &mut Vec<u8>, codec: u8, bytes: &[u8]) {
     out.push(codec);
     out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
@@ -341,11 +537,14 @@ pub fn summarize(samples: &[Sample]) -> Summary {
 /// time range). Anything that trusts the numbers goes through `blocks` instead.
 pub fn read_summary(bytes: &[u8]) -> Result<Summary, SegmentError> {
     let mut r = Reader { bytes, pos: 0 };
-    let version = r.u8("version")?;
-    if version != SEGMENT_VERSION && version != 1 {
-        return Err(SegmentError::UnknownVersion(version));
+    match r.u8("version")? {
+        1 | 2 => read_summary_fields(&mut r),
+        SEGMENT_VERSION => {
+            r.varint("block count")?;
+            read_compact_summary(&mut r, None)
+        }
+        v => Err(SegmentError::UnknownVersion(v)),
     }
-    read_summary_fields(&mut r)
 }
 
 fn read_summary_fields(r: &mut Reader<'_>) -> Result<Summary, SegmentError> {
@@ -370,11 +569,13 @@ pub struct Block {
     body_len: usize,
     /// None for a v1 segment, whose single checksum `blocks` has already verified.
     crc: Option<u32>,
+    /// The segment version, which says how the body is laid out.
+    version: u8,
 }
 
 /// The blocks of a segment, oldest first, with their checksummed summaries. Verifies the
-/// header checksum (v2) or the whole segment (v1, whose only block is the segment), and that
-/// the block table is consistent with the bytes; block bodies are verified when decoded.
+/// header checksum (v2, v3) or the whole segment (v1, whose only block is the segment), and
+/// that the block table is consistent with the bytes; block bodies are verified when decoded.
 pub fn blocks(bytes: &[u8]) -> Result<Vec<Block>, SegmentError> {
     let mut r = Reader { bytes, pos: 0 };
     match r.u8("version")? {
@@ -386,9 +587,11 @@ pub fn blocks(bytes: &[u8]) -> Result<Vec<Block>, SegmentError> {
                 body_start: HEADER_LEN,
                 body_len: bytes.len() - HEADER_LEN - 4,
                 crc: None,
+                version: 1,
             }])
         }
-        SEGMENT_VERSION => {
+        SEGMENT_VERSION => blocks_v3(bytes),
+        2 => {
             let total = read_summary_fields(&mut r)?;
             let n = r.u16("block count")? as usize;
             let table_end = HEADER_LEN + 2 + n * BLOCK_ENTRY_LEN;
@@ -419,6 +622,7 @@ pub fn blocks(bytes: &[u8]) -> Result<Vec<Block>, SegmentError> {
                     body_start,
                     body_len,
                     crc: Some(crc),
+                    version: 2,
                 });
                 body_start = body_start
                     .checked_add(body_len)
@@ -434,6 +638,56 @@ pub fn blocks(bytes: &[u8]) -> Result<Vec<Block>, SegmentError> {
         }
         v => Err(SegmentError::UnknownVersion(v)),
     }
+}
+
+fn blocks_v3(bytes: &[u8]) -> Result<Vec<Block>, SegmentError> {
+    let mut r = Reader { bytes, pos: 1 };
+    let n = r.varint("block count")?;
+    if n == 0 || n > MAX_SEGMENT_SAMPLES as u64 {
+        return Err(SegmentError::Malformed("block count"));
+    }
+    let total = read_compact_summary(&mut r, None)?;
+    let mut entries = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let summary = match n {
+            1 => total,
+            _ => read_compact_summary(&mut r, Some(total.min_ts))?,
+        };
+        let body_len = usize::try_from(r.varint("block length")?)
+            .map_err(|_| SegmentError::Malformed("block length"))?;
+        let crc = r.u32("block checksum")?;
+        if summary.count == 0 || summary.count as usize > MAX_SEGMENT_SAMPLES {
+            return Err(SegmentError::Malformed("block count"));
+        }
+        entries.push((summary, body_len, crc));
+    }
+    let table_end = r.pos;
+    if crc32fast::hash(&bytes[..table_end]) != r.u32("header checksum")? {
+        return Err(SegmentError::Checksum);
+    }
+    let mut body_start = r.pos;
+    let mut count = 0u64;
+    let mut out = Vec::with_capacity(entries.len());
+    for (summary, body_len, crc) in entries {
+        count += u64::from(summary.count);
+        out.push(Block {
+            summary,
+            body_start,
+            body_len,
+            crc: Some(crc),
+            version: SEGMENT_VERSION,
+        });
+        body_start = body_start
+            .checked_add(body_len)
+            .ok_or(SegmentError::Malformed("block length"))?;
+    }
+    if count != u64::from(total.count) || count > MAX_SEGMENT_SAMPLES as u64 {
+        return Err(SegmentError::Malformed("count"));
+    }
+    if body_start != bytes.len() {
+        return Err(SegmentError::Malformed("length"));
+    }
+    Ok(out)
 }
 
 /// Verifies the checksum and decodes every sample.
@@ -460,6 +714,9 @@ pub struct Columns {
     pub values: Vec<f64>,
     /// Empty when the caller did not ask for metadata or no sample has any.
     pub metadata: Vec<Option<Box<str>>>,
+    /// Scratch space of version 3 decoding, kept to reuse its allocations.
+    ints: Vec<i64>,
+    scratch: Vec<u8>,
 }
 
 impl Columns {
@@ -524,6 +781,9 @@ fn decode_block_into(
     let count = block.summary.count as usize;
     if count == 0 || count > MAX_SEGMENT_SAMPLES {
         return Err(SegmentError::Malformed("count"));
+    }
+    if block.version == SEGMENT_VERSION {
+        return decode_body_v3(body, count, out, with_metadata);
     }
     let mut r = Reader {
         bytes: body,
@@ -608,6 +868,130 @@ fn decode_block_into(
         }
         _ => Err(SegmentError::Malformed("metadata codec")),
     }
+}
+
+/// Appends the samples of a version 3 block body; returns whether it pushed metadata.
+fn decode_body_v3(
+    body: &[u8],
+    count: usize,
+    out: &mut Columns,
+    with_metadata: bool,
+) -> Result<bool, SegmentError> {
+    let mut pos = 0;
+    let (encoding, payload) = column::read(body, &mut pos, "timestamps")?;
+    let ints = &mut out.ints;
+    column::decode_ints(
+        encoding,
+        payload,
+        count,
+        ints,
+        &mut out.scratch,
+        "timestamps",
+    )?;
+    out.timestamps.reserve(count);
+    let (mut ts, mut delta) = (ints[0], 0i64);
+    out.timestamps.push(ts);
+    for (i, &x) in ints.iter().enumerate().skip(1) {
+        delta = if i == 1 { x } else { delta.wrapping_add(x) };
+        ts = ts.wrapping_add(delta);
+        out.timestamps.push(ts);
+    }
+
+    let bad_values = SegmentError::Malformed("values");
+    let kind = *body.get(pos).ok_or(bad_values)?;
+    pos += 1;
+    out.values.reserve(count);
+    match kind {
+        VALUES_RAW => {
+            let (encoding, payload) = column::read(body, &mut pos, "values")?;
+            let raw =
+                column::decode_bytes(encoding, payload, count * 8, &mut out.scratch, "values")?;
+            if raw.len() != count * 8 {
+                return Err(bad_values);
+            }
+            out.values.extend(raw.chunks_exact(8).map(|b| {
+                f64::from_le_bytes(b.try_into().expect("BUG: chunks_exact(8) gives 8 bytes"))
+            }));
+        }
+        VALUES_INT | VALUES_DECIMAL => {
+            let scale = match kind {
+                VALUES_INT => 1.0,
+                _ => {
+                    let e = *body.get(pos).ok_or(bad_values)?;
+                    pos += 1;
+                    *POW10
+                        .get(e as usize)
+                        .ok_or(SegmentError::Malformed("decimal exponent"))?
+                }
+            };
+            let (encoding, payload) = column::read(body, &mut pos, "values")?;
+            column::decode_ints(encoding, payload, count, ints, &mut out.scratch, "values")?;
+            let mut v = 0i64;
+            out.values.extend(ints.iter().map(|&d| {
+                v = v.wrapping_add(d);
+                v as f64 / scale
+            }));
+        }
+        _ => return Err(SegmentError::Malformed("value codec")),
+    }
+
+    let bad_meta = SegmentError::Malformed("metadata");
+    let kind = *body.get(pos).ok_or(bad_meta)?;
+    pos += 1;
+    let had = match kind {
+        METADATA_NONE => false,
+        METADATA_DICTIONARY => {
+            let mut r = Reader { bytes: body, pos };
+            let n = r.varint("metadata")?;
+            pos = r.pos;
+            let (encoding, payload) = column::read(body, &mut pos, "metadata")?;
+            let (te, tp) = (encoding, payload);
+            let (encoding, payload) = column::read(body, &mut pos, "metadata")?;
+            if with_metadata {
+                if n > count as u64 {
+                    return Err(bad_meta);
+                }
+                let mut scratch = Vec::new();
+                let texts = column::decode_bytes(
+                    te,
+                    tp,
+                    count * METADATA_MAX_PER_SAMPLE,
+                    &mut scratch,
+                    "metadata",
+                )?;
+                let mut t = Reader {
+                    bytes: texts,
+                    pos: 0,
+                };
+                let mut dict: Vec<Box<str>> = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    let len = t.varint("metadata")? as usize;
+                    let raw = t.take(len, "metadata")?;
+                    dict.push(std::str::from_utf8(raw).map_err(|_| bad_meta)?.into());
+                }
+                if t.pos != texts.len() {
+                    return Err(bad_meta);
+                }
+                column::decode_ints(encoding, payload, count, ints, &mut out.scratch, "metadata")?;
+                for &i in ints.iter() {
+                    out.metadata.push(match i {
+                        0 => None,
+                        i => Some(
+                            dict.get(usize::try_from(i - 1).map_err(|_| bad_meta)?)
+                                .ok_or(bad_meta)?
+                                .clone(),
+                        ),
+                    });
+                }
+            }
+            with_metadata
+        }
+        _ => return Err(SegmentError::Malformed("metadata codec")),
+    };
+    if pos != body.len() {
+        return Err(SegmentError::Malformed("block length"));
+    }
+    Ok(had)
 }
 
 /// Whether the segment holds a sample at `ts`; decodes at most one block.
@@ -763,7 +1147,12 @@ impl<'a> Reader<'a> {
     fn f64(&mut self, what: &'static str) -> Result<f64, SegmentError> {
         Ok(f64::from_bits(self.u64(what)?))
     }
+    #[inline]
     fn varint(&mut self, what: &'static str) -> Result<u64, SegmentError> {
+        if let Some(&b) = self.bytes.get(self.pos).filter(|&&b| b < 0x80) {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
         let (v, used) = get_varint(&self.bytes[self.pos..]).ok_or(SegmentError::Malformed(what))?;
         self.pos += used;
         Ok(v)
@@ -832,6 +1221,52 @@ mod tests {
         let mut bad = v1.clone();
         bad[100] ^= 1;
         assert_eq!(blocks(&bad), Err(SegmentError::Checksum));
+    }
+
+    #[test]
+    fn version_2_segments_still_read() {
+        let samples: Vec<Sample> = (0..3000)
+            .map(|i| s(i * 10, i as f64 * 0.25, (i % 3 == 0).then_some("{\"a\":1}")))
+            .collect();
+        let v2 = encode_v2(&samples);
+        assert_eq!(v2[0], 2);
+        assert_eq!(decode(&v2).unwrap(), samples);
+        assert_eq!(read_summary(&v2).unwrap(), summarize(&samples));
+        let b = blocks(&v2).unwrap();
+        assert_eq!(b.len(), 3);
+        assert_eq!(b[2].summary, summarize(&samples[2048..]));
+        assert_eq!(contains_timestamp(&v2, 29_990), Ok(true));
+        assert_eq!(contains_timestamp(&v2, 29_991), Ok(false));
+        let mut bad = v2.clone();
+        bad[v2.len() - 5] ^= 1;
+        assert_eq!(decode(&bad), Err(SegmentError::Checksum));
+    }
+
+    #[test]
+    fn repeated_metadata_is_stored_once_per_block() {
+        let meta = format!("{{\"host\":\"{}\"}}", "w".repeat(200));
+        let samples: Vec<Sample> = (0..1024)
+            .map(|i| s(i * 10_000, 1.0, (i % 2 == 0).then_some(meta.as_str())))
+            .collect();
+        let bytes = encode(&samples);
+        check(samples);
+        // One copy of the 211-byte object, one bit or so per sample for the index.
+        assert!(bytes.len() < 211 + 1024 / 4 + 120, "{} bytes", bytes.len());
+        // Samples without metadata cost nothing for it.
+        let plain: Vec<Sample> = (0..1024).map(|i| s(i * 10_000, 1.0, None)).collect();
+        assert!(encode(&plain).len() < 80, "{} bytes", encode(&plain).len());
+    }
+
+    #[test]
+    fn single_block_segments_are_small() {
+        // 20 points of a counter at 10 s: the high-cardinality shape, where per-segment
+        // overhead is most of the bytes.
+        let samples: Vec<Sample> = (0..20)
+            .map(|i| s(1_700_000_000_000 + i * 10_000, (1000 + i * 3) as f64, None))
+            .collect();
+        let bytes = encode(&samples);
+        assert!(bytes.len() <= 64, "{} bytes (version 2: 180)", bytes.len());
+        check(samples);
     }
 
     #[test]
@@ -973,6 +1408,11 @@ mod tests {
             let back = decode(&bytes).unwrap();
             let bits = |v: &[Sample]| v.iter().map(|s| s.value.to_bits()).collect::<Vec<_>>();
             prop_assert_eq!(bits(&back), bits(&samples));
+            // The header's summary is bit-exact too (scaled integers or raw f64).
+            let (a, b) = (read_summary(&bytes).unwrap(), summarize(&samples));
+            let sbits = |s: Summary| [s.min, s.max, s.sum, s.first, s.last].map(f64::to_bits);
+            prop_assert_eq!(sbits(a), sbits(b));
+            prop_assert_eq!(a, b);
             prop_assert_eq!(back, samples);
         }
 

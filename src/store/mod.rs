@@ -16,7 +16,7 @@ use tables::*;
 pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
 
 /// Version of the whole on-disk format (store file + journal files), see `docs/format.md`.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -149,6 +149,91 @@ pub struct CatalogRow {
     pub count: u64,
 }
 
+/// Tag of a binary catalog row (store format 4). Older rows are JSON objects, which start
+/// with `{`; both are read, and a row is rewritten in binary when compaction next touches it.
+const CATALOG_ROW_BINARY: u8 = 1;
+
+impl CatalogRow {
+    /// `1, varint name length, name, u8 0 | 1 + varint length + unit, zigzag varint first
+    /// timestamp, varint (last − first), f64 last value, varint count` — a fifth of the JSON,
+    /// which at 50,000 metrics of 20 samples was a third of the data dir.
+    pub fn encode(&self) -> Vec<u8> {
+        use crate::segment::{put_varint, zigzag};
+        let mut out = Vec::with_capacity(32 + self.metric_name.len());
+        out.push(CATALOG_ROW_BINARY);
+        put_varint(&mut out, self.metric_name.len() as u64);
+        out.extend_from_slice(self.metric_name.as_bytes());
+        match &self.unit {
+            None => out.push(0),
+            Some(u) => {
+                out.push(1);
+                put_varint(&mut out, u.len() as u64);
+                out.extend_from_slice(u.as_bytes());
+            }
+        }
+        put_varint(&mut out, zigzag(self.first_timestamp));
+        put_varint(
+            &mut out,
+            self.last_timestamp.wrapping_sub(self.first_timestamp) as u64,
+        );
+        out.extend_from_slice(&self.last_value.to_le_bytes());
+        put_varint(&mut out, self.count);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<CatalogRow> {
+        use crate::segment::{get_varint, unzigzag};
+        if bytes.first() != Some(&CATALOG_ROW_BINARY) {
+            return from_json(bytes, "catalog row");
+        }
+        let bad = || StoreError::Corrupt("catalog row: malformed".into());
+        let mut pos = 1;
+        let varint = |pos: &mut usize| -> Result<u64> {
+            let (v, used) = get_varint(bytes.get(*pos..).ok_or_else(bad)?).ok_or_else(bad)?;
+            *pos += used;
+            Ok(v)
+        };
+        let text = |pos: &mut usize, len: u64| -> Result<String> {
+            let end = pos.checked_add(usize::try_from(len).map_err(|_| bad())?);
+            let raw = bytes.get(*pos..end.ok_or_else(bad)?).ok_or_else(bad)?;
+            *pos += raw.len();
+            String::from_utf8(raw.to_vec()).map_err(|_| bad())
+        };
+        let len = varint(&mut pos)?;
+        let metric_name = text(&mut pos, len)?;
+        let has_unit = *bytes.get(pos).ok_or_else(bad)?;
+        pos += 1;
+        let unit = match has_unit {
+            0 => None,
+            1 => {
+                let len = varint(&mut pos)?;
+                Some(text(&mut pos, len)?)
+            }
+            _ => return Err(bad()),
+        };
+        let first_timestamp = unzigzag(varint(&mut pos)?);
+        let last_timestamp = first_timestamp.wrapping_add(varint(&mut pos)? as i64);
+        let raw: [u8; 8] = bytes
+            .get(pos..pos + 8)
+            .ok_or_else(bad)?
+            .try_into()
+            .map_err(|_| bad())?;
+        pos += 8;
+        let count = varint(&mut pos)?;
+        if pos != bytes.len() {
+            return Err(bad());
+        }
+        Ok(CatalogRow {
+            metric_name,
+            unit,
+            first_timestamp,
+            last_timestamp,
+            last_value: f64::from_le_bytes(raw),
+            count,
+        })
+    }
+}
+
 /// Called with (segment start key, segment bytes); returns whether to go on.
 pub type SegmentVisitor<'a, E> = dyn FnMut(i64, &[u8]) -> Result<bool, E> + 'a;
 
@@ -196,11 +281,12 @@ impl Store {
                     meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())?;
                 }
                 Some(Some(v)) if v == FORMAT_VERSION => {}
-                Some(Some(1 | 2)) => {
-                    // Versions 1 and 2 differ only in their segments (1: one block, no block
-                    // table; 2: no decimal value codec), and the segment decoder reads them
-                    // all; new segments may use what 3 adds, so the file is version 3 from
-                    // here on (an older stathook refuses it instead of misreading it).
+                Some(Some(1..=3)) => {
+                    // Versions 1 to 3 differ only in their segments (1: one block, no block
+                    // table; 2: no decimal value codec; 3: segment layout 2, JSON catalog
+                    // rows), and this build reads them all; new segments and rows use what 4
+                    // adds, so the file is version 4 from here on (an older stathook refuses
+                    // it instead of misreading it).
                     meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())?;
                 }
                 Some(Some(v)) if v > FORMAT_VERSION => {
@@ -428,11 +514,7 @@ impl Store {
         for row in t.iter()? {
             let (k, v) = row?;
             let (p, m) = k.value();
-            out.push((
-                p.to_owned(),
-                m.to_owned(),
-                from_json(v.value(), "catalog row")?,
-            ));
+            out.push((p.to_owned(), m.to_owned(), CatalogRow::decode(v.value())?));
         }
         Ok(out)
     }
@@ -653,7 +735,7 @@ impl Compaction {
     pub fn catalog_row(&self, project: &str, metric: &str) -> Result<Option<CatalogRow>> {
         let t = self.txn.open_table(CATALOG)?;
         let out = match t.get((project, metric))? {
-            Some(v) => Some(from_json(v.value(), "catalog row")?),
+            Some(v) => Some(CatalogRow::decode(v.value())?),
             None => None,
         };
         Ok(out)
@@ -662,7 +744,7 @@ impl Compaction {
     pub fn put_catalog_row(&mut self, project: &str, metric: &str, row: &CatalogRow) -> Result<()> {
         self.txn
             .open_table(CATALOG)?
-            .insert((project, metric), to_json(row).as_slice())?;
+            .insert((project, metric), row.encode().as_slice())?;
         Ok(())
     }
 
@@ -718,7 +800,7 @@ impl Compaction {
         };
         let mut catalog = self.txn.open_table(CATALOG)?;
         let row: Option<CatalogRow> = match catalog.get((project, metric))? {
-            Some(v) => Some(from_json(v.value(), "catalog row")?),
+            Some(v) => Some(CatalogRow::decode(v.value())?),
             None => None,
         };
         let Some(mut row) = row else {
@@ -807,4 +889,49 @@ fn le_u32(b: &[u8]) -> Option<u32> {
 
 fn le_u64(b: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(b.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn catalog_rows_round_trip(
+            metric_name in ".{0,40}",
+            unit in proptest::option::of(".{0,10}"),
+            first_timestamp in any::<i64>(),
+            last_timestamp in any::<i64>(),
+            last_value in any::<f64>().prop_filter("finite", |v| v.is_finite()),
+            count in any::<u64>(),
+        ) {
+            let row = CatalogRow { metric_name, unit, first_timestamp, last_timestamp, last_value, count };
+            let bytes = row.encode();
+            prop_assert_eq!(CatalogRow::decode(&bytes).unwrap(), row.clone());
+            // Rows written as JSON by format 3 still read (serde_json's float parsing is not
+            // always bit-exact at the extremes, hence a plain value here; binary rows are).
+            let plain = CatalogRow { last_value: 42.5, ..row };
+            prop_assert_eq!(CatalogRow::decode(&to_json(&plain)).unwrap(), plain);
+            // A cut-off row is refused, never misread.
+            prop_assert!(CatalogRow::decode(&bytes[..bytes.len() - 1]).is_err());
+        }
+    }
+
+    #[test]
+    fn a_binary_row_is_a_fraction_of_the_json() {
+        let row = CatalogRow {
+            metric_name: "s12345".into(),
+            unit: None,
+            first_timestamp: 1_795_760_000_000,
+            last_timestamp: 1_795_760_190_000,
+            last_value: 12_345.67,
+            count: 20,
+        };
+        assert!(
+            row.encode().len() * 4 < to_json(&row).len(),
+            "{:?}",
+            row.encode()
+        );
+    }
 }
