@@ -167,6 +167,16 @@ impl App {
         }
         self.journal.stop();
         self.flush_usage();
+        match self
+            .store
+            .compact_file(self.config.compact_on_close_max_bytes)
+        {
+            Ok(Some((before, after))) => {
+                tracing::info!(before, after, "store file compacted at shutdown")
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not compact the store file at shutdown"),
+        }
     }
 
     /// Writes every key's usage counters to the store.

@@ -205,6 +205,10 @@ pub struct ServeArgs {
     /// Seconds between compaction rounds while samples wait in the journal.
     #[arg(long, env = "STATHOOK_COMPACT_INTERVAL_SECS", default_value_t = crate::config::DEFAULT_COMPACT_INTERVAL.as_secs())]
     pub compact_interval_secs: u64,
+    /// At a clean shutdown, rewrite the store file without its free pages if it is at most
+    /// this many MiB (0 = never). Larger files are left as they are: redb reuses free pages.
+    #[arg(long, env = "STATHOOK_COMPACT_ON_CLOSE_MAX_MB", default_value_t = crate::config::DEFAULT_COMPACT_ON_CLOSE_MAX_BYTES >> 20)]
+    pub compact_on_close_max_mb: u64,
 }
 
 /// A parsed `--retention`: milliseconds, or None for forever.

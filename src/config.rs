@@ -36,6 +36,9 @@ pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 20;
 /// How long an address that crossed it is refused.
 pub const DEFAULT_AUTH_COOLDOWN: Duration = Duration::from_secs(300);
 
+/// A clean shutdown compacts a store file up to this size (~2–3 s of rewriting here).
+pub const DEFAULT_COMPACT_ON_CLOSE_MAX_BYTES: u64 = 256 << 20;
+
 /// Usage counters lost in a crash are at most this old.
 pub const DEFAULT_USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -88,6 +91,9 @@ pub struct Config {
     pub max_key_age_ms: Option<i64>,
     /// How often key usage counters are written to the store (and at shutdown).
     pub usage_flush_interval: Duration,
+    /// At a clean shutdown, a store file at most this big is rewritten without its free
+    /// pages (`Store::compact_file`); 0 = never.
+    pub compact_on_close_max_bytes: u64,
 }
 
 impl Config {
@@ -117,6 +123,7 @@ impl Config {
             trust_proxy: false,
             max_key_age_ms: None,
             usage_flush_interval: DEFAULT_USAGE_FLUSH_INTERVAL,
+            compact_on_close_max_bytes: DEFAULT_COMPACT_ON_CLOSE_MAX_BYTES,
         }
     }
 

@@ -84,6 +84,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     config.default_tier = stathook::store::Tier::parse(args.default_tier.name())
         .expect("BUG: every TierArg is a Tier");
     config.compact_interval = std::time::Duration::from_secs(args.compact_interval_secs.max(1));
+    config.compact_on_close_max_bytes = args.compact_on_close_max_mb << 20;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

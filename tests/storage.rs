@@ -497,3 +497,52 @@ async fn the_data_dir_is_private_and_holds_no_secret_in_clear() {
         }
     }
 }
+
+/// Writes 30 rounds to a fresh server, each followed by a compaction that rewrites every
+/// metric's growing segment (copy-on-write leaves the old pages free), stops it cleanly and
+/// returns the store file's size and the data dir.
+async fn store_size_after_rewrites(compact_on_close_max_bytes: u64) -> (u64, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(dir.path(), |c| {
+        c.compact_on_close_max_bytes = compact_on_close_max_bytes
+    })
+    .await;
+    let c = s.client();
+    let key = c.setup("p").await;
+    for round in 0..30i64 {
+        let ms = (0..100i64)
+            .map(|i| {
+                let v = (round * 1000 + i) as f64 + 0.25;
+                metric(&format!("m{}", i % 50), v, 1000 + round * 100 + i)
+            })
+            .collect();
+        assert_eq!(c.post(&key, &batch("p", ms)).await.status, 200);
+        s.app.compact_now().unwrap();
+    }
+    assert_eq!(c.points("p", "m7").await.len(), 60);
+    s.stop().await;
+    let size = std::fs::metadata(dir.path().join("stathook.redb"))
+        .unwrap()
+        .len();
+    (size, dir)
+}
+
+#[tokio::test]
+async fn a_clean_shutdown_gives_back_the_free_pages_of_rewritten_segments() {
+    let (kept, _) = store_size_after_rewrites(0).await;
+    let (compacted, dir) = store_size_after_rewrites(256 << 20).await;
+    assert!(
+        compacted < kept * 3 / 4,
+        "store file {compacted} bytes compacted at shutdown, {kept} without"
+    );
+    // Everything is still there after the rewrite.
+    let s = Server::start(dir.path()).await;
+    let c = s.client();
+    let points = c.points("p", "m7").await;
+    assert_eq!(points.len(), 60);
+    assert_eq!(points[0], (1007, 7.25));
+    let cat = c.catalog("p").await;
+    assert_eq!(cat.len(), 50);
+    assert!(cat.iter().all(|m| m["sampleCount"] == json!(60)));
+    s.stop().await;
+}

@@ -361,6 +361,35 @@ impl Store {
         Err(StoreError::Db(last.expect("BUG: the loop ran").into()))
     }
 
+    /// Rewrites the store file without its free pages (redb's `compact`) when it is at most
+    /// `max_bytes`; returns the file size before and after, or None if it was skipped (too
+    /// big, or a handle is still in use). Copy-on-write leaves the pages of every rewritten
+    /// segment free until reused; a store whose metrics are all young (every segment still
+    /// growing) can be ~3× its live data. Called at a clean shutdown, when nothing else uses
+    /// the store; it takes ~0.1 s per 10 MB here, hence the bound.
+    pub fn compact_file(&self, max_bytes: u64) -> Result<Option<(u64, u64)>> {
+        let before = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        if before > max_bytes {
+            return Ok(None);
+        }
+        let mut slot = self.db.write();
+        let Some(shared) = slot.take() else {
+            return Ok(None);
+        };
+        let mut db = match Arc::try_unwrap(shared) {
+            Ok(db) => db,
+            Err(shared) => {
+                *slot = Some(shared);
+                return Ok(None);
+            }
+        };
+        let compacted = db.compact();
+        *slot = Some(Arc::new(db));
+        compacted.map_err(|e| StoreError::Db(e.into()))?;
+        let after = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        Ok(Some((before, after)))
+    }
+
     pub fn admin_token_hash(&self) -> Result<Option<[u8; 32]>> {
         let txn = self.db()?.begin_read()?;
         let meta = txn.open_table(META)?;
