@@ -114,12 +114,45 @@ fn segment_codec(c: &mut Criterion) {
             }
         })
         .collect();
+    // The quiet data of benches/compare.sh: random steps, so only entropy coding helps
+    // (the patterns above are periodic, which zstd finds). Floors: log2(6) and log2(3) bits.
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut below = |n: u64| {
+        rng ^= rng >> 12;
+        rng ^= rng << 25;
+        rng ^= rng >> 27;
+        (rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) % n
+    };
+    let mut counter = 1_000.0f64;
+    let random_counter: Vec<Sample> = (0..n)
+        .map(|i| {
+            counter += below(6) as f64;
+            Sample {
+                timestamp_ms: NOW + i as i64 * 10_000,
+                value: counter,
+                metadata: None,
+            }
+        })
+        .collect();
+    let mut cents = 5_000i64;
+    let random_gauge: Vec<Sample> = (0..n)
+        .map(|i| {
+            cents += below(3) as i64 - 1;
+            Sample {
+                timestamp_ms: NOW + i as i64 * 10_000,
+                value: cents as f64 / 100.0,
+                metadata: None,
+            }
+        })
+        .collect();
     let mut g = c.benchmark_group("segment");
     g.throughput(Throughput::Elements(n as u64));
     for (name, data) in [
         ("integer_values", &ints),
         ("decimal_values", &decimals),
         ("float_values", &floats),
+        ("random_counter_steps_0_to_5", &random_counter),
+        ("random_gauge_steps_of_0_01", &random_gauge),
     ] {
         let bytes = segment::encode(data);
         println!(

@@ -61,6 +61,11 @@ pub struct JournalFile {
 }
 
 impl JournalFile {
+    /// Whether the file holds no frame (only its header).
+    pub fn is_empty(&self) -> bool {
+        self.len == HEADER_LEN as u64
+    }
+
     /// Creates a new file with its header and zero-filled room, durably (file and directory
     /// entry synced).
     /// If that fails (a full disk), the half-made file is removed: it holds nothing, and

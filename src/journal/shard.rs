@@ -169,6 +169,19 @@ pub(crate) struct Flusher {
 }
 
 impl Flusher {
+    /// At a stop: a generation that holds nothing (a clean shutdown's last compaction round
+    /// has just opened it) needs no file; its 1 MiB of zero-filled room would otherwise stay
+    /// in the data dir until the next start's first round. Never a file with a frame in it.
+    fn remove_if_empty(&self) {
+        if !self.file.is_empty() || self.poisoned.is_some() {
+            return;
+        }
+        let path = super::file::path_of(&self.dir, self.generation);
+        if std::fs::remove_file(&path).is_ok() {
+            let _ = super::file::sync_dir(&self.dir);
+        }
+    }
+
     pub fn run(mut self) {
         let mut group: Vec<Part> = Vec::new();
         loop {
@@ -207,6 +220,7 @@ impl Flusher {
                             }
                         }
                         self.commit(&mut group);
+                        self.remove_if_empty();
                         return;
                     }
                 }
