@@ -1,6 +1,7 @@
 //! Wiring and shutdown order. Open: data dir → store (format check) → admin token →
 //! key index → journal (recover) → compactor. Run: HTTP until the shutdown signal. Close:
-//! HTTP drains → compactor's last round → journal writers stop → store closes.
+//! HTTP drains → compactor's last round → journal writers stop (the empty generation's file
+//! removed) → usage saved → store file compacted (if small enough) → store closes.
 
 use crate::auth::ratelimit::{AuthFailures, RateLimiter};
 use crate::auth::usage::UsageTracker;
