@@ -16,7 +16,7 @@
 //! sample count, so no input makes it allocate more than a few bytes per sample.
 
 use super::varint::{get_varint, put_varint, unzigzag, zigzag};
-use super::SegmentError;
+use super::{SegmentError, Zigzags};
 use std::cell::RefCell;
 
 pub const PLAIN: u8 = 0;
@@ -42,48 +42,43 @@ thread_local! {
 
 /// Appends an integer column holding `ints`, in its smallest encoding. Sizes are computed
 /// first and only the winner is written (compaction encodes every sample once per round).
+/// Ties go to the simplest encoding: plain, then runs, then packed.
 pub fn push_ints(out: &mut Vec<u8>, ints: &[i64]) {
     let plain_len: usize = ints.iter().map(|&x| varint_len(zigzag(x))).sum();
-    let runs_len = runs_len(ints);
-    let packed_len = packed_len(ints);
-    let best_len = plain_len.min(runs_len).min(packed_len);
-    let mut payload = Vec::with_capacity(best_len);
-    let encoding = if best_len >= ZSTD_MIN_LEN {
+    let (encoding, best_len) = [
+        (PLAIN, plain_len),
+        (RUNS, runs_len(ints)),
+        (PACKED, packed_len(ints)),
+    ]
+    .into_iter()
+    .min_by_key(|&(_, len)| len)
+    .expect("BUG: three candidates");
+    if best_len >= ZSTD_MIN_LEN {
         // zstd's entropy stage does best on whole-byte symbols, so it gets the plain
         // varints; it wins on repetitive columns, rarely on random small steps.
-        for &x in ints {
-            put_varint(&mut payload, zigzag(x));
+        let mut plain = Vec::with_capacity(plain_len);
+        write(&mut plain, PLAIN, ints);
+        match compress(&plain).filter(|z| z.len() < best_len) {
+            Some(z) => return push(out, PLAIN | ZSTD, &z),
+            None if encoding == PLAIN => return push(out, PLAIN, &plain),
+            None => {}
         }
-        match compress(&payload).filter(|z| z.len() < best_len) {
-            Some(z) => {
-                push(out, PLAIN | ZSTD, &z);
-                return;
-            }
-            None if best_len == plain_len => PLAIN,
-            None => {
-                payload.clear();
-                encode_into(&mut payload, ints, best_len, runs_len)
-            }
-        }
-    } else {
-        encode_into(&mut payload, ints, best_len, runs_len)
-    };
+    }
+    let mut payload = Vec::with_capacity(best_len);
+    write(&mut payload, encoding, ints);
     push(out, encoding, &payload);
 }
 
-/// Writes `ints` in the encoding whose size is `best_len`; returns that encoding.
-fn encode_into(payload: &mut Vec<u8>, ints: &[i64], best_len: usize, runs_len: usize) -> u8 {
-    if best_len == runs_len {
-        runs(payload, ints);
-        RUNS
-    } else if best_len == packed_len(ints) {
-        packed(payload, ints);
-        PACKED
-    } else {
-        for &x in ints {
-            put_varint(payload, zigzag(x));
+/// Writes `ints` in `encoding` (`PLAIN`, `RUNS` or `PACKED`).
+fn write(payload: &mut Vec<u8>, encoding: u8, ints: &[i64]) {
+    match encoding {
+        RUNS => runs(payload, ints),
+        PACKED => packed(payload, ints),
+        _ => {
+            for &x in ints {
+                put_varint(payload, zigzag(x));
+            }
         }
-        PLAIN
     }
 }
 
@@ -274,64 +269,38 @@ pub fn decode_ints(
     let bytes = inflate(encoding, payload, count * 10 + 16, scratch, what)?;
     out.clear();
     out.reserve(count);
-    let mut pos = 0;
-    let next = |pos: &mut usize| -> Result<u64, SegmentError> {
-        match bytes.get(*pos) {
-            Some(&b) if b < 0x80 => {
-                *pos += 1;
-                Ok(u64::from(b))
-            }
-            _ => {
-                let (v, used) = get_varint(bytes.get(*pos..).ok_or(bad)?).ok_or(bad)?;
-                *pos += used;
-                Ok(v)
-            }
-        }
-    };
+    let mut zigzags = Zigzags::new(bytes, encoding & !ZSTD == RUNS, what);
     match encoding & !ZSTD {
-        PLAIN => {
+        PLAIN | RUNS => {
             for _ in 0..count {
-                out.push(unzigzag(next(&mut pos)?));
-            }
-        }
-        RUNS => {
-            while out.len() < count {
-                let z = next(&mut pos)?;
-                if z != 0 {
-                    out.push(unzigzag(z));
-                    continue;
-                }
-                let n = next(&mut pos)?;
-                if n == 0 || n > (count - out.len()) as u64 {
-                    return Err(bad);
-                }
-                out.resize(out.len() + n as usize, 0);
+                out.push(unzigzag(zigzags.next()?));
             }
         }
         PACKED => {
             let head = count.min(PACKED_HEAD);
             for _ in 0..head {
-                out.push(unzigzag(next(&mut pos)?));
+                out.push(unzigzag(zigzags.next()?));
             }
             let rest = count - head;
             if rest > 0 {
-                let min = unzigzag(next(&mut pos)?) as u64;
-                let width = u32::from(*bytes.get(pos).ok_or(bad)?);
-                pos += 1;
+                let min = unzigzag(zigzags.next()?) as u64;
+                let pos = &mut zigzags.varints.pos;
+                let width = u32::from(*bytes.get(*pos).ok_or(bad)?);
                 if width > 64 {
                     return Err(bad);
                 }
-                let packed = &bytes[pos..];
+                let packed = &bytes[*pos + 1..];
                 if packed.len() != (rest * width as usize).div_ceil(8) {
                     return Err(bad);
                 }
                 unpack(packed, rest, width, min, out);
-                pos = bytes.len();
+                *pos = bytes.len();
             }
         }
-        _ => return Err(SegmentError::Malformed(what)),
+        _ => return Err(bad),
     }
-    if pos != bytes.len() {
+    // A run longer than the column, or bytes after its last integer, is malformed.
+    if zigzags.zeros_left != 0 || zigzags.varints.pos != bytes.len() {
         return Err(bad);
     }
     Ok(())
