@@ -4,6 +4,7 @@
 
 use crate::support::*;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,8 +24,10 @@ async fn every_acknowledged_sample_survives_sigkill() {
         let c = child.as_ref().unwrap().client();
         let stop_at = Instant::now() + Duration::from_millis(300 + (round * 373) % 700);
         let mut tasks = Vec::new();
+        let round_acks = Arc::new(AtomicU64::new(0));
         for w in 0..4i64 {
             let (c, key, acked) = (c.clone(), key.clone(), acked.clone());
+            let round_acks = round_acks.clone();
             tasks.push(tokio::spawn(async move {
                 let mut i = 0i64;
                 loop {
@@ -44,6 +47,7 @@ async fn every_acknowledged_sample_survives_sigkill() {
                             for m in 0..20 {
                                 a.insert((format!("m{m}"), ts), (ts % 1000) as f64 + m as f64);
                             }
+                            round_acks.fetch_add(1, Ordering::Relaxed);
                         }
                         Ok(r) => panic!("unexpected status {}", r.status()),
                         Err(_) => return i, // the server died
@@ -68,6 +72,16 @@ async fn every_acknowledged_sample_survives_sigkill() {
             });
         }
         tokio::time::sleep_until(stop_at.into()).await;
+        // On a loaded machine the first answer can take longer than the round: the kill
+        // waits for it, so every round kills a server under load.
+        let waited = Instant::now();
+        while round_acks.load(Ordering::Relaxed) == 0 {
+            assert!(
+                waited.elapsed() < Duration::from_secs(60),
+                "round {round}: no request got through in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         child.take().unwrap().kill();
         let mut sent = 0;
         for t in tasks {

@@ -174,7 +174,11 @@ impl Client {
         Client {
             url: url.to_owned(),
             admin_token: admin_token.to_owned(),
-            http: reqwest::Client::new(),
+            // A server that stops answering fails the test by name instead of hanging the suite.
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(120))
+                .build()
+                .unwrap(),
         }
     }
 
