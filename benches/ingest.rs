@@ -54,8 +54,13 @@ fn journal_append(c: &mut Criterion) {
         stathook::journal::SHARDS,
         0,
     ));
-    let (journal, _) =
-        stathook::journal::Journal::open(&dir.path().join("journal"), store, memtable).unwrap();
+    let (journal, _) = stathook::journal::Journal::open(
+        &dir.path().join("journal"),
+        store,
+        memtable,
+        stathook::journal::Fsync::Always,
+    )
+    .unwrap();
     let journal = Arc::new(journal);
     let mut g = c.benchmark_group("journal_append_group_commit");
     // 8 concurrent requests of 100 metrics: they share fdatasyncs.

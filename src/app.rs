@@ -84,9 +84,13 @@ impl App {
         }
 
         let memtable = Arc::new(Memtable::new(crate::journal::SHARDS, 0));
-        let (journal, report) =
-            Journal::open(&config.journal_dir(), store.clone(), memtable.clone())
-                .map_err(|e| err("open journal", e))?;
+        let (journal, report) = Journal::open(
+            &config.journal_dir(),
+            store.clone(),
+            memtable.clone(),
+            config.fsync,
+        )
+        .map_err(|e| err("open journal", e))?;
         let journal = Arc::new(journal);
         let rounds = Arc::new(Mutex::new(()));
         let (cutoff_store, default_retention) = (store.clone(), config.retention_ms);

@@ -209,6 +209,20 @@ pub struct ServeArgs {
     /// this many MiB (0 = never). Larger files are left as they are: redb reuses free pages.
     #[arg(long, env = "STATHOOK_COMPACT_ON_CLOSE_MAX_MB", default_value_t = crate::config::DEFAULT_COMPACT_ON_CLOSE_MAX_BYTES >> 20)]
     pub compact_on_close_max_mb: u64,
+    /// When the journal is fdatasync'd. `always`: before every 200, so an acknowledged
+    /// sample survives power loss. `interval`: every --fsync-interval-ms; a 200 then survives
+    /// the process being killed, but a power loss or OS crash can lose that much.
+    #[arg(long, env = "STATHOOK_FSYNC", value_enum, default_value_t = FsyncArg::Always)]
+    pub fsync: FsyncArg,
+    /// With --fsync interval: the longest a written sample waits for its fdatasync.
+    #[arg(long, env = "STATHOOK_FSYNC_INTERVAL_MS", default_value_t = crate::config::DEFAULT_FSYNC_INTERVAL.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub fsync_interval_ms: u64,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FsyncArg {
+    Always,
+    Interval,
 }
 
 /// A parsed `--retention`: milliseconds, or None for forever.

@@ -5,9 +5,10 @@ use clap::Parser;
 use hyper::Method;
 use serde_json::{json, Value};
 use stathook::cli::{
-    AdminTokenCommand, Cli, Command, KeyCommand, LogFormat, MetricCommand, OutputFormat,
+    AdminTokenCommand, Cli, Command, FsyncArg, KeyCommand, LogFormat, MetricCommand, OutputFormat,
     ProjectCommand, QueryArgs, Remote, ScopeArg, ServeArgs, TierArg, WebhookCommand,
 };
+use stathook::journal::Fsync;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -85,6 +86,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .expect("BUG: every TierArg is a Tier");
     config.compact_interval = std::time::Duration::from_secs(args.compact_interval_secs.max(1));
     config.compact_on_close_max_bytes = args.compact_on_close_max_mb << 20;
+    config.fsync = match args.fsync {
+        FsyncArg::Always => Fsync::Always,
+        FsyncArg::Interval => {
+            Fsync::Interval(std::time::Duration::from_millis(args.fsync_interval_ms))
+        }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -552,3 +552,54 @@ async fn a_clean_shutdown_gives_back_the_free_pages_of_rewritten_segments() {
     assert!(cat.iter().all(|m| m["sampleCount"] == json!(60)));
     s.stop().await;
 }
+
+/// The default syncs once per frame; `--fsync interval` syncs a written frame within the
+/// interval even when no more writes come.
+#[tokio::test]
+async fn journal_syncs_every_frame_by_default_and_idle_frames_within_the_interval() {
+    let (_dir, s, c, key) = Server::with_project("p").await;
+    for i in 0..10 {
+        let r = c
+            .post(&key, &batch("p", vec![metric("m", 1.0, 1000 + i)]))
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    let st = c.get("/api/v1/admin/journal").await.body;
+    assert_eq!(st["fsync"], "always");
+    assert_eq!(st["fsyncIntervalMs"], Value::Null);
+    assert!(st["frames"].as_u64().unwrap() >= 10, "{st}");
+    assert_eq!(st["syncs"], st["frames"], "{st}");
+    s.stop().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(dir.path(), |c| {
+        c.fsync = stathook::journal::Fsync::Interval(std::time::Duration::from_millis(100));
+    })
+    .await;
+    let c = s.client();
+    let key = c.setup("p").await;
+    let r = c
+        .post(&key, &batch("p", vec![metric("m", 1.0, 1000)]))
+        .await;
+    assert_eq!(r.status, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let st = c.get("/api/v1/admin/journal").await.body;
+        assert_eq!(st["fsync"], "interval");
+        if st["syncs"].as_u64().unwrap() >= 1 {
+            assert!(st["frames"].as_u64().unwrap() >= 1, "{st}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no sync 10 s after a write with a 100 ms interval: {st}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        c.post_raw(&key, "").await.status,
+        400,
+        "still serving after the interval sync"
+    );
+    s.stop().await;
+}

@@ -6,6 +6,7 @@ use super::route::AdminToken;
 use crate::app::App;
 use crate::auth::{self, KeyOwner};
 use crate::clock;
+use crate::journal::Fsync;
 use crate::store::{Project, Scope, Tier, Webhook};
 use bytes::Bytes;
 use hyper::StatusCode;
@@ -306,6 +307,21 @@ pub fn compact(app: &App, _: AdminToken) -> Result<Reply, ApiError> {
         StatusCode::OK,
         &serde_json::json!({"generation": s.generation, "metrics": s.metrics,
             "samples": s.samples, "segmentsWritten": s.segments_written}),
+    ))
+}
+
+/// The journal's sync mode and what the flusher has done since the start: with `--fsync
+/// interval`, `syncs` far below `frames` is the point; with `always` they are equal.
+pub fn journal_status(app: &App, _: AdminToken) -> Result<Reply, ApiError> {
+    let s = app.journal.status();
+    let (mode, interval_ms) = match s.fsync {
+        Fsync::Always => ("always", None),
+        Fsync::Interval(every) => ("interval", Some(every.as_millis() as u64)),
+    };
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"fsync": mode, "fsyncIntervalMs": interval_ms,
+            "generation": s.generation, "frames": s.frames, "syncs": s.syncs}),
     ))
 }
 

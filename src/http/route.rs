@@ -176,6 +176,10 @@ async fn dispatch(
         (["api", "v1", "admin", "compact"], &Method::POST) => {
             admin::compact(app, authorize_admin(app, &req)?)
         }
+        (["api", "v1", "admin", "journal"], &Method::GET) => {
+            admin::journal_status(app, authorize_admin(app, &req)?)
+        }
+        (["api", "v1", "admin", "journal"], _) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         (["api", "v1", "projects", p, "tier"], &Method::PUT) => {
             let token = authorize_admin(app, &req)?;
             admin::set_tier(app, token, p, json_body(app, req).await?)

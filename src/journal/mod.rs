@@ -14,7 +14,8 @@ use crate::ingest::{ValidBatch, ValidMetric};
 use crate::memtable::{shard_of, Memtable};
 use crate::store::{Store, FORMAT_VERSION};
 use parking_lot::Mutex;
-use shard::{Applied, Control, Flusher, Part, Shared};
+pub use shard::Fsync;
+use shard::{Applied, Control, Counters, Flusher, Part, Shared};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,6 +100,18 @@ pub struct Journal {
     /// The flusher, then the applier.
     threads: Mutex<Vec<JoinHandle<()>>>,
     generation: AtomicU64,
+    fsync: Fsync,
+    counters: Arc<Counters>,
+}
+
+/// The journal's state for operators (`GET /api/v1/admin/journal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalStatus {
+    pub fsync: Fsync,
+    pub generation: u64,
+    /// Frames written and fdatasyncs done since the server started.
+    pub frames: u64,
+    pub syncs: u64,
 }
 
 impl Journal {
@@ -108,6 +121,7 @@ impl Journal {
         dir: &Path,
         store: Arc<Store>,
         memtable: Arc<Memtable>,
+        fsync: Fsync,
     ) -> Result<(Journal, RecoveryReport), JournalError> {
         let ioerr =
             |what: &str, e: io::Error| JournalError::io(format!("{what} {}", dir.display()), &e);
@@ -131,6 +145,7 @@ impl Journal {
         }
         let shared = Arc::new(Shared::new(SHARDS));
         let applied = Arc::new(Applied::default());
+        let counters = Arc::new(Counters::default());
         let (to_applier, work) = std::sync::mpsc::channel();
         let (m, a) = (memtable, applied.clone());
         let applier = std::thread::Builder::new()
@@ -147,6 +162,9 @@ impl Journal {
             seq: 0,
             format_version: FORMAT_VERSION,
             poisoned: None,
+            fsync,
+            unsynced_since: None,
+            counters: counters.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("journal".into())
@@ -158,6 +176,8 @@ impl Journal {
             applied,
             threads: Mutex::new(vec![handle, applier]),
             generation: AtomicU64::new(generation),
+            fsync,
+            counters,
         };
         Ok((journal, report))
     }
@@ -237,6 +257,16 @@ impl Journal {
     }
 
     /// Blocks until every acknowledged write is in the memtable; call before reading it.
+    pub fn status(&self) -> JournalStatus {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        JournalStatus {
+            fsync: self.fsync,
+            generation: self.generation.load(Ordering::Relaxed),
+            frames: load(&self.counters.frames),
+            syncs: load(&self.counters.syncs),
+        }
+    }
+
     pub fn wait_applied(&self) {
         self.applied.wait();
     }

@@ -166,6 +166,29 @@ pub(crate) struct Flusher {
     /// Set after a failed fdatasync: the kernel may have dropped the dirty pages, so nothing
     /// written since the last good sync can be trusted. Refuse appends until a restart.
     pub poisoned: Option<String>,
+    pub fsync: Fsync,
+    /// When the file was last fdatasync'd with nothing written after it: None. Otherwise
+    /// when the oldest unsynced frame was written (`Fsync::Interval` only).
+    pub unsynced_since: Option<std::time::Instant>,
+    pub counters: Arc<Counters>,
+}
+
+/// When the flusher fdatasyncs the journal.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Fsync {
+    /// Before every acknowledgement: a 200 survives power loss. The default.
+    Always,
+    /// At most this long after a frame is written, and at every rotation and stop. A 200
+    /// means the samples are in the kernel's page cache: they survive the process being
+    /// killed, but a power loss or kernel crash loses up to this much acknowledged data.
+    Interval(std::time::Duration),
+}
+
+/// What the flusher has done, for `GET /api/v1/admin/journal`.
+#[derive(Default)]
+pub struct Counters {
+    pub frames: std::sync::atomic::AtomicU64,
+    pub syncs: std::sync::atomic::AtomicU64,
 }
 
 impl Flusher {
@@ -188,7 +211,14 @@ impl Flusher {
             let controls = {
                 let mut sig = self.shared.signal.lock();
                 while !sig.pending && sig.controls.is_empty() {
-                    self.shared.wake.wait(&mut sig);
+                    match self.sync_deadline() {
+                        Some(deadline) => {
+                            if self.shared.wake.wait_until(&mut sig, deadline).timed_out() {
+                                break;
+                            }
+                        }
+                        None => self.shared.wake.wait(&mut sig),
+                    }
                 }
                 sig.pending = false;
                 std::mem::take(&mut sig.controls)
@@ -200,17 +230,25 @@ impl Flusher {
                 }
             }
             self.commit(&mut group);
+            if self
+                .sync_deadline()
+                .is_some_and(|d| d <= std::time::Instant::now())
+            {
+                let _ = self.sync();
+            }
             for c in controls {
                 match c {
-                    Control::Rotate(next, done) => match self.rotate(next) {
-                        // The applier answers once the memtable is sealed too.
-                        Ok(()) => {
-                            let _ = self.applier.send(ApplierWork::Rotate(next, done));
+                    Control::Rotate(next, done) => {
+                        match self.sync().and_then(|()| self.rotate(next)) {
+                            // The applier answers once the memtable is sealed too.
+                            Ok(()) => {
+                                let _ = self.applier.send(ApplierWork::Rotate(next, done));
+                            }
+                            Err(e) => {
+                                let _ = done.send(Err(e));
+                            }
                         }
-                        Err(e) => {
-                            let _ = done.send(Err(e));
-                        }
-                    },
+                    }
                     Control::Stop => {
                         {
                             let _gate = self.shared.gate.write();
@@ -220,6 +258,7 @@ impl Flusher {
                             }
                         }
                         self.commit(&mut group);
+                        let _ = self.sync();
                         self.remove_if_empty();
                         return;
                     }
@@ -266,7 +305,7 @@ impl Flusher {
         }
         if result.is_ok() {
             self.seq += 1;
-            // Durable before acknowledged, so a read after the 200 waits for this frame.
+            // Recorded before acknowledged, so a read after the 200 waits for this frame.
             self.applied
                 .durable
                 .store(self.seq, std::sync::atomic::Ordering::SeqCst);
@@ -284,16 +323,53 @@ impl Flusher {
         }
     }
 
+    /// Writes `frame`; syncs it now (`Fsync::Always`) or marks it for the next interval sync.
     fn write_and_sync(&mut self, frame: &[u8]) -> Result<(), JournalError> {
         self.file
             .append(frame)
             .map_err(|e| JournalError::io("append to the journal".into(), &e))?;
+        self.counters
+            .frames
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.unsynced_since
+            .get_or_insert_with(std::time::Instant::now);
+        match self.fsync {
+            Fsync::Always => self.sync(),
+            Fsync::Interval(_) => Ok(()),
+        }
+    }
+
+    /// When the unsynced frames must be synced by (`Fsync::Interval` with frames unsynced).
+    fn sync_deadline(&self) -> Option<std::time::Instant> {
+        match self.fsync {
+            Fsync::Interval(every) => self.unsynced_since.map(|t| t + every),
+            Fsync::Always => None,
+        }
+    }
+
+    /// fdatasyncs the current file if a frame was written since the last sync.
+    fn sync(&mut self) -> Result<(), JournalError> {
+        if self.unsynced_since.is_none() {
+            return Ok(());
+        }
+        if let Some(why) = &self.poisoned {
+            return Err(JournalError::Poisoned { why: why.clone() });
+        }
         if let Err(e) = self.file.sync() {
             let why = format!("fdatasync of the journal failed: {e}");
             tracing::error!(error = %e, "journal sync failed; refusing writes until restart");
             self.poisoned = Some(why);
+            if self.fsync == Fsync::Always {
+                // The frame's requests get this error: nothing acknowledged is at risk, so
+                // rotations (and the compaction of what is in memory) may go on.
+                self.unsynced_since = None;
+            }
             return Err(JournalError::io("sync the journal".into(), &e));
         }
+        self.unsynced_since = None;
+        self.counters
+            .syncs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
