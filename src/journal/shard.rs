@@ -32,8 +32,12 @@ pub(crate) struct Part {
 }
 
 pub(crate) enum Control {
-    /// Seal the current file and start generation `.0`; answer when done.
-    Rotate(u64, std::sync::mpsc::Sender<Result<(), JournalError>>),
+    /// Seal the current file and start generation `.0` in file `.1`; answer when done.
+    Rotate(
+        u64,
+        JournalFile,
+        std::sync::mpsc::Sender<Result<(), JournalError>>,
+    ),
     Stop,
 }
 
@@ -162,7 +166,6 @@ pub(crate) struct Flusher {
     pub applied: Arc<Applied>,
     /// Sequence number of the last durable frame.
     pub seq: u64,
-    pub format_version: u32,
     /// Set after a failed fdatasync: the kernel may have dropped the dirty pages, so nothing
     /// written since the last good sync can be trusted. Refuse appends until a restart.
     pub poisoned: Option<String>,
@@ -238,17 +241,17 @@ impl Flusher {
             }
             for c in controls {
                 match c {
-                    Control::Rotate(next, done) => {
-                        match self.sync().and_then(|()| self.rotate(next)) {
-                            // The applier answers once the memtable is sealed too.
-                            Ok(()) => {
-                                let _ = self.applier.send(ApplierWork::Rotate(next, done));
-                            }
-                            Err(e) => {
-                                let _ = done.send(Err(e));
-                            }
+                    Control::Rotate(next, file, done) => match self.sync() {
+                        // The applier answers once the memtable is sealed too.
+                        Ok(()) => {
+                            self.file = file;
+                            self.generation = next;
+                            let _ = self.applier.send(ApplierWork::Rotate(next, done));
                         }
-                    }
+                        Err(e) => {
+                            let _ = done.send(Err(e));
+                        }
+                    },
                     Control::Stop => {
                         {
                             let _gate = self.shared.gate.write();
@@ -370,15 +373,6 @@ impl Flusher {
         self.counters
             .syncs
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn rotate(&mut self, next: u64) -> Result<(), JournalError> {
-        let file = JournalFile::create(&self.dir, next, self.format_version).map_err(|e| {
-            JournalError::io(format!("create journal file for generation {next}"), &e)
-        })?;
-        self.file = file;
-        self.generation = next;
         Ok(())
     }
 }
