@@ -3,7 +3,8 @@
 # on loopback with a fresh temp dir, feeds each the same samples (stathook through its webhook
 # JSON, the others through Influx line protocol) with examples/compare.rs, and reports
 # samples/s, server CPU-s per million samples, p50/p99 latency, peak RSS, data-dir bytes per
-# sample after flush, and the latency of a 500-bucket avg query over one series.
+# sample after flush, and the latency of a 500-bucket avg query over one series. stathook
+# runs twice: with its default `--fsync always` and, labelled apart, `--fsync interval`.
 #
 #   bash benches/compare.sh [--repeats 3] [--quick] [--only quiet|noisy|highcard]
 #
@@ -65,7 +66,8 @@ PORT=18480
 run_stathook() { # dataset series points -> JSON fields
   local dir="$WORK/stathook" url="http://127.0.0.1:$PORT"
   rm -rf "$dir"
-  "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$dir" >"$WORK/server.log" 2>&1 &
+  STATHOOK_FSYNC="${FSYNC:-always}" \
+    "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$dir" >"$WORK/server.log" 2>&1 &
   PID=$!
   wait_http "$url/healthz"
   "$BIN" project create --name Bench --id bench --server "$url" --data-dir "$dir" >/dev/null
@@ -85,6 +87,10 @@ run_stathook() { # dataset series points -> JSON fields
   stop
   echo "$load" "$q" "{\"peakRssKiB\":$rss,\"diskBytes\":$(disk_bytes "$dir")}"
 }
+
+# The same with `--fsync interval` (a 200 before the fdatasync; see docs/reliability.md):
+# reported as its own column, never as stathook's figure.
+run_stathook_interval() { FSYNC=interval run_stathook "$@"; }
 
 run_vm() {
   local dir="$WORK/vm" url="http://127.0.0.1:$PORT"
@@ -146,14 +152,14 @@ jq_field() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.arg
 # Bucket width for ≤ 500 buckets over [first, last], in whole seconds (ms).
 step_ms() { echo $(( ( ($2 - $1) / 500 / 1000 + 1) * 1000 )); }
 
-SYSTEMS=(stathook vm influx)
+SYSTEMS=(stathook stathook_interval vm influx)
 for r in $(seq "$REPEATS"); do
   for w in "${WORKLOADS[@]}"; do
     read -r name dataset series points <<<"$w"
     [ -z "$ONLY" ] || [ "$ONLY" = "$name" ] || continue
     # Rotate the order each repeat so no system always runs first on a cold page cache.
-    for i in 0 1 2; do
-      sys="${SYSTEMS[$(( (i + r) % 3 ))]}"
+    for i in "${!SYSTEMS[@]}"; do
+      sys="${SYSTEMS[$(( (i + r) % ${#SYSTEMS[@]} ))]}"
       echo "== repeat $r, $name ($series series x $points points): $sys" >&2
       fields="$("run_$sys" "$dataset" "$series" "$points")"
       python3 - "$sys" "$name" "$r" $fields >>"$OUT" <<'EOF'

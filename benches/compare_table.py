@@ -28,8 +28,10 @@ for workload in dict.fromkeys(r["workload"] for r in rows):
     print(f"\n### {workload}: {any_row['series']:,} series × "
           f"{any_row['samples'] // any_row['series']:,} points "
           f"(floor {any_row['floorBytesPerSample']:.3f} B/sample)\n")
-    systems = [s for s in ("stathook", "vm", "influx") if (workload, s) in groups]
-    print("| figure | " + " | ".join(systems) + " | stathook / vm |")
+    systems = [s for s in ("stathook", "stathook_interval", "vm", "influx")
+               if (workload, s) in groups]
+    labels = {"stathook_interval": "stathook (fsync=interval)"}
+    print("| figure | " + " | ".join(labels.get(s, s) for s in systems) + " | stathook / vm |")
     print("|---" * (len(systems) + 2) + "|")
     for name, f, fmt in FIGURES:
         cells, medians = [], {}
