@@ -150,12 +150,25 @@ fn segment_codec(c: &mut Criterion) {
             }
         })
         .collect();
+    // A sensor reading drifting by irregular small steps (true floats: the XOR codec).
+    let mut reading = 21.5f64;
+    let float_walk: Vec<Sample> = (0..n)
+        .map(|i| {
+            reading += (below(2001) as f64 - 1000.0) / 7919.0;
+            Sample {
+                timestamp_ms: NOW + i as i64 * 10_000,
+                value: reading,
+                metadata: None,
+            }
+        })
+        .collect();
     let mut g = c.benchmark_group("segment");
     g.throughput(Throughput::Elements(n as u64));
     for (name, data) in [
         ("integer_values", &ints),
         ("decimal_values", &decimals),
         ("float_values", &floats),
+        ("float_random_walk", &float_walk),
         ("random_counter_steps_0_to_5", &random_counter),
         ("random_gauge_steps_of_0_01", &random_gauge),
     ] {

@@ -1,6 +1,6 @@
 //! Any bytes: decode (and the summary and block-table readers) must fail cleanly or return
 //! sorted samples that re-encode to a value that decodes to the same samples. Seeds include
-//! segment versions 1–3 (the `v3-*` files: small form, blocks, metadata, floats).
+//! segment versions 1–3 (the `v3-*` files: small form, blocks, metadata, raw and XOR floats).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use stathook::segment;

@@ -12,6 +12,7 @@
 
 mod column;
 mod varint;
+mod xor;
 
 pub use varint::{get_varint, put_varint, unzigzag, zigzag};
 
@@ -109,6 +110,8 @@ const POW10: [f64; MAX_DECIMAL_DIGITS + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6,
 const VALUES_RAW: u8 = 0;
 const VALUES_INT: u8 = 1;
 const VALUES_DECIMAL: u8 = 2;
+/// Gorilla XOR coding (`xor.rs`), kept where smaller than raw f64 (store format 5).
+const VALUES_XOR: u8 = 3;
 const METADATA_NONE: u8 = 0;
 const METADATA_DICTIONARY: u8 = 1;
 const META_CODEC_NONE: u8 = 0;
@@ -350,9 +353,18 @@ fn encode_block_v3(samples: &[Sample]) -> Vec<u8> {
         out.push(e as u8);
         column::push_ints(&mut out, &deltas(POW10[e]));
     } else {
-        out.push(VALUES_RAW);
-        let raw: Vec<u8> = samples.iter().flat_map(|s| s.value.to_le_bytes()).collect();
-        column::push_bytes(&mut out, &raw);
+        // True floats: XOR coding wins on slowly moving measurements, raw f64 (zstd'd where
+        // it pays) on noise; both are sized and the smaller is kept.
+        let values: Vec<f64> = samples.iter().map(|s| s.value).collect();
+        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let (mut as_raw, mut as_xor) = (vec![VALUES_RAW], vec![VALUES_XOR]);
+        column::push_bytes(&mut as_raw, &raw);
+        column::push_bytes(&mut as_xor, &xor::encode(&values));
+        out.extend_from_slice(if as_xor.len() < as_raw.len() {
+            &as_xor
+        } else {
+            &as_raw
+        });
     }
 
     // Metadata: each distinct object once per block, then one index per sample.
@@ -978,6 +990,14 @@ fn decode_body_v3(
             out.values.extend(raw.chunks_exact(8).map(|b| {
                 f64::from_le_bytes(b.try_into().expect("BUG: chunks_exact(8) gives 8 bytes"))
             }));
+        }
+        VALUES_XOR => {
+            let (encoding, payload) = column::read(body, &mut pos, "values")?;
+            // At most 2 + 5 + 6 + 64 bits a value after the first 64.
+            let max_len = count * 10 + 8;
+            let bits =
+                column::decode_bytes(encoding, payload, max_len, &mut out.scratch, "values")?;
+            xor::decode(bits, count, &mut out.values)?;
         }
         VALUES_INT | VALUES_DECIMAL => {
             let scale = match kind {
