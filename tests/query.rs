@@ -228,10 +228,37 @@ async fn whole_blocks_are_answered_from_their_summaries() {
         s.app.journal.wait_applied();
         stathook::query::run(&s.app.store, &s.app.memtable, "p", "m", &p).unwrap()
     };
-    // One bucket for all: every block folds from its summary.
+    // One bucket for all: every segment folds from its own summary, no block is read.
     let (avg, stats) = run(plan("1y", "avg"));
     assert_eq!(stats.blocks_decoded, 0, "{stats:?}");
-    assert_eq!(stats.blocks_summarized, 20, "{stats:?}");
+    assert_eq!(stats.blocks_summarized, 0, "{stats:?}");
+    assert_eq!(stats.segments_summarized, 3, "{stats:?}");
+    // Buckets of a day (8,640 samples): the first segment lies inside day 0 and folds
+    // whole; the other two each have one block across a day's edge, decoded, and the rest
+    // (7 + 3 blocks) fold from their own summaries. The sums agree.
+    let (daily, stats) = run(plan("1d", "sum"));
+    assert_eq!(
+        (
+            stats.segments_summarized,
+            stats.blocks_summarized,
+            stats.blocks_decoded
+        ),
+        (1, 10, 2),
+        "{stats:?}"
+    );
+    let stathook::query::SeriesResult::Buckets(daily) = daily else {
+        panic!()
+    };
+    let day_sum = |d: i64| -> f64 {
+        (0..20_000i64)
+            .filter(|n| n * 10_000 / 86_400_000 == d)
+            .map(|n| (n % 17) as f64)
+            .sum()
+    };
+    assert_eq!(daily.len(), 3);
+    for (i, (_, v)) in daily.iter().enumerate() {
+        assert_eq!(*v, day_sum(i as i64), "day {i}");
+    }
     // Quantiles need the values: every block is decoded, and the answers agree.
     let (p50, stats) = run(plan("1y", "p50"));
     assert_eq!(stats.blocks_summarized, 0, "{stats:?}");
@@ -261,6 +288,9 @@ async fn whole_blocks_are_answered_from_their_summaries() {
     assert_eq!(r.status, 200);
     let (res, stats) = run(plan("1y", "sum"));
     assert_eq!(stats.blocks_decoded, 1, "{stats:?}");
+    // The late write's segment goes block by block; the other two still fold whole.
+    assert_eq!(stats.segments_summarized, 2, "{stats:?}");
+    assert_eq!(stats.blocks_summarized, 7, "{stats:?}");
     let stathook::query::SeriesResult::Buckets(b) = res else {
         panic!()
     };

@@ -155,6 +155,7 @@ fn execute(
             tracing::debug!(
                 project,
                 metric = %t.id,
+                segments_summarized = stats.segments_summarized,
                 summarized = stats.blocks_summarized,
                 decoded = stats.blocks_decoded,
                 "query"

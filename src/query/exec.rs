@@ -46,6 +46,8 @@ pub enum SeriesResult {
 /// Counters a caller may log or a test may assert on: how much was answered from summaries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ScanStats {
+    /// Whole segments folded from their own summary (their blocks are not counted below).
+    pub segments_summarized: u64,
     pub blocks_summarized: u64,
     pub blocks_decoded: u64,
 }
@@ -154,6 +156,11 @@ trait Sink {
     fn whole_block(&mut self, _summary: &Summary) -> bool {
         false
     }
+    /// Whether `whole_block` would fold a summary spanning `min_ts..=max_ts` (asked before
+    /// a segment's checksum is verified, so that work is done only when it pays).
+    fn would_fold(&self, _min_ts: i64, _max_ts: i64) -> bool {
+        false
+    }
     /// One sample; returns false to stop the scan.
     fn sample(&mut self, ts: i64, value: f64, metadata: Option<&str>) -> bool;
     /// A run of samples in order, none overwritten; `metadata` is empty or parallel.
@@ -168,6 +175,23 @@ trait Sink {
         true
     }
     fn wants_metadata(&self) -> bool;
+}
+
+/// Feeds the tail samples from `*t` on that come before `ts` to `sink`; false if it stopped.
+fn feed_tail_before(
+    tail: &[(i64, crate::memtable::Point)],
+    t: &mut usize,
+    ts: i64,
+    sink: &mut dyn Sink,
+) -> bool {
+    while *t < tail.len() && tail[*t].0 < ts {
+        let (at, p) = &tail[*t];
+        *t += 1;
+        if !sink.sample(*at, p.value, p.metadata.as_deref()) {
+            return false;
+        }
+    }
+    true
 }
 
 fn scan(
@@ -193,8 +217,24 @@ fn scan(
     let mut stopped = false;
     store.scan_segments::<StoreError>(project, metric, from, to, &mut |start, bytes| {
         let bad = |e| store::corrupt(project, metric, start, e);
-        if segment::read_summary(bytes).map_err(bad)?.max_ts < from {
+        let seg = segment::read_summary(bytes).map_err(bad)?;
+        if seg.max_ts < from {
             return Ok(true);
+        }
+        if seg.min_ts >= from && seg.max_ts <= to && sink.would_fold(seg.min_ts, seg.max_ts) {
+            if !feed_tail_before(&tail, &mut t, seg.min_ts, sink) {
+                stopped = true;
+                return Ok(false);
+            }
+            let overlapped = t < tail.len() && tail[t].0 <= seg.max_ts;
+            if !overlapped {
+                if let Some(checked) = segment::checked_summary(bytes).map_err(bad)? {
+                    if sink.whole_block(&checked) {
+                        stats.segments_summarized += 1;
+                        return Ok(true);
+                    }
+                }
+            }
         }
         for block in segment::blocks(bytes).map_err(bad)? {
             let b = &block.summary;
@@ -204,13 +244,9 @@ fn scan(
             if b.min_ts > to {
                 return Ok(false);
             }
-            while t < tail.len() && tail[t].0 < b.min_ts {
-                let (ts, p) = &tail[t];
-                t += 1;
-                if !sink.sample(*ts, p.value, p.metadata.as_deref()) {
-                    stopped = true;
-                    return Ok(false);
-                }
+            if !feed_tail_before(&tail, &mut t, b.min_ts, sink) {
+                stopped = true;
+                return Ok(false);
             }
             let overlapped = t < tail.len() && tail[t].0 <= b.max_ts;
             if !overlapped && b.min_ts >= from && b.max_ts <= to && sink.whole_block(b) {
@@ -314,15 +350,16 @@ impl AggSink {
 }
 
 impl Sink for AggSink {
+    fn would_fold(&self, min_ts: i64, max_ts: i64) -> bool {
+        self.agg.summary_suffices()
+            && self.matcher.is_empty()
+            && self.bucketing.bucket_of(min_ts) == self.bucketing.bucket_of(max_ts)
+    }
     fn whole_block(&mut self, s: &Summary) -> bool {
-        let bucket = self.bucketing.bucket_of(s.min_ts);
-        if !self.agg.summary_suffices()
-            || !self.matcher.is_empty()
-            || bucket != self.bucketing.bucket_of(s.max_ts)
-        {
+        if !self.would_fold(s.min_ts, s.max_ts) {
             return false;
         }
-        self.enter(bucket);
+        self.enter(self.bucketing.bucket_of(s.min_ts));
         self.acc.add_summary(s);
         true
     }

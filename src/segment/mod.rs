@@ -608,6 +608,55 @@ pub fn read_summary(bytes: &[u8]) -> Result<Summary, SegmentError> {
     }
 }
 
+/// The summary of a whole version 3 segment of several blocks, with its header checksum
+/// verified but the block summaries only skipped: a query whose bucket holds the whole
+/// segment folds it from this instead of from each block (parsing every block's compact
+/// summary was 15 % of a 500-bucket query). None for other versions and small segments
+/// (their callers go through `blocks`).
+pub fn checked_summary(bytes: &[u8]) -> Result<Option<Summary>, SegmentError> {
+    let mut r = Reader { bytes, pos: 0 };
+    if r.u8("version")? != SEGMENT_VERSION {
+        return Ok(None);
+    }
+    let n = r.varint("block count")?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if n > MAX_SEGMENT_SAMPLES as u64 {
+        return Err(SegmentError::Malformed("block count"));
+    }
+    let total = read_compact_summary(&mut r, None)?;
+    for _ in 0..n {
+        if n > 1 {
+            skip_compact_summary(&mut r)?;
+        }
+        r.varint("block length")?;
+        r.u32("block checksum")?;
+    }
+    let table_end = r.pos;
+    if crc32fast::hash(&bytes[..table_end]) != r.u32("header checksum")? {
+        return Err(SegmentError::Checksum);
+    }
+    Ok(Some(total))
+}
+
+/// Moves past one block entry's compact summary (see `read_compact_summary`).
+fn skip_compact_summary(r: &mut Reader<'_>) -> Result<(), SegmentError> {
+    for what in ["count", "min_ts", "max_ts"] {
+        r.varint(what)?;
+    }
+    r.u8("summary exponent")?;
+    let raw_mask = r.u8("summary mask")?;
+    for i in 0..5 {
+        if raw_mask & (1 << i) != 0 {
+            r.take(8, "summary")?;
+        } else {
+            r.varint("summary")?;
+        }
+    }
+    Ok(())
+}
+
 fn read_summary_fields(r: &mut Reader<'_>) -> Result<Summary, SegmentError> {
     Ok(Summary {
         count: r.u32("count")?,
@@ -1272,6 +1321,33 @@ mod tests {
         assert_eq!(bits(&back), bits(&samples));
         let sum = read_summary(&bytes).unwrap();
         assert_eq!(sum, summarize(&samples));
+    }
+
+    #[test]
+    fn checked_summary_is_the_segments_own_and_catches_a_damaged_block_table() {
+        let samples: Vec<Sample> = (0..3000)
+            .map(|i| s(i * 10_000, (i % 13) as f64 * 0.5 + 0.25, None))
+            .collect();
+        let bytes = encode(&samples);
+        assert_eq!(blocks(&bytes).unwrap().len(), 3);
+        let total = read_summary(&bytes).unwrap();
+        assert_eq!(checked_summary(&bytes).unwrap(), Some(total));
+        assert_eq!(total, summarize(&samples));
+        // A flipped bit anywhere in the header (the block entries are skipped, not read)
+        // fails the check.
+        let header_end = blocks(&bytes).unwrap()[0].body_start;
+        for at in 1..header_end {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x10;
+            assert!(checked_summary(&bad).is_err(), "byte {at} of {header_end}");
+        }
+        // Small and single-block segments: small ones have no stored summary (None).
+        assert_eq!(checked_summary(&encode(&samples[..10])).unwrap(), None);
+        let one = encode(&samples[..1000]);
+        assert_eq!(
+            checked_summary(&one).unwrap(),
+            Some(read_summary(&one).unwrap())
+        );
     }
 
     #[test]
