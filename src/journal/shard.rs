@@ -344,6 +344,10 @@ impl Flusher {
 
     /// When the unsynced frames must be synced by (`Fsync::Interval` with frames unsynced).
     fn sync_deadline(&self) -> Option<std::time::Instant> {
+        if self.poisoned.is_some() {
+            // No sync will succeed: without this the wait would time out at once, forever.
+            return None;
+        }
         match self.fsync {
             Fsync::Interval(every) => self.unsynced_since.map(|t| t + every),
             Fsync::Always => None,
