@@ -93,13 +93,7 @@ fn journal_append(c: &mut Criterion) {
 
 fn segment_codec(c: &mut Criterion) {
     let n = segment::MAX_SEGMENT_SAMPLES;
-    let ints: Vec<Sample> = (0..n)
-        .map(|i| Sample {
-            timestamp_ms: NOW + i as i64 * 10_000,
-            value: (i % 100) as f64,
-            metadata: None,
-        })
-        .collect();
+    let ints = every_10s(n, |i| (i % 100) as f64);
     let floats: Vec<Sample> = (0..n)
         .map(|i| Sample {
             timestamp_ms: NOW + i as i64 * 10_000 + (i as i64 % 7),
@@ -109,16 +103,10 @@ fn segment_codec(c: &mut Criterion) {
         .collect();
     // A 2-decimal gauge moving by up to ±1.00 (the decimal codec).
     let mut v = 50.0f64;
-    let decimals: Vec<Sample> = (0..n)
-        .map(|i| {
-            v = ((v * 100.0).round() + ((i * 37) % 201) as f64 - 100.0) / 100.0;
-            Sample {
-                timestamp_ms: NOW + i as i64 * 10_000,
-                value: v,
-                metadata: None,
-            }
-        })
-        .collect();
+    let decimals = every_10s(n, |i| {
+        v = ((v * 100.0).round() + ((i * 37) % 201) as f64 - 100.0) / 100.0;
+        v
+    });
     // The quiet data of benches/compare.sh: random steps, so only entropy coding helps
     // (the patterns above are periodic, which zstd finds). Floors: log2(6) and log2(3) bits.
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
@@ -129,39 +117,21 @@ fn segment_codec(c: &mut Criterion) {
         (rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) % n
     };
     let mut counter = 1_000.0f64;
-    let random_counter: Vec<Sample> = (0..n)
-        .map(|i| {
-            counter += below(6) as f64;
-            Sample {
-                timestamp_ms: NOW + i as i64 * 10_000,
-                value: counter,
-                metadata: None,
-            }
-        })
-        .collect();
+    let random_counter = every_10s(n, |_| {
+        counter += below(6) as f64;
+        counter
+    });
     let mut cents = 5_000i64;
-    let random_gauge: Vec<Sample> = (0..n)
-        .map(|i| {
-            cents += below(3) as i64 - 1;
-            Sample {
-                timestamp_ms: NOW + i as i64 * 10_000,
-                value: cents as f64 / 100.0,
-                metadata: None,
-            }
-        })
-        .collect();
+    let random_gauge = every_10s(n, |_| {
+        cents += below(3) as i64 - 1;
+        cents as f64 / 100.0
+    });
     // A sensor reading drifting by irregular small steps (true floats: the XOR codec).
     let mut reading = 21.5f64;
-    let float_walk: Vec<Sample> = (0..n)
-        .map(|i| {
-            reading += (below(2001) as f64 - 1000.0) / 7919.0;
-            Sample {
-                timestamp_ms: NOW + i as i64 * 10_000,
-                value: reading,
-                metadata: None,
-            }
-        })
-        .collect();
+    let float_walk = every_10s(n, |_| {
+        reading += (below(2001) as f64 - 1000.0) / 7919.0;
+        reading
+    });
     let mut g = c.benchmark_group("segment");
     g.throughput(Throughput::Elements(n as u64));
     for (name, data) in [
@@ -187,6 +157,17 @@ fn segment_codec(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+/// `n` samples 10 s apart from `NOW`, the i-th valued `value(i)`.
+fn every_10s(n: usize, mut value: impl FnMut(usize) -> f64) -> Vec<Sample> {
+    (0..n)
+        .map(|i| Sample {
+            timestamp_ms: NOW + i as i64 * 10_000,
+            value: value(i),
+            metadata: None,
+        })
+        .collect()
 }
 
 criterion_group!(benches, parse_validate, journal_append, segment_codec);
