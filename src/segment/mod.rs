@@ -622,22 +622,45 @@ pub fn checked_summary(bytes: &[u8]) -> Result<Option<Summary>, SegmentError> {
     if n == 0 {
         return Ok(None);
     }
+    read_v3_table(&mut r, n, None).map(Some)
+}
+
+/// Reads the header of a version 3 segment of `n` ≥ 1 blocks, `r` just past the block
+/// count: the segment's summary, then each block entry — pushed to `entries` with its
+/// summary parsed, or, without `entries`, skipped — then verifies the header checksum.
+fn read_v3_table(
+    r: &mut Reader<'_>,
+    n: u64,
+    mut entries: Option<&mut Vec<(Summary, usize, u32)>>,
+) -> Result<Summary, SegmentError> {
     if n > MAX_SEGMENT_SAMPLES as u64 {
         return Err(SegmentError::Malformed("block count"));
     }
-    let total = read_compact_summary(&mut r, None)?;
+    let total = read_compact_summary(r, None)?;
     for _ in 0..n {
-        if n > 1 {
-            skip_compact_summary(&mut r)?;
+        let summary = match (&entries, n) {
+            (_, 1) => total,
+            (Some(_), _) => read_compact_summary(r, Some(total.min_ts))?,
+            (None, _) => {
+                skip_compact_summary(r)?;
+                total
+            }
+        };
+        let body_len = usize::try_from(r.varint("block length")?)
+            .map_err(|_| SegmentError::Malformed("block length"))?;
+        let crc = r.u32("block checksum")?;
+        if let Some(entries) = entries.as_mut() {
+            if summary.count == 0 || summary.count as usize > MAX_SEGMENT_SAMPLES {
+                return Err(SegmentError::Malformed("block count"));
+            }
+            entries.push((summary, body_len, crc));
         }
-        r.varint("block length")?;
-        r.u32("block checksum")?;
     }
     let table_end = r.pos;
-    if crc32fast::hash(&bytes[..table_end]) != r.u32("header checksum")? {
+    if crc32fast::hash(&r.bytes[..table_end]) != r.u32("header checksum")? {
         return Err(SegmentError::Checksum);
     }
-    Ok(Some(total))
+    Ok(total)
 }
 
 /// Moves past one block entry's compact summary (see `read_compact_summary`).
@@ -770,28 +793,8 @@ fn blocks_v3(bytes: &[u8]) -> Result<Vec<Block>, SegmentError> {
             version: SEGMENT_VERSION,
         }]);
     }
-    if n > MAX_SEGMENT_SAMPLES as u64 {
-        return Err(SegmentError::Malformed("block count"));
-    }
-    let total = read_compact_summary(&mut r, None)?;
-    let mut entries = Vec::with_capacity(n as usize);
-    for _ in 0..n {
-        let summary = match n {
-            1 => total,
-            _ => read_compact_summary(&mut r, Some(total.min_ts))?,
-        };
-        let body_len = usize::try_from(r.varint("block length")?)
-            .map_err(|_| SegmentError::Malformed("block length"))?;
-        let crc = r.u32("block checksum")?;
-        if summary.count == 0 || summary.count as usize > MAX_SEGMENT_SAMPLES {
-            return Err(SegmentError::Malformed("block count"));
-        }
-        entries.push((summary, body_len, crc));
-    }
-    let table_end = r.pos;
-    if crc32fast::hash(&bytes[..table_end]) != r.u32("header checksum")? {
-        return Err(SegmentError::Checksum);
-    }
+    let mut entries = Vec::with_capacity(n.min(MAX_SEGMENT_SAMPLES as u64) as usize);
+    let total = read_v3_table(&mut r, n, Some(&mut entries))?;
     let mut body_start = r.pos;
     let mut count = 0u64;
     let mut out = Vec::with_capacity(entries.len());
