@@ -217,6 +217,10 @@ pub struct ServeArgs {
     /// With --fsync interval: the longest a written sample waits for its fdatasync.
     #[arg(long, env = "STATHOOK_FSYNC_INTERVAL_MS", default_value_t = crate::config::DEFAULT_FSYNC_INTERVAL.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub fsync_interval_ms: u64,
+    /// Threads answering HTTP requests (default: half the cores, at least 1). Queries, admin
+    /// calls and compaction run on other threads, so a slow query never delays ingest.
+    #[arg(long, env = "STATHOOK_HTTP_THREADS", default_value_t = crate::config::default_http_threads() as u64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub http_threads: u64,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

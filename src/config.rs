@@ -21,6 +21,14 @@ pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// take (an OS page cache flushes on its own after ~30 s) while turning ~1,000 syncs a
 /// second under load into 5.
 pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_millis(200);
+/// Threads that answer HTTP requests: half the cores, at least one. The webhook's work per
+/// request is short (parse, validate, queue, wait for the group commit), while the journal's
+/// flusher and applier, the compactor and queries (run on tokio's blocking pool) need cores
+/// of their own. On this 2-core machine one thread instead of two took the 1,000-series
+/// load's p99 from 4.7-5.5 ms to 2.1-3.8 ms at the same throughput (docs/benchmarks.md).
+pub fn default_http_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
 /// A compaction round at least this often while samples wait, so the journal stays short and
 /// restart replay stays fast.
 pub const DEFAULT_COMPACT_INTERVAL: Duration = Duration::from_secs(10);

@@ -93,6 +93,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.http_threads as usize)
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;

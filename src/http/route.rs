@@ -57,7 +57,19 @@ pub async fn handle(
     }
     // A cheap clone (shared bytes); turned into a printable prefix only for a warning.
     let presented = req.headers().get(header::AUTHORIZATION).cloned();
-    let mut reply = match dispatch(&app, req, client).await {
+    let result = if answered_on_runtime(&req) {
+        dispatch(&app, req, client).await
+    } else {
+        // Everything but the webhook may hold a thread for long (a query over months, a
+        // compaction, a redb commit), so it runs on tokio's blocking pool and the few
+        // runtime threads (`--http-threads`) stay free for ingest. `Handle::block_on` keeps
+        // the handlers' own awaits (request bodies, backups) working there.
+        let (app, runtime) = (app.clone(), tokio::runtime::Handle::current());
+        tokio::task::spawn_blocking(move || runtime.block_on(dispatch(&app, req, client)))
+            .await
+            .unwrap_or_else(|e| Err(ApiError::Internal(format!("request handler failed: {e}"))))
+    };
+    let mut reply = match result {
         Ok(r) => r,
         Err(e) => e.into_reply(),
     };
@@ -77,6 +89,16 @@ pub async fn handle(
             "burst of failed authentications or refused bodies from one address; refusing it for a while");
     }
     Ok(reply)
+}
+
+/// The webhook and the health check: short, never blocking on disk, answered on the runtime's
+/// threads. Every other route goes to the blocking pool (see `handle`).
+fn answered_on_runtime(req: &Request<Incoming>) -> bool {
+    match req.uri().path().trim_matches('/') {
+        "api/webhooks/custom" => req.method() == Method::POST,
+        "healthz" => true,
+        _ => false,
+    }
 }
 
 /// What a log line may show of the key in an `Authorization` header: its printable prefix.
