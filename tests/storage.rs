@@ -411,10 +411,12 @@ async fn retention_drops_whole_old_segments_with_per_project_overrides() {
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let now = 1_000 * DAY;
-    // 3 segments' worth per project at 1-hour spacing (8192 per segment): the oldest
-    // segments end far before now - 30d, the newest reach now.
-    let n = 20_000i64;
+    let now = 4_000 * DAY;
+    // 3 segments' worth per project at 1-hour spacing (a counter: its segments hold the
+    // most samples a segment may, MAX_SEGMENT_SAMPLES): the oldest segments end far before
+    // now - 30d, the newest reach now.
+    let cap = stathook::segment::MAX_SEGMENT_SAMPLES as i64;
+    let n = 2 * cap + 4_464;
     for (project, k) in [("p", &key), ("q", &key_q)] {
         for chunk in 0..n / 100 {
             let ms = (0..100)
@@ -429,11 +431,11 @@ async fn retention_drops_whole_old_segments_with_per_project_overrides() {
     s.app.compact_now().unwrap();
     let removed = s.app.expire_now(now).unwrap();
     // Whole segments only: everything left starts no later than the cutoff's segment.
-    assert!(removed >= 8192 && removed < n as u64, "{removed}");
+    assert!(removed >= cap as u64 && removed < n as u64, "{removed}");
     let cat = c.catalog("p").await;
     assert_eq!(cat[0]["sampleCount"], json!(n as u64 - removed));
     let first = cat[0]["firstTimestamp"].as_i64().unwrap();
-    assert!(first <= now - 30 * DAY && first > now - 30 * DAY - 8192 * 3_600_000);
+    assert!(first <= now - 30 * DAY && first > now - 30 * DAY - cap * 3_600_000);
     let pts = c.points("p", "m").await;
     assert_eq!(pts.len() as u64, n as u64 - removed);
     assert_eq!(pts[0].0, first);

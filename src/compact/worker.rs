@@ -42,6 +42,81 @@ fn new_samples(series: &[&Series]) -> Vec<Sample> {
     }
 }
 
+/// What `write_segments` did to one metric's segments.
+struct Written {
+    /// The first timestamp of the segments it rewrote or wrote.
+    first: i64,
+    /// The metric's newest sample among them.
+    last: Sample,
+    /// Samples at timestamps the segments did not hold before.
+    added: u64,
+    segments: usize,
+}
+
+/// Writes a metric's new samples (sorted, without duplicates) into its segments: appended to
+/// its last segment while that still has room on its page (`segment::append`: only the
+/// last block is re-encoded), or merged with the segments they overlap and cut to fit
+/// pages (`policy::encode_to_fit`).
+fn write_segments(
+    c: &mut crate::store::Compaction,
+    project: &str,
+    metric: &str,
+    new: Vec<Sample>,
+) -> Result<Written, String> {
+    let budget = policy::segment_budget(project, metric);
+    let (min, max) = (new[0].timestamp_ms, new[new.len() - 1].timestamp_ms);
+    let mut old_segments = c
+        .overlapping(project, metric, min, max, true)
+        .map_err(|e| e.to_string())?;
+    if let Some((start, bytes)) = old_segments.first() {
+        let first = segment::read_summary(bytes).map_err(|e| e.to_string())?;
+        if first.max_ts < min {
+            if !policy::absorb_previous(bytes.len(), first.count as usize, budget) {
+                old_segments.remove(0);
+            } else if old_segments.len() == 1 {
+                let appended = segment::append(bytes, &new).map_err(|e| {
+                    format!("segment ({project}, {metric}, {start}): {e}; run `stathook check`")
+                })?;
+                if let Some(appended) = appended.filter(|a| a.len() <= budget) {
+                    c.put_segment(project, metric, *start, &appended)
+                        .map_err(|e| e.to_string())?;
+                    return Ok(Written {
+                        first: first.min_ts,
+                        added: new.len() as u64,
+                        last: new.into_iter().next_back().expect("BUG: no new samples"),
+                        segments: 1,
+                    });
+                }
+            }
+        }
+    }
+    let mut old = Vec::new();
+    for (start, bytes) in &old_segments {
+        let samples = segment::decode(bytes).map_err(|e| {
+            format!("segment ({project}, {metric}, {start}): {e}; run `stathook check`")
+        })?;
+        old.extend(samples);
+        c.remove_segment(project, metric, *start)
+            .map_err(|e| e.to_string())?;
+    }
+    let old_len = old.len();
+    let (merged, _replaced) = policy::merge(old, new);
+    let segments = policy::encode_to_fit(&merged, budget);
+    for (start, bytes) in &segments {
+        c.put_segment(project, metric, *start, bytes)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(Written {
+        first: merged[0].timestamp_ms,
+        added: (merged.len() - old_len) as u64,
+        last: merged
+            .into_iter()
+            .next_back()
+            .expect("BUG: no merged samples"),
+        segments: segments.len(),
+    })
+}
+
 /// Seals the current journal generation and moves every frozen generation into segments.
 pub fn compact_once(
     store: &Store,
@@ -75,52 +150,22 @@ pub fn compact_once(
         let entry = memtable.catalog_entry(project, metric).ok_or_else(|| {
             format!("BUG: ({project}, {metric}) has samples but no catalog entry")
         })?;
-        let (min, max) = (new[0].timestamp_ms, new[new.len() - 1].timestamp_ms);
-        let mut old_segments = c
-            .overlapping(project, metric, min, max, true)
-            .map_err(|e| e.to_string())?;
-        if let Some((_, bytes)) = old_segments.first() {
-            let first = segment::read_summary(bytes).map_err(|e| e.to_string())?;
-            if first.max_ts < min && !policy::absorb_previous(first.count as usize, new.len()) {
-                old_segments.remove(0);
-            }
-        }
-        let mut old = Vec::new();
-        for (start, bytes) in &old_segments {
-            let samples = segment::decode(bytes).map_err(|e| {
-                format!("segment ({project}, {metric}, {start}): {e}; run `stathook check`")
-            })?;
-            old.extend(samples);
-            c.remove_segment(project, metric, *start)
-                .map_err(|e| e.to_string())?;
-        }
-        let old_len = old.len();
         stats.samples += new.len();
-        let (merged, _replaced) = policy::merge(old, new);
-        for chunk in policy::split(&merged) {
-            c.put_segment(
-                project,
-                metric,
-                chunk[0].timestamp_ms,
-                &segment::encode(chunk),
-            )
-            .map_err(|e| e.to_string())?;
-            stats.segments_written += 1;
-        }
-        let first = &merged[0];
-        let last = &merged[merged.len() - 1];
+        let written = write_segments(&mut c, project, metric, new)?;
+        stats.segments_written += written.segments;
+        let (first, last) = (written.first, written.last);
         let old = c.catalog_row(project, metric).map_err(|e| e.to_string())?;
-        // Merged in `old_len` old samples, so the count grows by what is new.
+        // The count grows by the timestamps that were new to the segments.
         let (first_ts, last_ts, last_value, count) = match old {
-            None => (first.timestamp_ms, last.timestamp_ms, last.value, 0),
+            None => (first, last.timestamp_ms, last.value, 0),
             Some(r) if r.last_timestamp > last.timestamp_ms => (
-                r.first_timestamp.min(first.timestamp_ms),
+                r.first_timestamp.min(first),
                 r.last_timestamp,
                 r.last_value,
                 r.count,
             ),
             Some(r) => (
-                r.first_timestamp.min(first.timestamp_ms),
+                r.first_timestamp.min(first),
                 last.timestamp_ms,
                 last.value,
                 r.count,
@@ -132,7 +177,7 @@ pub fn compact_once(
             first_timestamp: first_ts,
             last_timestamp: last_ts,
             last_value,
-            count: count + merged.len() as u64 - old_len as u64,
+            count: count + written.added,
         };
         c.put_catalog_row(project, metric, &row)
             .map_err(|e| e.to_string())?;

@@ -14,6 +14,8 @@ mod column;
 mod varint;
 mod xor;
 
+use std::borrow::Cow;
+
 pub use varint::{get_varint, put_varint, unzigzag, zigzag};
 
 /// Version byte at the start of every segment value. Bump when the layout changes and keep a
@@ -31,10 +33,11 @@ pub const BLOCK_SAMPLES: usize = 1024;
 /// (a few µs). At 50,000 metrics of 20 samples the summary was a third of each segment.
 pub const SMALL_SEGMENT_SAMPLES: usize = 64;
 
-/// Largest number of samples in one segment. 8192 samples at 10 s spacing is ~23 hours: big
-/// enough that per-segment overhead (key, header, checksum) is <1% of the bytes, small enough
-/// that a point read decodes ~100 KB at most.
-pub const MAX_SEGMENT_SAMPLES: usize = 8192;
+/// Largest number of samples in one segment (store format 6; 8192 before). The compactor
+/// cuts segments to fill one redb page (`compact::policy::encode_to_fit`), so this cap
+/// binds only for series that compress very well (a regular constant: ~1.5 KB for
+/// 32,768 samples, ~3.8 days at 10 s spacing). Reads decode block by block (1024 samples).
+pub const MAX_SEGMENT_SAMPLES: usize = 32768;
 
 /// One stored sample of one metric.
 #[derive(Clone, Debug, PartialEq)]
@@ -140,17 +143,87 @@ pub fn encode(samples: &[Sample]) -> Vec<u8> {
         out.extend_from_slice(&crc.to_le_bytes());
         return out;
     }
-    let bodies: Vec<(Summary, Vec<u8>)> = samples
+    let bodies: Vec<(Summary, Cow<'_, [u8]>)> = samples
         .chunks(BLOCK_SAMPLES)
-        .map(|block| (summarize(block), encode_block_v3(block)))
+        .map(|block| (summarize(block), Cow::Owned(encode_block_v3(block))))
         .collect();
-    let total_summary = summarize(samples);
+    assemble_v3(&bodies, &summarize(samples))
+}
+
+/// A segment of `existing` + `later` samples, where every one of `later` (sorted, strictly
+/// increasing) comes after the segment's last: the segment's full blocks are kept as they
+/// are (their bodies' checksums verified), only its last, partial block is decoded and
+/// re-encoded with the new samples. This is what keeps a slow metric cheap to compact:
+/// each round re-encodes at most one block of its open segment, not the whole segment.
+///
+/// `Ok(None)` when this does not apply and the caller should decode, merge and re-encode:
+/// a segment of version 1 or 2 or in the small form, a sample not after the segment, or
+/// more than `MAX_SEGMENT_SAMPLES` in all. The total's `sum` is the sum of the blocks' sums
+/// (it may differ from a sequential sum in the last bits).
+pub fn append(existing: &[u8], later: &[Sample]) -> Result<Option<Vec<u8>>, SegmentError> {
+    if later.is_empty() || existing.first() != Some(&SEGMENT_VERSION) {
+        return Ok(None);
+    }
+    let blocks = blocks(existing)?;
+    let Some(last) = blocks.last() else {
+        return Ok(None);
+    };
+    let count: usize = blocks.iter().map(|b| b.summary.count as usize).sum();
+    if last.crc.is_none()
+        || later[0].timestamp_ms <= last.summary.max_ts
+        || count + later.len() > MAX_SEGMENT_SAMPLES
+    {
+        return Ok(None);
+    }
+    let (kept, tail) = match last.summary.count as usize {
+        BLOCK_SAMPLES => (&blocks[..], Vec::new()),
+        _ => (&blocks[..blocks.len() - 1], decode_samples(existing, last)?),
+    };
+    let mut bodies: Vec<(Summary, Cow<'_, [u8]>)> = Vec::with_capacity(kept.len() + 2);
+    for b in kept {
+        let body = &existing[b.body_start..b.body_start + b.body_len];
+        if Some(crc32fast::hash(body)) != b.crc {
+            return Err(SegmentError::Checksum);
+        }
+        bodies.push((b.summary, Cow::Borrowed(body)));
+    }
+    let tail: Vec<Sample> = tail.into_iter().chain(later.iter().cloned()).collect();
+    for block in tail.chunks(BLOCK_SAMPLES) {
+        bodies.push((summarize(block), Cow::Owned(encode_block_v3(block))));
+    }
+    let total = bodies
+        .iter()
+        .skip(1)
+        .fold(bodies[0].0, |t, (b, _)| Summary {
+            count: t.count + b.count,
+            min_ts: t.min_ts,
+            max_ts: b.max_ts,
+            min: t.min.min(b.min),
+            max: t.max.max(b.max),
+            sum: t.sum + b.sum,
+            first: t.first,
+            last: b.last,
+        });
+    Ok(Some(assemble_v3(&bodies, &total)))
+}
+
+/// The samples of one block, metadata included.
+fn decode_samples(bytes: &[u8], block: &Block) -> Result<Vec<Sample>, SegmentError> {
+    let mut cols = Columns::default();
+    decode_block(bytes, block, &mut cols, true)?;
+    Ok(cols.into_samples())
+}
+
+/// The block form of a version 3 segment: version, block count, the total's summary, one
+/// table entry per block (its summary unless it is the only block, body length, body CRC),
+/// the header's CRC, then the bodies.
+fn assemble_v3(bodies: &[(Summary, Cow<'_, [u8]>)], total_summary: &Summary) -> Vec<u8> {
     let total: usize = bodies.iter().map(|b| b.1.len()).sum();
     let mut out = Vec::with_capacity(64 + bodies.len() * 40 + total);
     out.push(SEGMENT_VERSION);
     put_varint(&mut out, bodies.len() as u64);
-    push_compact_summary(&mut out, &total_summary, None);
-    for (summary, body) in &bodies {
+    push_compact_summary(&mut out, total_summary, None);
+    for (summary, body) in bodies {
         // A single block's summary is the segment's: not written twice.
         if bodies.len() > 1 {
             push_compact_summary(&mut out, summary, Some(total_summary.min_ts));
@@ -160,7 +233,7 @@ pub fn encode(samples: &[Sample]) -> Vec<u8> {
     }
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
-    for (_, body) in &bodies {
+    for (_, body) in bodies {
         out.extend_from_slice(body);
     }
     out
@@ -824,17 +897,7 @@ fn blocks_v3(bytes: &[u8]) -> Result<Vec<Block>, SegmentError> {
 pub fn decode(bytes: &[u8]) -> Result<Vec<Sample>, SegmentError> {
     let mut cols = Columns::default();
     decode_columns(bytes, &mut cols, true)?;
-    let mut meta = cols.metadata.into_iter();
-    Ok(cols
-        .timestamps
-        .into_iter()
-        .zip(cols.values)
-        .map(|(timestamp_ms, value)| Sample {
-            timestamp_ms,
-            value,
-            metadata: meta.next().flatten(),
-        })
-        .collect())
+    Ok(cols.into_samples())
 }
 
 /// A decoded segment or block as parallel columns; buffers are reused across a scan.
@@ -854,6 +917,20 @@ impl Columns {
         self.timestamps.clear();
         self.values.clear();
         self.metadata.clear();
+    }
+
+    /// The columns as samples (decoded with metadata, or the samples carry none).
+    fn into_samples(self) -> Vec<Sample> {
+        let mut meta = self.metadata.into_iter();
+        self.timestamps
+            .into_iter()
+            .zip(self.values)
+            .map(|(timestamp_ms, value)| Sample {
+                timestamp_ms,
+                value,
+                metadata: meta.next().flatten(),
+            })
+            .collect()
     }
 }
 
@@ -1517,8 +1594,9 @@ mod tests {
             .map(|i| s(1_700_000_000_000 + i * 10_000, 42.0, None))
             .collect();
         let bytes = encode(&samples);
-        // Header, 8 block entries of 68 bytes, and ~30 bytes of columns per block of 1024.
-        assert!(bytes.len() < 900, "{} bytes", bytes.len());
+        // 32,768 samples: a header, then per block of 1024 a table entry and ~30 bytes of
+        // columns (~46 bytes): under 0.05 bytes a sample.
+        assert!(bytes.len() < 1600, "{} bytes", bytes.len());
         check(samples);
     }
 
@@ -1586,6 +1664,52 @@ mod tests {
             prop_assert_eq!(sbits(a), sbits(b));
             prop_assert_eq!(a, b);
             prop_assert_eq!(back, samples);
+        }
+
+        #[test]
+        fn appending_equals_encoding_everything(
+            deltas in proptest::collection::vec(1i64..100_000, 2..3000),
+            cents in proptest::collection::vec(-500i64..500, 3000),
+            metas in proptest::collection::vec(proptest::option::of("[a-z]{1,4}"), 3000),
+            split in 0.0f64..1.0,
+        ) {
+            let mut ts = 1_700_000_000_000i64;
+            let samples: Vec<Sample> = deltas.iter().enumerate().map(|(i, d)| {
+                ts += d;
+                Sample { timestamp_ms: ts, value: cents[i] as f64 / 100.0, metadata: metas[i].clone().map(Into::into) }
+            }).collect();
+            let k = ((samples.len() as f64 * split) as usize).clamp(1, samples.len() - 1);
+            let (old, later) = samples.split_at(k);
+            let existing = encode(old);
+            let Some(appended) = append(&existing, later).unwrap() else {
+                // Only the small form is left to the caller.
+                prop_assert!(old.len() <= SMALL_SEGMENT_SAMPLES);
+                return Ok(());
+            };
+            prop_assert_eq!(decode(&appended).unwrap(), samples.clone());
+            // Every block summary is what the encoder writes; the total agrees except for
+            // the rounding of its sum.
+            let blocks = blocks(&appended).unwrap();
+            let whole = encode(&samples);
+            let fresh = super::blocks(&whole).unwrap();
+            let block_counts = |b: &[Block]| b.iter().map(|b| b.summary.count).collect::<Vec<_>>();
+            prop_assert_eq!(block_counts(&blocks), block_counts(&fresh));
+            for (a, b) in blocks.iter().zip(&fresh) {
+                prop_assert_eq!(a.summary, b.summary);
+            }
+            let (a, b) = (read_summary(&appended).unwrap(), summarize(&samples));
+            prop_assert_eq!((a.count, a.min_ts, a.max_ts, a.min, a.max, a.first, a.last),
+                (b.count, b.min_ts, b.max_ts, b.min, b.max, b.first, b.last));
+            prop_assert!((a.sum - b.sum).abs() <= 1e-9 * b.sum.abs().max(1.0));
+            // The full blocks of the old segment are kept byte for byte.
+            let kept = old.len() / BLOCK_SAMPLES;
+            let old_blocks = super::blocks(&existing).unwrap();
+            for (a, b) in blocks.iter().zip(&old_blocks).take(kept) {
+                prop_assert_eq!(&appended[a.body_start..a.body_start + a.body_len],
+                    &existing[b.body_start..b.body_start + b.body_len]);
+            }
+            // Samples at or before the segment's end are the caller's to merge.
+            prop_assert_eq!(append(&existing, &samples[k - 1..]).unwrap(), None);
         }
 
         #[test]

@@ -16,7 +16,7 @@ use tables::*;
 pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
 
 /// Version of the whole on-disk format (store file + journal files), see `docs/format.md`.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -281,12 +281,13 @@ impl Store {
                     meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())?;
                 }
                 Some(Some(v)) if v == FORMAT_VERSION => {}
-                Some(Some(1..=4)) => {
-                    // Versions 1 to 4 differ only in their segments (1: one block, no block
+                Some(Some(1..=5)) => {
+                    // Versions 1 to 5 differ only in their segments (1: one block, no block
                     // table; 2: no decimal value codec; 3: segment layout 2, JSON catalog
-                    // rows; 4: no XOR value codec), and this build reads them all; new
-                    // segments and rows use what 5 adds, so the file is version 5 from here on
-                    // (an older stathook refuses it instead of misreading it).
+                    // rows; 4: no XOR value codec; 5: at most 8192 samples a segment), and
+                    // this build reads them all; new segments and rows use what 6 adds, so
+                    // the file is version 6 from here on (an older stathook refuses it
+                    // instead of misreading it).
                     meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())?;
                 }
                 Some(Some(v)) if v > FORMAT_VERSION => {
