@@ -1,28 +1,31 @@
 //! Criterion benches of the query path over a store holding one metric of 10 million samples
 //! at 10 s spacing (~3.2 years) and ten metrics of 1 million: `avg` into 500 buckets, a
-//! quantile (decodes everything), raw paging and the 10-metric query. Setup writes segments
-//! of `MAX_SEGMENT_SAMPLES` straight through the store's compaction transaction — the same
-//! layout compaction produces — because feeding 20 M samples through the webhook would take
-//! most of a minute before the first measurement.
+//! quantile (decodes everything), raw paging and the 10-metric query. Setup cuts segments
+//! with `compact::policy::encode_to_fit` and writes them straight through the store's
+//! compaction transaction — the layout compaction produces — because feeding 20 M samples
+//! through the webhook would take most of a minute before the first measurement.
 //!
 //! cargo bench --bench query
 //! cargo bench --bench query -- --quick avg
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use stathook::compact::policy;
 use stathook::memtable::Memtable;
 use stathook::query::{self, Params, Plan};
-use stathook::segment::{self, Sample, MAX_SEGMENT_SAMPLES};
+use stathook::segment::Sample;
 use stathook::store::{CatalogRow, Store};
 
 const STEP_MS: i64 = 10_000;
 const START_MS: i64 = 1_600_000_000_000;
 
-/// Writes `count` samples of a 2-decimal gauge random walk (seeded) as full segments.
+/// Writes `count` samples of a 2-decimal gauge random walk (seeded) as segments that fill a
+/// page each, a million samples at a time.
 fn fill(store: &Store, metric: &str, count: usize, seed: u64) {
     let mut x = seed | 1;
     let mut value = 500.0f64;
     let mut c = store.begin_compaction().unwrap();
-    let mut samples = Vec::with_capacity(MAX_SEGMENT_SAMPLES);
+    let budget = policy::segment_budget("p", metric);
+    let mut samples = Vec::with_capacity(1 << 20);
     let mut last = 0.0;
     for n in 0..count {
         x ^= x << 13;
@@ -35,14 +38,10 @@ fn fill(store: &Store, metric: &str, count: usize, seed: u64) {
             value,
             metadata: None,
         });
-        if samples.len() == MAX_SEGMENT_SAMPLES || n + 1 == count {
-            c.put_segment(
-                "p",
-                metric,
-                samples[0].timestamp_ms,
-                &segment::encode(&samples),
-            )
-            .unwrap();
+        if samples.len() == 1 << 20 || n + 1 == count {
+            for (start, bytes) in policy::encode_to_fit(&samples, budget) {
+                c.put_segment("p", metric, start, &bytes).unwrap();
+            }
             samples.clear();
         }
     }

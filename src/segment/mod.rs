@@ -188,6 +188,14 @@ pub fn append(existing: &[u8], later: &[Sample]) -> Result<Option<Vec<u8>>, Segm
         bodies.push((b.summary, Cow::Borrowed(body)));
     }
     let tail: Vec<Sample> = tail.into_iter().chain(later.iter().cloned()).collect();
+    // Checksums vouch for the bytes, not for their order: a block whose timestamps do not
+    // increase is refused here rather than reaching the encoder's assertion.
+    if tail
+        .windows(2)
+        .any(|w| w[0].timestamp_ms >= w[1].timestamp_ms)
+    {
+        return Err(SegmentError::Malformed("timestamps out of order"));
+    }
     for block in tail.chunks(BLOCK_SAMPLES) {
         bodies.push((summarize(block), Cow::Owned(encode_block_v3(block))));
     }
