@@ -179,8 +179,9 @@ async fn metric_ids_with_slashes_and_spaces_read_back() {
 async fn paging_walks_a_multi_segment_history_merged_with_the_tail() {
     let (_dir, s, c, key) = Server::with_project("p").await;
     let mut expected = std::collections::BTreeMap::new();
-    // 9,000 samples: more than one segment (8,192) once compacted.
-    for chunk in 0..90i64 {
+    // 40,000 samples (a counter: every segment holds the most a segment may, 32,768): two
+    // segments once compacted.
+    for chunk in 0..400i64 {
         let ms: Vec<_> = (0..100i64)
             .map(|i| {
                 let ts = (chunk * 100 + i) * 10;
@@ -191,13 +192,14 @@ async fn paging_walks_a_multi_segment_history_merged_with_the_tail() {
         assert_eq!(c.post(&key, &batch("p", ms)).await.status, 200);
     }
     s.app.compact_now().unwrap();
+    assert_eq!(segment_counts(&s, "p", "m"), vec![32_768, 7_232]);
     // In the journal tail: overwrites inside both segments and late samples between them.
     let tail: Vec<(i64, f64)> = vec![
         (0, -1.0),
         (5, -2.0),
-        (81_920, -3.0),
-        (81_925, -4.0),
-        (89_990, -5.0),
+        (327_680, -3.0),
+        (327_685, -4.0),
+        (399_990, -5.0),
     ];
     for (ts, v) in &tail {
         expected.insert(*ts, *v);
@@ -229,6 +231,51 @@ async fn paging_walks_a_multi_segment_history_merged_with_the_tail() {
         from = got.last().unwrap().0 + 1;
     }
     assert_eq!(got, expected.into_iter().collect::<Vec<_>>());
+    s.stop().await;
+}
+
+/// The sample count of each of a metric's segments, oldest first.
+fn segment_counts(s: &Server, project: &str, metric: &str) -> Vec<u32> {
+    let mut counts = Vec::new();
+    s.app
+        .store
+        .scan_segments::<stathook::store::StoreError>(project, metric, 0, i64::MAX, &mut |_, b| {
+            counts.push(stathook::segment::read_summary(b).unwrap().count);
+            Ok(true)
+        })
+        .unwrap();
+    counts
+}
+
+/// A metric that gains a few samples per compaction round keeps growing one segment (the
+/// samples are appended to its last block), and reads back whole with the right count.
+#[tokio::test]
+async fn a_slowly_growing_metric_keeps_one_segment_across_rounds() {
+    let (_dir, s, c, key) = Server::with_project("p").await;
+    let mut expected = Vec::new();
+    // 1,500 samples first (a full block and a partial one), then 10 per round: the partial
+    // block fills and a third block starts.
+    for (round, n) in [1_500i64, 10, 10, 10, 600].into_iter().enumerate() {
+        let base = expected.len() as i64;
+        let ms: Vec<Value> = (base..base + n)
+            .map(|i| {
+                let (ts, v) = (i * 10_000, (i % 7) as f64);
+                expected.push((ts, v));
+                metric("m", v, ts)
+            })
+            .collect();
+        for part in ms.chunks(100) {
+            assert_eq!(c.post(&key, &batch("p", part.to_vec())).await.status, 200);
+        }
+        let stats = s.app.compact_now().unwrap();
+        assert_eq!(stats.segments_written, 1, "round {round}");
+        assert_eq!(segment_counts(&s, "p", "m"), vec![expected.len() as u32]);
+    }
+    assert_eq!(c.points("p", "m").await, expected);
+    assert_eq!(
+        c.catalog("p").await[0]["sampleCount"],
+        json!(expected.len())
+    );
     s.stop().await;
 }
 

@@ -64,6 +64,9 @@ fn write_segments(
     new: Vec<Sample>,
 ) -> Result<Written, String> {
     let budget = policy::segment_budget(project, metric);
+    let damaged = |start: i64, e: segment::SegmentError| {
+        format!("segment ({project}, {metric}, {start}): {e}; run `stathook check`")
+    };
     let (min, max) = (new[0].timestamp_ms, new[new.len() - 1].timestamp_ms);
     let mut old_segments = c
         .overlapping(project, metric, min, max, true)
@@ -74,9 +77,7 @@ fn write_segments(
             if !policy::absorb_previous(bytes.len(), first.count as usize, budget) {
                 old_segments.remove(0);
             } else if old_segments.len() == 1 {
-                let appended = segment::append(bytes, &new).map_err(|e| {
-                    format!("segment ({project}, {metric}, {start}): {e}; run `stathook check`")
-                })?;
+                let appended = segment::append(bytes, &new).map_err(|e| damaged(*start, e))?;
                 if let Some(appended) = appended.filter(|a| a.len() <= budget) {
                     c.put_segment(project, metric, *start, &appended)
                         .map_err(|e| e.to_string())?;
@@ -92,9 +93,7 @@ fn write_segments(
     }
     let mut old = Vec::new();
     for (start, bytes) in &old_segments {
-        let samples = segment::decode(bytes).map_err(|e| {
-            format!("segment ({project}, {metric}, {start}): {e}; run `stathook check`")
-        })?;
+        let samples = segment::decode(bytes).map_err(|e| damaged(*start, e))?;
         old.extend(samples);
         c.remove_segment(project, metric, *start)
             .map_err(|e| e.to_string())?;
