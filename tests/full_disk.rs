@@ -38,12 +38,22 @@ impl Drop for Tmpfs {
 }
 
 fn big_batch(i: i64) -> serde_json::Value {
-    // ~2.5 KB of metadata per sample: the disk fills after a few hundred requests.
-    let note = "x".repeat(2500);
+    // ~2.5 KB of metadata per sample, different for every sample and hard to compress
+    // (segments keep one copy of repeated metadata per block and zstd the rest): the
+    // store itself, not only the journal, fills the disk after a few hundred requests.
     batch(
         "p",
         (0..10)
             .map(|m| {
+                let mut x = (i as u64 * 10 + m as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                let note: String = (0..2500)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        char::from(b'a' + (x % 26) as u8)
+                    })
+                    .collect();
                 json!({"metricId": format!("m{m}"), "metricName": "M", "value": i,
                     "timestamp": i, "metadata": {"note": note}})
             })
