@@ -51,7 +51,7 @@ pub fn absorb_previous(previous_bytes: usize, previous_count: usize, budget: usi
 /// Encodes merged samples (sorted, no duplicates) as segments of at most `budget` bytes and
 /// `MAX_SEGMENT_SAMPLES` samples, as (first timestamp, bytes). A segment but the last stops
 /// within 1/16 of the budget, at the sample cap, or where one more sample would not fit
-/// (at most six encodings each, usually two); a single sample larger than the budget
+/// (a few encodings each, usually two); a single sample larger than the budget
 /// (metadata up to 4 KiB) is a segment of its own.
 pub fn encode_to_fit(samples: &[Sample], budget: usize) -> Vec<(i64, Vec<u8>)> {
     let mut out = Vec::new();
