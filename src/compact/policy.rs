@@ -77,7 +77,7 @@ fn fit_one(samples: &[Sample], budget: usize, mut n: usize) -> (usize, Vec<u8>) 
     let mut fits: Option<(usize, Vec<u8>)> = None;
     // The smallest count known not to fit.
     let mut too_many = samples.len() + 1;
-    for _ in 0..6 {
+    for tries in 1.. {
         let bytes = segment::encode(&samples[..n]);
         let len = bytes.len();
         if len <= budget || n == 1 {
@@ -89,28 +89,16 @@ fn fit_one(samples: &[Sample], budget: usize, mut n: usize) -> (usize, Vec<u8>) 
             too_many = n;
         }
         let floor = fits.as_ref().map_or(1, |(f, _)| f + 1);
-        if floor >= too_many {
+        // Stop at the best fit once the bounds meet or after six tries; until something
+        // fits, `n` only shrinks (a single sample always fits), so this ends.
+        if fits.is_some() && (floor >= too_many || tries >= 6) {
             break;
         }
         // Aim at 31/32 of the budget so the next try usually fits.
         let aim = (n as u128 * (budget as u128 * 31 / 32) / len.max(1) as u128) as usize;
         n = aim.clamp(floor, too_many - 1);
     }
-    match fits {
-        Some(found) => found,
-        // Six shrinking tries did not fit: halve until one does (a sample or two of
-        // unusual size).
-        None => {
-            let mut n = n;
-            loop {
-                let bytes = segment::encode(&samples[..n]);
-                if bytes.len() <= budget || n == 1 {
-                    return (n, bytes);
-                }
-                n /= 2;
-            }
-        }
-    }
+    fits.expect("BUG: the loop leaves only with a fitting prefix")
 }
 
 #[cfg(test)]
