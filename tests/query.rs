@@ -215,20 +215,17 @@ async fn whole_blocks_are_answered_from_their_summaries() {
     }
     s.app.compact_now().unwrap();
     // The layout the compactor chose: each segment's blocks as (first, last timestamp).
-    let mut layout: Vec<Vec<(i64, i64)>> = Vec::new();
-    s.app
-        .store
-        .scan_segments::<stathook::store::StoreError>("p", "m", 0, i64::MAX, &mut |_, b| {
+    let layout: Vec<Vec<(i64, i64)>> = s
+        .segments("p", "m")
+        .iter()
+        .map(|b| {
             let blocks = stathook::segment::blocks(b).unwrap();
-            layout.push(
-                blocks
-                    .iter()
-                    .map(|x| (x.summary.min_ts, x.summary.max_ts))
-                    .collect(),
-            );
-            Ok(true)
+            blocks
+                .iter()
+                .map(|x| (x.summary.min_ts, x.summary.max_ts))
+                .collect()
         })
-        .unwrap();
+        .collect();
     assert!(layout.len() >= 2, "{layout:?}");
     // Blocks of 1024 samples 10 s apart, the last of each segment possibly shorter.
     for blocks in &layout {

@@ -236,15 +236,10 @@ async fn paging_walks_a_multi_segment_history_merged_with_the_tail() {
 
 /// The sample count of each of a metric's segments, oldest first.
 fn segment_counts(s: &Server, project: &str, metric: &str) -> Vec<u32> {
-    let mut counts = Vec::new();
-    s.app
-        .store
-        .scan_segments::<stathook::store::StoreError>(project, metric, 0, i64::MAX, &mut |_, b| {
-            counts.push(stathook::segment::read_summary(b).unwrap().count);
-            Ok(true)
-        })
-        .unwrap();
-    counts
+    s.segments(project, metric)
+        .iter()
+        .map(|b| stathook::segment::read_summary(b).unwrap().count)
+        .collect()
 }
 
 /// A metric that gains a few samples per compaction round keeps growing one segment (the

@@ -20,6 +20,25 @@ pub struct Server {
 }
 
 impl Server {
+    /// The bytes of each of a metric's segments in the store, oldest first.
+    pub fn segments(&self, project: &str, metric: &str) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        self.app
+            .store
+            .scan_segments::<stathook::store::StoreError>(
+                project,
+                metric,
+                0,
+                i64::MAX,
+                &mut |_, b| {
+                    out.push(b.to_vec());
+                    Ok(true)
+                },
+            )
+            .unwrap();
+        out
+    }
+
     pub async fn start(data_dir: &Path) -> Server {
         Self::start_with(data_dir, |_| {}).await
     }
