@@ -158,6 +158,22 @@ fn segment_codec(c: &mut Criterion) {
             b.iter(|| segment::decode(&bytes).unwrap().len())
         });
     }
+    // What a compaction round costs a slow metric whose open segment holds 6,000 samples
+    // and gains one: appending (only the last block re-encoded) against decoding and
+    // re-encoding the whole segment, as compaction did before store format 6.
+    let (open, later) = random_gauge[..6001].split_at(6000);
+    let open_bytes = segment::encode(open);
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("add_one_sample_to_6000_by_append", |b| {
+        b.iter(|| segment::append(&open_bytes, later).unwrap().unwrap().len())
+    });
+    g.bench_function("add_one_sample_to_6000_by_reencoding", |b| {
+        b.iter(|| {
+            let mut all = segment::decode(&open_bytes).unwrap();
+            all.extend_from_slice(later);
+            segment::encode(&all).len()
+        })
+    });
     g.finish();
 }
 
