@@ -181,11 +181,7 @@ pub fn append(existing: &[u8], later: &[Sample]) -> Result<Option<Vec<u8>>, Segm
     };
     let mut bodies: Vec<(Summary, Cow<'_, [u8]>)> = Vec::with_capacity(kept.len() + 2);
     for b in kept {
-        let body = &existing[b.body_start..b.body_start + b.body_len];
-        if Some(crc32fast::hash(body)) != b.crc {
-            return Err(SegmentError::Checksum);
-        }
-        bodies.push((b.summary, Cow::Borrowed(body)));
+        bodies.push((b.summary, Cow::Borrowed(b.checked_body(existing)?)));
     }
     let tail: Vec<Sample> = tail.into_iter().chain(later.iter().cloned()).collect();
     // Checksums vouch for the bytes, not for their order: a block whose timestamps do not
@@ -787,6 +783,20 @@ pub struct Block {
     version: u8,
 }
 
+impl Block {
+    /// The block's body within its segment's `bytes`, its checksum verified (a v1 body's was
+    /// verified with the whole segment by `blocks`).
+    fn checked_body<'b>(&self, bytes: &'b [u8]) -> Result<&'b [u8], SegmentError> {
+        let body = bytes
+            .get(self.body_start..self.body_start + self.body_len)
+            .ok_or(SegmentError::Malformed("block length"))?;
+        match self.crc {
+            Some(crc) if crc32fast::hash(body) != crc => Err(SegmentError::Checksum),
+            _ => Ok(body),
+        }
+    }
+}
+
 /// The blocks of a segment, oldest first, with their checksummed summaries. Verifies the
 /// header checksum (v2, v3) or the whole segment (v1, whose only block is the segment), and
 /// that the block table is consistent with the bytes; block bodies are verified when decoded.
@@ -985,14 +995,7 @@ fn decode_block_into(
     out: &mut Columns,
     with_metadata: bool,
 ) -> Result<bool, SegmentError> {
-    let body = bytes
-        .get(block.body_start..block.body_start + block.body_len)
-        .ok_or(SegmentError::Malformed("block length"))?;
-    if let Some(crc) = block.crc {
-        if crc32fast::hash(body) != crc {
-            return Err(SegmentError::Checksum);
-        }
-    }
+    let body = block.checked_body(bytes)?;
     let count = block.summary.count as usize;
     if count == 0 || count > MAX_SEGMENT_SAMPLES {
         return Err(SegmentError::Malformed("count"));
