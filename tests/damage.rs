@@ -42,18 +42,6 @@ async fn refused(c: &Client, q: &str) {
     );
 }
 
-fn check(data_dir: &Path) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stathook"))
-        .args(["check", "--data-dir"])
-        .arg(data_dir)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 #[tokio::test]
 async fn a_damaged_journal_recovers_exactly_the_requests_before_the_damage() {
     // 40 sequential requests, each 3 metrics at timestamp i, left in the journal by SIGKILL.
@@ -157,19 +145,27 @@ async fn a_corrupt_segment_is_reported_not_served() {
 
     // Flip one byte of the segment, through redb (so redb's own page checksums stay valid
     // and only the segment's checksums can notice): first in the last block's body, then in
-    // the header's block table.
+    // the header's block table. It is the metric's last segment, so it sits in the tail
+    // pack keyed by the project's first metric.
     let flip = |at_from_end: Option<usize>| {
         use redb::ReadableTable;
         let db = redb::Database::open(dir.path().join("stathook.redb")).unwrap();
-        let t: redb::TableDefinition<(&str, &str, i64), &[u8]> =
-            redb::TableDefinition::new("segments");
+        let t: redb::TableDefinition<(&str, &str), &[u8]> = redb::TableDefinition::new("tails");
         let txn = db.begin_write().unwrap();
         {
             let mut table = txn.open_table(t).unwrap();
-            let mut bytes = table.get(("p", "m", 0)).unwrap().unwrap().value().to_vec();
-            let at = at_from_end.map_or(70, |n| bytes.len() - n);
-            bytes[at] ^= 0x10;
-            table.insert(("p", "m", 0), bytes.as_slice()).unwrap();
+            let mut pack = table.get(("p", "m")).unwrap().unwrap().value().to_vec();
+            let (offset, len) = {
+                let members = stathook::store::tails::decode(&pack).unwrap();
+                let (_, start, segment) = members.iter().find(|(m, ..)| *m == "m").unwrap();
+                assert_eq!(*start, 0);
+                (
+                    segment.as_ptr() as usize - pack.as_ptr() as usize,
+                    segment.len(),
+                )
+            };
+            pack[offset + at_from_end.map_or(70, |n| len - n)] ^= 0x10;
+            table.insert(("p", "m"), pack.as_slice()).unwrap();
         }
         txn.commit().unwrap();
     };

@@ -377,6 +377,26 @@ async fn format_v1_data_dir_still_opens() {
         200
     );
     s.stop().await;
+    // The stop compacted the new sample into the old segment, which moved it into a tail
+    // pack (format 7); the older metric's segment stayed where format 1 put it.
+    let s = Server::start(dir.path()).await;
+    let c = s.client();
+    assert_eq!(
+        c.points("golden", "daily_signups").await,
+        vec![
+            (1234567890000, 42.0),
+            (1234567950000, 43.0),
+            (1234568010000, 44.0),
+            (1234568070000, 45.0)
+        ]
+    );
+    assert_eq!(
+        c.points("golden", "revenue").await,
+        vec![(1234567890000, 5.0)]
+    );
+    s.stop().await;
+    let (ok, report) = check(dir.path());
+    assert!(ok, "{report}");
 }
 
 #[tokio::test]
@@ -557,7 +577,10 @@ async fn store_size_after_rewrites(compact_on_close_max_bytes: u64) -> (u64, tem
         let ms = (0..100i64)
             .map(|i| {
                 let v = (round * 1000 + i) as f64 + 0.25;
-                metric(&format!("m{}", i % 50), v, 1000 + round * 100 + i)
+                let mut m = metric(&format!("m{}", i % 50), v, 1000 + round * 100 + i);
+                // A distinct note per sample, so the live data outweighs redb's own pages.
+                m["metadata"] = json!({"note": blake3::hash(&v.to_le_bytes()).to_hex().as_str()});
+                m
             })
             .collect();
         assert_eq!(c.post(&key, &batch("p", ms)).await.status, 200);

@@ -326,3 +326,16 @@ pub fn batch(project: &str, metrics: Vec<Value>) -> Value {
 pub fn now_ms() -> i64 {
     stathook::clock::now_ms()
 }
+
+/// Runs `stathook check` on a data dir: (whether it passed, its report).
+pub fn check(data_dir: &std::path::Path) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stathook"))
+        .args(["check", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}

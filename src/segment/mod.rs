@@ -34,7 +34,7 @@ pub const BLOCK_SAMPLES: usize = 1024;
 pub const SMALL_SEGMENT_SAMPLES: usize = 64;
 
 /// Largest number of samples in one segment (store format 6; 8192 before). The compactor
-/// cuts segments to fill one redb page (`compact::policy::encode_to_fit`), so this cap
+/// cuts segments to fill a two-page redb leaf (`compact::policy::encode_to_fit`), so this cap
 /// binds only for series that compress very well (a regular constant: ~1.5 KB for
 /// 32,768 samples, ~3.8 days at 10 s spacing). Reads decode block by block (1024 samples).
 pub const MAX_SEGMENT_SAMPLES: usize = 32768;

@@ -1,9 +1,10 @@
 //! Store: the only module that imports redb. Owns the store file (`stathook.redb`): admin
-//! records (projects, webhooks, key hashes), the compacted segments, the persisted catalog and
-//! the compaction watermark. It does not decide what to compact (`compact`) nor how samples
+//! records (projects, webhooks, key hashes), the compacted segments (each metric's last one
+//! in a tail pack, `tails`), the persisted catalog and the compaction watermark. It does not decide what to compact (`compact`) nor how samples
 //! are encoded (`segment`); it stores bytes under keys and commits them atomically.
 
 mod tables;
+pub mod tails;
 
 use crate::segment::{self, SegmentError};
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
@@ -16,7 +17,7 @@ use tables::*;
 pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
 
 /// Version of the whole on-disk format (store file + journal files), see `docs/format.md`.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -281,13 +282,15 @@ impl Store {
                     meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())?;
                 }
                 Some(Some(v)) if v == FORMAT_VERSION => {}
-                Some(Some(1..=5)) => {
-                    // Versions 1 to 5 differ only in their segments (1: one block, no block
+                Some(Some(1..=6)) => {
+                    // Versions 1 to 6 differ only in their segments (1: one block, no block
                     // table; 2: no decimal value codec; 3: segment layout 2, JSON catalog
-                    // rows; 4: no XOR value codec; 5: at most 8192 samples a segment), and
-                    // this build reads them all; new segments and rows use what 6 adds, so
-                    // the file is version 6 from here on (an older stathook refuses it
-                    // instead of misreading it).
+                    // rows; 4: no XOR value codec; 5: at most 8192 samples a segment; 6: no
+                    // tail packs, every segment in `segments`), and this build reads them
+                    // all; what it writes uses what 7 adds (a metric's last segment moves
+                    // to a tail pack when compaction next touches it), so the file is
+                    // version 7 from here on (an older stathook refuses it instead of
+                    // missing the tails).
                     meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())?;
                 }
                 Some(Some(v)) if v > FORMAT_VERSION => {
@@ -301,6 +304,7 @@ impl Store {
             txn.open_table(WEBHOOKS)?;
             txn.open_table(API_KEYS)?;
             txn.open_table(SEGMENTS)?;
+            txn.open_table(TAILS)?;
             txn.open_table(CATALOG)?;
             txn.open_table(USAGE)?;
         }
@@ -565,6 +569,26 @@ impl Store {
             return Ok(());
         }
         let txn = self.db()?.begin_read().map_err(StoreError::from)?;
+        // The metric's last segment, when it is in a tail pack, starts after every one in
+        // `segments` (and so ends after them too).
+        let tails = txn.open_table(TAILS).map_err(StoreError::from)?;
+        let pack = match tails
+            .range((project, "")..=(project, metric))
+            .map_err(StoreError::from)?
+            .next_back()
+        {
+            Some(row) => Some(row.map_err(StoreError::from)?.1),
+            None => None,
+        };
+        let tail = match &pack {
+            Some(v) => tails::find(v.value(), metric)?.filter(|(start, _)| *start <= to_ms),
+            None => None,
+        };
+        if let Some((start, bytes)) = tail.filter(|(start, _)| *start <= from_ms) {
+            // Every other segment ends before the tail starts, so before `from_ms`.
+            visit(start, bytes)?;
+            return Ok(());
+        }
         let t = txn.open_table(SEGMENTS).map_err(StoreError::from)?;
         // The segment starting at or before `from_ms` may reach into the range; every later
         // one starting by `to_ms` does.
@@ -582,8 +606,11 @@ impl Store {
         for row in first.into_iter().chain(rest.into_iter().flatten()) {
             let (k, v) = row.map_err(StoreError::from)?;
             if !visit(k.value().2, v.value())? {
-                break;
+                return Ok(());
             }
+        }
+        if let Some((start, bytes)) = tail {
+            visit(start, bytes)?;
         }
         Ok(())
     }
@@ -592,6 +619,12 @@ impl Store {
     /// segment's timestamp column).
     pub fn contains(&self, project: &str, metric: &str, ts: i64) -> Result<bool> {
         let txn = self.db()?.begin_read()?;
+        if let Some((start, bytes)) = tails::lookup(&txn.open_table(TAILS)?, project, metric)? {
+            if start <= ts {
+                return segment::contains_timestamp(&bytes, ts)
+                    .map_err(|e| corrupt(project, metric, start, e));
+            }
+        }
         let t = txn.open_table(SEGMENTS)?;
         let last = t
             .range((project, metric, i64::MIN)..=(project, metric, ts))?
@@ -620,6 +653,21 @@ impl Store {
                 bad.push(corrupt(p, m, s, e).to_string());
             }
         }
+        for row in txn.open_table(TAILS)?.iter()? {
+            let (k, v) = row?;
+            let (p, first) = k.value();
+            match tails::decode(v.value()) {
+                Err(e) => bad.push(format!("tail pack ({p}, {first}): {e}")),
+                Ok(members) => {
+                    for (m, s, bytes) in members {
+                        checked += 1;
+                        if let Err(e) = segment::decode(bytes) {
+                            bad.push(corrupt(p, m, s, e).to_string());
+                        }
+                    }
+                }
+            }
+        }
         Ok((checked, bad))
     }
 
@@ -635,6 +683,7 @@ impl Store {
     pub fn begin_compaction(&self) -> Result<Compaction> {
         Ok(Compaction {
             txn: self.db()?.begin_write()?,
+            tails: tails::TailRun::default(),
         })
     }
 
@@ -684,14 +733,24 @@ impl Snapshot {
         let stats = BackupStats {
             projects: copy_table(&self.txn, &txn, PROJECTS)?,
             keys: copy_table(&self.txn, &txn, WEBHOOKS)?,
-            segments: copy_table(&self.txn, &txn, SEGMENTS)?,
+            segments: copy_table(&self.txn, &txn, SEGMENTS)? + count_tails(&self.txn)?,
             metrics: copy_table(&self.txn, &txn, CATALOG)?,
         };
+        copy_table(&self.txn, &txn, TAILS)?;
         copy_table(&self.txn, &txn, API_KEYS)?;
         copy_table(&self.txn, &txn, USAGE)?;
         txn.commit()?;
         Ok(stats)
     }
+}
+
+/// How many tails the packs of a snapshot hold.
+fn count_tails(txn: &redb::ReadTransaction) -> Result<u64> {
+    let mut n = 0;
+    for row in txn.open_table(TAILS)?.iter()? {
+        n += tails::decode(row?.1.value())?.len() as u64;
+    }
+    Ok(n)
 }
 
 fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
@@ -712,23 +771,60 @@ fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
 
 /// One compaction round: segments, catalog rows and the watermark commit together
 /// (ARCHITECTURE.md invariant 4), or not at all if this is dropped uncommitted.
+///
+/// Callers see one set of segments per metric; this places them: a metric's last segment
+/// (the greatest start) in its project's tail packs, every earlier one in `segments`. A store
+/// written by format 6 may still hold a metric's last segment in `segments` with no tail;
+/// the first put after it moves it. Puts and removals for one metric come in ascending
+/// start order, metrics in ascending (project, metric) order for packs to stay full.
 pub struct Compaction {
     txn: WriteTransaction,
+    tails: tails::TailRun,
 }
 
 impl Compaction {
+    /// The metric's tail as this transaction has it: (start, bytes).
+    fn tail(&mut self, project: &str, metric: &str) -> Result<Option<(i64, Vec<u8>)>> {
+        let mut t = self.txn.open_table(TAILS)?;
+        Ok(self
+            .tails
+            .get(&mut t, project, metric)?
+            .map(|m| (m.start, m.bytes.clone())))
+    }
+
+    fn set_tail(
+        &mut self,
+        project: &str,
+        metric: &str,
+        tail: Option<(i64, Vec<u8>)>,
+    ) -> Result<()> {
+        let mut t = self.txn.open_table(TAILS)?;
+        self.tails.set(&mut t, project, metric, tail)
+    }
+
     /// Segments of `metric` that overlap `[from_ms, to_ms]`, as (start key, bytes), oldest
     /// first, plus the segment just before `from_ms` when `with_previous` is set.
     pub fn overlapping(
-        &self,
+        &mut self,
         project: &str,
         metric: &str,
         from_ms: i64,
         to_ms: i64,
         with_previous: bool,
     ) -> Result<Vec<(i64, Vec<u8>)>> {
+        let tail = self.tail(project, metric)?;
         let t = self.txn.open_table(SEGMENTS)?;
         let mut out = overlapping(&t, project, metric, from_ms, to_ms)?;
+        if let Some((start, bytes)) = tail.filter(|(start, _)| *start <= to_ms) {
+            let summary =
+                segment::read_summary(&bytes).map_err(|e| corrupt(project, metric, start, e))?;
+            if summary.max_ts >= from_ms {
+                out.push((start, bytes));
+            } else if with_previous {
+                // The tail ends before `from_ms` and every other segment before it.
+                return Ok(vec![(start, bytes)]);
+            }
+        }
         if with_previous {
             let before = out.first().map(|(s, _)| *s).unwrap_or(from_ms);
             if let Some(row) = t
@@ -743,12 +839,19 @@ impl Compaction {
     }
 
     pub fn remove_segment(&mut self, project: &str, metric: &str, start_ms: i64) -> Result<()> {
+        if self
+            .tail(project, metric)?
+            .is_some_and(|(s, _)| s == start_ms)
+        {
+            return self.set_tail(project, metric, None);
+        }
         self.txn
             .open_table(SEGMENTS)?
             .remove((project, metric, start_ms))?;
         Ok(())
     }
 
+    /// Puts a segment of `metric` starting at `start_ms`, replacing one with that start.
     pub fn put_segment(
         &mut self,
         project: &str,
@@ -756,10 +859,38 @@ impl Compaction {
         start_ms: i64,
         bytes: &[u8],
     ) -> Result<()> {
-        self.txn
-            .open_table(SEGMENTS)?
-            .insert((project, metric, start_ms), bytes)?;
-        Ok(())
+        let tail = self.tail(project, metric)?;
+        let mut segments = self.txn.open_table(SEGMENTS)?;
+        let last = match tail {
+            Some((start, old)) => {
+                if start_ms < start {
+                    segments.insert((project, metric, start_ms), bytes)?;
+                    return Ok(());
+                }
+                if start_ms > start {
+                    // A later segment: the old tail becomes an ordinary one.
+                    segments.insert((project, metric, start), old.as_slice())?;
+                }
+                None
+            }
+            // No tail: the metric's last segment, if any, is in `segments` (format 6).
+            None => match segments
+                .range((project, metric, i64::MIN)..=(project, metric, i64::MAX))?
+                .next_back()
+            {
+                Some(row) => Some(row?.0.value().2),
+                None => None,
+            },
+        };
+        if last.is_some_and(|l| start_ms < l) {
+            segments.insert((project, metric, start_ms), bytes)?;
+            return Ok(());
+        }
+        if last == Some(start_ms) {
+            segments.remove((project, metric, start_ms))?;
+        }
+        drop(segments);
+        self.set_tail(project, metric, Some((start_ms, bytes.to_vec())))
     }
 
     pub fn catalog_row(&self, project: &str, metric: &str) -> Result<Option<CatalogRow>> {
@@ -781,6 +912,8 @@ impl Compaction {
     /// Removes every segment and the catalog row of a metric; returns how many segments
     /// there were.
     pub fn remove_metric(&mut self, project: &str, metric: &str) -> Result<usize> {
+        let tail = usize::from(self.tail(project, metric)?.is_some());
+        self.set_tail(project, metric, None)?;
         let mut t = self.txn.open_table(SEGMENTS)?;
         let starts: Vec<i64> = t
             .range((project, metric, i64::MIN)..=(project, metric, i64::MAX))?
@@ -790,7 +923,7 @@ impl Compaction {
             t.remove((project, metric, *start))?;
         }
         self.txn.open_table(CATALOG)?.remove((project, metric))?;
-        Ok(starts.len())
+        Ok(starts.len() + tail)
     }
 
     /// Removes the metric's segments whose samples all precede `cutoff_ms` (whole segments
@@ -802,17 +935,30 @@ impl Compaction {
         metric: &str,
         cutoff_ms: i64,
     ) -> Result<Expiry> {
+        let tail = self.tail(project, metric)?;
         let mut t = self.txn.open_table(SEGMENTS)?;
         let mut gone: Vec<(i64, u64)> = Vec::new();
+        let mut kept_one = false;
         for row in t.range((project, metric, i64::MIN)..(project, metric, cutoff_ms))? {
             let (k, v) = row?;
             let start = k.value().2;
             let summary =
                 segment::read_summary(v.value()).map_err(|e| corrupt(project, metric, start, e))?;
             if summary.max_ts >= cutoff_ms {
+                kept_one = true;
                 break;
             }
             gone.push((start, u64::from(summary.count)));
+        }
+        // The tail is the last segment: it can go only when every other one does.
+        let mut tail_gone = false;
+        if let Some((start, bytes)) = &tail {
+            let summary =
+                segment::read_summary(bytes).map_err(|e| corrupt(project, metric, *start, e))?;
+            if !kept_one && summary.max_ts < cutoff_ms {
+                tail_gone = true;
+                gone.push((*start, u64::from(summary.count)));
+            }
         }
         if gone.is_empty() {
             return Ok(Expiry::Nothing);
@@ -826,8 +972,13 @@ impl Compaction {
             .next()
         {
             Some(row) => Some(row?.0.value().2),
-            None => None,
+            None if tail_gone => None,
+            None => tail.as_ref().map(|(start, _)| *start),
         };
+        drop(t);
+        if tail_gone {
+            self.set_tail(project, metric, None)?;
+        }
         let mut catalog = self.txn.open_table(CATALOG)?;
         let row: Option<CatalogRow> = match catalog.get((project, metric))? {
             Some(v) => Some(CatalogRow::decode(v.value())?),
@@ -856,14 +1007,16 @@ impl Compaction {
     }
 
     /// Commits a deletion or expiry round durably, leaving the watermark as it is.
-    pub fn commit_data_only(self) -> Result<()> {
+    pub fn commit_data_only(mut self) -> Result<()> {
+        self.tails.flush(&mut self.txn.open_table(TAILS)?)?;
         self.txn.commit()?;
         Ok(())
     }
 
     /// Records that every journal generation up to `generation` is in the segments, and
     /// commits the round durably.
-    pub fn commit(self, generation: u64) -> Result<()> {
+    pub fn commit(mut self, generation: u64) -> Result<()> {
+        self.tails.flush(&mut self.txn.open_table(TAILS)?)?;
         self.txn
             .open_table(META)?
             .insert(META_WATERMARK, generation.to_le_bytes().as_slice())?;

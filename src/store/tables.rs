@@ -16,12 +16,15 @@ pub const API_KEYS: TableDefinition<&[u8; 32], &str> = TableDefinition::new("api
 pub const USAGE: TableDefinition<&str, &[u8]> = TableDefinition::new("usage");
 /// (project id, metricId, first timestamp ms) → segment bytes (`segment` module).
 pub const SEGMENTS: TableDefinition<(&str, &str, i64), &[u8]> = TableDefinition::new("segments");
+/// (project id, first metricId of the pack) → a tail pack (`tails` module): the last segment
+/// of each metric from that metricId up to the next pack's key.
+pub const TAILS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("tails");
 /// (project id, metricId) → CatalogRow as JSON: what the compacted segments hold.
 pub const CATALOG: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("catalog");
 
 /// META key: u32 LE, the store format version (`FORMAT_VERSION`).
 pub const META_FORMAT_VERSION: &str = "format_version";
-/// META key: u64 LE, the highest journal generation whose samples are all in SEGMENTS.
+/// META key: u64 LE, the highest journal generation whose samples are all in segments.
 pub const META_WATERMARK: &str = "compacted_through_generation";
 /// META key: 32 bytes, blake3 of the admin token.
 pub const META_ADMIN_TOKEN_HASH: &str = "admin_token_hash";

@@ -1,0 +1,506 @@
+//! Tail packs: the last segment of many metrics of one project side by side in one value of
+//! the `tails` table, so that a short or still-growing segment does not take a redb leaf of
+//! its own (a leaf is at least one 4 KiB page). Owns the pack encoding and `TailRun`, which
+//! applies a transaction's tail edits pack by pack. It does not decode segments (`segment`)
+//! nor decide which segment is a metric's last (`Compaction` in the parent module does).
+//!
+//! The packs of a project partition its metricIds: a pack is keyed by its first member's
+//! metricId and holds every tail from there up to the next pack's key, so a metric's tail is
+//! in the pack with the greatest key at or below it (docs/format.md, "Tail packs").
+
+use super::{Result, StoreError};
+use crate::segment::{get_varint, put_varint};
+use redb::{ReadableTable, Table};
+
+/// Pack encoding version, the first byte of every pack.
+const PACK_VERSION: u8 = 1;
+/// The redb leaf a full pack fills: eight pages. Large enough that cutting packs between
+/// whole tails (each at most one segment budget, ~8 KB) wastes only a few per cent.
+const PACK_LEAF_BYTES: usize = 32 * 1024;
+/// What the leaf spends besides the pack (see `compact::policy::LEAF_OVERHEAD`).
+const LEAF_OVERHEAD: usize = 48;
+
+/// The bytes a pack keyed by (`project`, `first`) may take so that it fills its leaf.
+pub fn pack_budget(project: &str, first: &str) -> usize {
+    PACK_LEAF_BYTES.saturating_sub(LEAF_OVERHEAD + project.len() + first.len())
+}
+
+/// One metric's tail: its last segment and the segment's first timestamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub metric: String,
+    pub start: i64,
+    pub bytes: Vec<u8>,
+}
+
+impl Member {
+    /// The bytes this member takes inside a pack.
+    fn encoded_len(&self) -> usize {
+        varint_len(self.metric.len())
+            + self.metric.len()
+            + 8
+            + varint_len(self.bytes.len())
+            + self.bytes.len()
+    }
+}
+
+fn varint_len(n: usize) -> usize {
+    (64 - (n as u64 | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Encodes members (ascending by metric, at least one) as a pack.
+pub fn encode(members: &[Member]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + members.iter().map(Member::encoded_len).sum::<usize>());
+    out.push(PACK_VERSION);
+    put_varint(&mut out, members.len() as u64);
+    for m in members {
+        put_varint(&mut out, m.metric.len() as u64);
+        out.extend_from_slice(m.metric.as_bytes());
+        out.extend_from_slice(&m.start.to_le_bytes());
+        put_varint(&mut out, m.bytes.len() as u64);
+        out.extend_from_slice(&m.bytes);
+    }
+    out
+}
+
+/// The members of a pack, borrowed, in order: (metric, start, segment bytes). Refuses a
+/// pack that is cut off, has trailing bytes, an unknown version, or members out of order.
+pub fn decode(pack: &[u8]) -> Result<Vec<(&str, i64, &[u8])>> {
+    let bad = |what: &str| StoreError::Corrupt(format!("tail pack: {what}"));
+    let (&version, mut rest) = pack.split_first().ok_or_else(|| bad("empty"))?;
+    if version != PACK_VERSION {
+        return Err(bad(&format!("unknown version {version}")));
+    }
+    let (count, used) = get_varint(rest).ok_or_else(|| bad("cut off count"))?;
+    rest = &rest[used..];
+    // Every member takes at least 10 bytes, so a count beyond that is damage.
+    if count == 0 || count > rest.len() as u64 / 10 {
+        return Err(bad(&format!("{count} members in {} bytes", rest.len())));
+    }
+    let mut out: Vec<(&str, i64, &[u8])> = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        let cut = || bad(&format!("member {i} cut off"));
+        let metric = take_prefixed(&mut rest).ok_or_else(cut)?;
+        let metric = std::str::from_utf8(metric)
+            .map_err(|_| bad(&format!("member {i}: metricId is not UTF-8")))?;
+        let start = i64::from_le_bytes(rest.get(..8).ok_or_else(cut)?.try_into().unwrap());
+        rest = &rest[8..];
+        let segment = take_prefixed(&mut rest).ok_or_else(cut)?;
+        if out.last().is_some_and(|(prev, _, _)| *prev >= metric) {
+            return Err(bad(&format!("member {i} ({metric}) out of order")));
+        }
+        out.push((metric, start, segment));
+    }
+    if !rest.is_empty() {
+        return Err(bad(&format!("{} bytes after the last member", rest.len())));
+    }
+    Ok(out)
+}
+
+/// Takes a varint length and that many bytes off the front of `rest`; None if cut off.
+fn take_prefixed<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (len, used) = get_varint(rest)?;
+    let len = usize::try_from(len).ok()?;
+    let body = rest.get(used..used.checked_add(len)?)?;
+    *rest = &rest[used + len..];
+    Some(body)
+}
+
+/// The tail of `metric` in `pack`, if it has one: (start, segment bytes).
+pub fn find<'a>(pack: &'a [u8], metric: &str) -> Result<Option<(i64, &'a [u8])>> {
+    Ok(decode(pack)?
+        .into_iter()
+        .find(|(m, _, _)| *m == metric)
+        .map(|(_, start, bytes)| (start, bytes)))
+}
+
+/// The tail of (`project`, `metric`) in a `tails` table (read or write transaction).
+pub fn lookup(
+    t: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    project: &str,
+    metric: &str,
+) -> Result<Option<(i64, Vec<u8>)>> {
+    let Some(row) = t.range((project, "")..=(project, metric))?.next_back() else {
+        return Ok(None);
+    };
+    let (_, v) = row?;
+    Ok(find(v.value(), metric)?.map(|(s, b)| (s, b.to_vec())))
+}
+
+/// How many members from the front of `members` make one pack: the longest prefix (at
+/// least one member) that fits the budget of a pack keyed by its first member.
+fn first_pack_len(project: &str, members: &[Member]) -> usize {
+    let Some(first) = members.first() else {
+        return 0;
+    };
+    let budget = pack_budget(project, &first.metric);
+    // Version byte and a count of up to three varint bytes.
+    let mut used = 4;
+    let mut n = 0;
+    for m in members {
+        used += m.encoded_len();
+        if used > budget && n > 0 {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// A transaction's tail edits, applied pack by pack. The packs covering the metrics being
+/// edited are loaded (and removed from the table) into a run of members; members that no
+/// later edit can reach are written back as full packs as the edits move on, and `flush`
+/// cuts and writes the rest. Edits in ascending (project, metric) order, as compaction
+/// makes them, rewrite each touched pack once and cut consecutive touched packs as one
+/// sequence, so packs stay full; edits in any other order are correct, only slower.
+#[derive(Default)]
+pub struct TailRun {
+    /// Whether the fields below describe loaded packs.
+    active: bool,
+    project: String,
+    /// The run covers metricIds in `[start, end)`: `start` is the key of the first pack
+    /// loaded (or "" when no pack lies below the first edit), `end` the key of the next pack
+    /// still in the table (None: no later pack in the project).
+    start: String,
+    end: Option<String>,
+    /// The tails of the covered metrics, ascending, edits applied.
+    members: Vec<Member>,
+}
+
+type TailsTable<'t> = Table<'t, (&'static str, &'static str), &'static [u8]>;
+
+impl TailRun {
+    /// The tail of (`project`, `metric`), with this run's edits applied.
+    pub fn get(
+        &mut self,
+        t: &mut TailsTable,
+        project: &str,
+        metric: &str,
+    ) -> Result<Option<&Member>> {
+        self.cover(t, project, metric)?;
+        Ok(self
+            .members
+            .binary_search_by(|m| m.metric.as_str().cmp(metric))
+            .ok()
+            .map(|i| &self.members[i]))
+    }
+
+    /// Sets (Some) or removes (None) the tail of (`project`, `metric`) as (start, bytes).
+    pub fn set(
+        &mut self,
+        t: &mut TailsTable,
+        project: &str,
+        metric: &str,
+        tail: Option<(i64, Vec<u8>)>,
+    ) -> Result<()> {
+        self.cover(t, project, metric)?;
+        let at = self
+            .members
+            .binary_search_by(|m| m.metric.as_str().cmp(metric));
+        match (at, tail) {
+            (Ok(i), Some((start, bytes))) => {
+                self.members[i].start = start;
+                self.members[i].bytes = bytes;
+            }
+            (Err(i), Some((start, bytes))) => self.members.insert(
+                i,
+                Member {
+                    metric: metric.to_owned(),
+                    start,
+                    bytes,
+                },
+            ),
+            (Ok(i), None) => {
+                self.members.remove(i);
+            }
+            (Err(_), None) => {}
+        }
+        self.write_settled(t, metric)
+    }
+
+    /// Cuts every member of the run into packs and writes them; the run is empty after.
+    pub fn flush(&mut self, t: &mut TailsTable) -> Result<()> {
+        if self.active {
+            self.write_front(t, None)?;
+        }
+        self.active = false;
+        Ok(())
+    }
+
+    /// Makes the run cover (`project`, `metric`): extends it over the next pack when that
+    /// is the one holding `metric`, else flushes it and loads the pack that does.
+    fn cover(&mut self, t: &mut TailsTable, project: &str, metric: &str) -> Result<()> {
+        if self.active && self.project == project && metric >= self.start.as_str() {
+            loop {
+                let Some(end) = self.end.clone() else {
+                    return Ok(());
+                };
+                if metric < end.as_str() {
+                    return Ok(());
+                }
+                let after = next_key(t, project, &end)?;
+                if after.as_deref().is_some_and(|a| metric >= a) {
+                    // Beyond the next pack too: do not load packs no edit touches.
+                    break;
+                }
+                self.load(t, &end)?;
+                self.end = after;
+            }
+        }
+        self.flush(t)?;
+        let below = match t.range((project, "")..=(project, metric))?.next_back() {
+            Some(row) => Some(row?.0.value().1.to_owned()),
+            None => None,
+        };
+        self.active = true;
+        self.project = project.to_owned();
+        self.members.clear();
+        match below {
+            Some(key) => {
+                self.end = next_key(t, project, &key)?;
+                self.load(t, &key)?;
+                self.start = key;
+            }
+            None => {
+                self.start = String::new();
+                self.end = match t.range((project, "")..)?.next() {
+                    Some(row) => {
+                        let row = row?;
+                        let (p, m) = row.0.value();
+                        (p == project).then(|| m.to_owned())
+                    }
+                    None => None,
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the pack keyed (run project, `key`) from the table to the end of the run.
+    fn load(&mut self, t: &mut TailsTable, key: &str) -> Result<()> {
+        let project = self.project.clone();
+        let Some(v) = t.remove((project.as_str(), key))? else {
+            return Err(StoreError::Corrupt(format!(
+                "tail pack ({project}, {key}) vanished"
+            )));
+        };
+        for (metric, start, bytes) in decode(v.value())? {
+            self.members.push(Member {
+                metric: metric.to_owned(),
+                start,
+                bytes: bytes.to_vec(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes full packs from the front of the run whose members all sort before
+    /// `editing` (no later ascending edit reaches them); None writes every member.
+    fn write_front(&mut self, t: &mut TailsTable, editing: Option<&str>) -> Result<()> {
+        let project = self.project.clone();
+        let mut done = 0;
+        loop {
+            let rest = &self.members[done..];
+            let n = first_pack_len(&project, rest);
+            if n == 0 {
+                break;
+            }
+            if let Some(editing) = editing {
+                // Keep the metric being edited in the run: compaction edits one metric a
+                // few times in a row (a removal, then puts), and writing its pack now
+                // would only load it again. A pack is written once the member after it
+                // is known, so the cut is final.
+                if n == rest.len() || rest[n - 1].metric.as_str() >= editing {
+                    break;
+                }
+            }
+            t.insert(
+                (project.as_str(), rest[0].metric.as_str()),
+                encode(&rest[..n]).as_slice(),
+            )?;
+            done += n;
+        }
+        self.members.drain(..done);
+        if let Some(first) = self.members.first() {
+            if done > 0 {
+                // Packs now cover the metrics before the first member left.
+                self.start = first.metric.clone();
+            }
+        }
+        Ok(())
+    }
+
+    fn write_settled(&mut self, t: &mut TailsTable, editing: &str) -> Result<()> {
+        self.write_front(t, Some(editing))
+    }
+}
+
+/// The key of the first pack of `project` after `key`.
+fn next_key(t: &TailsTable, project: &str, key: &str) -> Result<Option<String>> {
+    use std::ops::Bound::{Excluded, Unbounded};
+    let next = t
+        .range::<(&str, &str)>((Excluded((project, key)), Unbounded))?
+        .next();
+    Ok(match next {
+        Some(row) => {
+            let row = row?;
+            let (p, m) = row.0.value();
+            (p == project).then(|| m.to_owned())
+        }
+        None => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tables::TAILS;
+    use proptest::prelude::*;
+    use redb::{Database, ReadableDatabase};
+    use std::collections::BTreeMap;
+
+    fn member(metric: &str, start: i64, len: usize) -> Member {
+        Member {
+            metric: metric.into(),
+            start,
+            bytes: (0..len).map(|i| (i * 7 + start as usize) as u8).collect(),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn packs_round_trip_and_refuse_damage(
+            sizes in proptest::collection::btree_map("[a-z/ ]{1,12}", (any::<i64>(), 0usize..300), 1..20),
+        ) {
+            let members: Vec<Member> = sizes.iter().map(|(m, (s, n))| member(m, *s, *n)).collect();
+            let pack = encode(&members);
+            let body: usize = members.iter().map(Member::encoded_len).sum();
+            prop_assert_eq!(pack.len(), 1 + varint_len(members.len()) + body);
+            let back = decode(&pack).unwrap();
+            prop_assert_eq!(back.len(), members.len());
+            for ((m, s, b), want) in back.iter().zip(&members) {
+                prop_assert_eq!((*m, *s, *b), (want.metric.as_str(), want.start, want.bytes.as_slice()));
+                prop_assert_eq!(find(&pack, m).unwrap(), Some((*s, *b)));
+            }
+            prop_assert_eq!(find(&pack, "~not there").unwrap(), None);
+            for cut in 0..pack.len() {
+                prop_assert!(decode(&pack[..cut]).is_err(), "cut at {}", cut);
+            }
+            let mut longer = pack.clone();
+            longer.push(0);
+            prop_assert!(decode(&longer).is_err());
+        }
+
+        /// Rounds of tail edits through `TailRun` leave the table holding exactly what a
+        /// plain map says, with packs that partition the metricIds and fit their budget; when
+        /// a round edits in order, packs but the last of a run are nearly full.
+        #[test]
+        fn edits_through_runs_match_a_map(
+            rounds in proptest::collection::vec(
+                (proptest::collection::vec((0u16..300, 0i64..5, 0usize..9000, any::<bool>()), 1..120), any::<bool>()),
+                1..6,
+            ),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Database::create(dir.path().join("t.redb")).unwrap();
+            let mut model: BTreeMap<(String, String), Member> = BTreeMap::new();
+            for (edits, sorted) in rounds {
+                let mut edits: Vec<_> = edits
+                    .into_iter()
+                    .map(|(id, start, len, keep)| {
+                        // Two projects, so runs cross a project boundary.
+                        let project = if id % 7 == 0 { "a" } else { "b" };
+                        (project.to_string(), format!("m{id:03}"), start, len, keep || len % 5 != 0)
+                    })
+                    .collect();
+                if sorted {
+                    edits.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+                }
+                let txn = db.begin_write().unwrap();
+                {
+                    let mut t = txn.open_table(TAILS).unwrap();
+                    let mut run = TailRun::default();
+                    for (p, m, start, len, keep) in edits {
+                        let want = model.get(&(p.clone(), m.clone())).cloned();
+                        let got = run.get(&mut t, &p, &m).unwrap().cloned();
+                        prop_assert_eq!(got, want);
+                        if keep {
+                            let mem = member(&m, start, len);
+                            run.set(&mut t, &p, &m, Some((start, mem.bytes.clone()))).unwrap();
+                            model.insert((p, m), mem);
+                        } else {
+                            run.set(&mut t, &p, &m, None).unwrap();
+                            model.remove(&(p, m));
+                        }
+                    }
+                    run.flush(&mut t).unwrap();
+                }
+                txn.commit().unwrap();
+
+                let txn = db.begin_read().unwrap();
+                let t = txn.open_table(TAILS).unwrap();
+                let mut seen = BTreeMap::new();
+                let mut packs = Vec::new();
+                for row in t.iter().unwrap() {
+                    let (k, v) = row.unwrap();
+                    let (p, first) = k.value();
+                    let members = decode(v.value()).unwrap();
+                    prop_assert_eq!(members[0].0, first);
+                    prop_assert!(members.len() == 1 || v.value().len() <= pack_budget(p, first));
+                    for (m, s, b) in &members {
+                        let mem = Member { metric: m.to_string(), start: *s, bytes: b.to_vec() };
+                        prop_assert!(seen.insert((p.to_string(), m.to_string()), mem).is_none());
+                    }
+                    packs.push(v.value().len());
+                }
+                prop_assert_eq!(&seen, &model);
+                for id in 0..300u16 {
+                    for p in ["a", "b"] {
+                        let m = format!("m{id:03}");
+                        let got = lookup(&t, p, &m).unwrap();
+                        let want = model.get(&(p.to_string(), m)).map(|x| (x.start, x.bytes.clone()));
+                        prop_assert_eq!(got, want);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn in_order_edits_fill_packs() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        // Three rounds growing 400 tails by ~1 KB each, as a steady load does.
+        for round in 1..=3usize {
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = txn.open_table(TAILS).unwrap();
+                let mut run = TailRun::default();
+                for i in 0..400 {
+                    let m = format!("s{i:04}");
+                    let mem = member(&m, 0, round * 1000 + i % 97);
+                    run.set(&mut t, "p", &m, Some((0, mem.bytes))).unwrap();
+                }
+                run.flush(&mut t).unwrap();
+            }
+            txn.commit().unwrap();
+            let txn = db.begin_read().unwrap();
+            let t = txn.open_table(TAILS).unwrap();
+            let sizes: Vec<usize> = t
+                .iter()
+                .unwrap()
+                .map(|r| r.unwrap().1.value().len())
+                .collect();
+            let budget = pack_budget("p", "s0000");
+            // Every pack but the last is within one tail (≤ ~3.1 KB) of its budget.
+            for (i, n) in sizes.iter().enumerate().take(sizes.len() - 1) {
+                assert!(
+                    *n + 3200 > budget,
+                    "round {round}, pack {i}: {n} of {budget}"
+                );
+            }
+            let total: usize = sizes.iter().sum();
+            assert!(total > 400 * round * 1000, "{total}");
+        }
+    }
+}
