@@ -792,6 +792,11 @@ impl Compaction {
             .map(|m| (m.start, m.bytes.clone())))
     }
 
+    fn tail_start(&mut self, project: &str, metric: &str) -> Result<Option<i64>> {
+        let mut t = self.txn.open_table(TAILS)?;
+        Ok(self.tails.get(&mut t, project, metric)?.map(|m| m.start))
+    }
+
     fn set_tail(
         &mut self,
         project: &str,
@@ -839,10 +844,7 @@ impl Compaction {
     }
 
     pub fn remove_segment(&mut self, project: &str, metric: &str, start_ms: i64) -> Result<()> {
-        if self
-            .tail(project, metric)?
-            .is_some_and(|(s, _)| s == start_ms)
-        {
+        if self.tail_start(project, metric)? == Some(start_ms) {
             return self.set_tail(project, metric, None);
         }
         self.txn
@@ -859,20 +861,22 @@ impl Compaction {
         start_ms: i64,
         bytes: &[u8],
     ) -> Result<()> {
-        let tail = self.tail(project, metric)?;
+        let tail_start = self.tail_start(project, metric)?;
+        // A later segment than the tail: the old tail becomes an ordinary one.
+        let demoted = match tail_start {
+            Some(start) if start_ms > start => self.tail(project, metric)?,
+            _ => None,
+        };
         let mut segments = self.txn.open_table(SEGMENTS)?;
-        let last = match tail {
-            Some((start, old)) => {
-                if start_ms < start {
-                    segments.insert((project, metric, start_ms), bytes)?;
-                    return Ok(());
-                }
-                if start_ms > start {
-                    // A later segment: the old tail becomes an ordinary one.
-                    segments.insert((project, metric, start), old.as_slice())?;
-                }
-                None
+        if let Some((start, old)) = demoted {
+            segments.insert((project, metric, start), old.as_slice())?;
+        }
+        let last = match tail_start {
+            Some(start) if start_ms < start => {
+                segments.insert((project, metric, start_ms), bytes)?;
+                return Ok(());
             }
+            Some(_) => None,
             // No tail: the metric's last segment, if any, is in `segments` (format 6).
             None => match segments
                 .range((project, metric, i64::MIN)..=(project, metric, i64::MAX))?
@@ -912,7 +916,7 @@ impl Compaction {
     /// Removes every segment and the catalog row of a metric; returns how many segments
     /// there were.
     pub fn remove_metric(&mut self, project: &str, metric: &str) -> Result<usize> {
-        let tail = usize::from(self.tail(project, metric)?.is_some());
+        let tail = usize::from(self.tail_start(project, metric)?.is_some());
         self.set_tail(project, metric, None)?;
         let mut t = self.txn.open_table(SEGMENTS)?;
         let starts: Vec<i64> = t
