@@ -179,9 +179,9 @@ async fn metric_ids_with_slashes_and_spaces_read_back() {
 async fn paging_walks_a_multi_segment_history_merged_with_the_tail() {
     let (_dir, s, c, key) = Server::with_project("p").await;
     let mut expected = std::collections::BTreeMap::new();
-    // 40,000 samples (a counter: every segment holds the most a segment may, 32,768): two
+    // 70,000 samples (a counter: every segment holds the most a segment may, 65,536): two
     // segments once compacted.
-    for chunk in 0..400i64 {
+    for chunk in 0..700i64 {
         let ms: Vec<_> = (0..100i64)
             .map(|i| {
                 let ts = (chunk * 100 + i) * 10;
@@ -192,14 +192,14 @@ async fn paging_walks_a_multi_segment_history_merged_with_the_tail() {
         assert_eq!(c.post(&key, &batch("p", ms)).await.status, 200);
     }
     s.app.compact_now().unwrap();
-    assert_eq!(segment_counts(&s, "p", "m"), vec![32_768, 7_232]);
+    assert_eq!(segment_counts(&s, "p", "m"), vec![65_536, 4_464]);
     // In the journal tail: overwrites inside both segments and late samples between them.
     let tail: Vec<(i64, f64)> = vec![
         (0, -1.0),
         (5, -2.0),
-        (327_680, -3.0),
-        (327_685, -4.0),
-        (399_990, -5.0),
+        (655_360, -3.0),
+        (655_365, -4.0),
+        (699_990, -5.0),
     ];
     for (ts, v) in &tail {
         expected.insert(*ts, *v);
@@ -473,12 +473,13 @@ async fn retention_drops_whole_old_segments_with_per_project_overrides() {
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let now = 4_000 * DAY;
+    let now = 8_000 * DAY;
     // 3 segments' worth per project at 1-hour spacing (a counter: its segments hold the
     // most samples a segment may, MAX_SEGMENT_SAMPLES): the oldest segments end far before
     // now - 30d, the newest reach now.
     let cap = stathook::segment::MAX_SEGMENT_SAMPLES as i64;
-    let n = 2 * cap + 4_464;
+    // Whole requests of 100.
+    let n = (2 * cap + 4_464) / 100 * 100;
     for (project, k) in [("p", &key), ("q", &key_q)] {
         for chunk in 0..n / 100 {
             let ms = (0..100)
