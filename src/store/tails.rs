@@ -390,6 +390,12 @@ mod tests {
             longer.push(0);
             prop_assert!(decode(&longer).is_err());
         }
+    }
+
+    proptest! {
+        // Each case builds a redb file and commits up to six rounds: 48 cases keep the
+        // debug-build test run (CI's) to seconds.
+        #![proptest_config(ProptestConfig::with_cases(48))]
 
         /// Rounds of tail edits through `TailRun` leave the table holding exactly what a
         /// plain map says, with packs that partition the metricIds and fit their budget; when
