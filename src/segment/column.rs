@@ -20,7 +20,7 @@
 //! The encoder writes whichever is smallest; the decoder bounds every length by the block's
 //! sample count, so no input makes it allocate more than a few bytes per sample.
 
-use super::varint::{get_varint, put_varint, unzigzag, zigzag};
+use super::varint::{get_varint, put_varint, unzigzag, varint_len, zigzag};
 use super::{SegmentError, Zigzags};
 use std::cell::RefCell;
 
@@ -88,11 +88,6 @@ fn write(payload: &mut Vec<u8>, encoding: u8, ints: &[i64]) {
             }
         }
     }
-}
-
-#[inline]
-fn varint_len(v: u64) -> usize {
-    ((64 - v.leading_zeros() as usize).max(1)).div_ceil(7)
 }
 
 fn runs_len(ints: &[i64]) -> usize {

@@ -16,7 +16,7 @@ mod xor;
 
 use std::borrow::Cow;
 
-pub use varint::{get_varint, put_varint, unzigzag, zigzag};
+pub use varint::{get_varint, put_varint, unzigzag, varint_len, zigzag};
 
 /// Version byte at the start of every segment value. Bump when the layout changes and keep a
 /// decoder for every older version (old files must keep opening).

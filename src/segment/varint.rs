@@ -10,6 +10,12 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// The bytes `put_varint` writes for `v`.
+#[inline]
+pub fn varint_len(v: u64) -> usize {
+    ((64 - v.leading_zeros() as usize).max(1)).div_ceil(7)
+}
+
 /// Reads a varint; returns the value and the bytes used, or `None` if it is cut off or
 /// longer than 10 bytes.
 #[inline]

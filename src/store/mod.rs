@@ -572,14 +572,7 @@ impl Store {
         // The metric's last segment, when it is in a tail pack, starts after every one in
         // `segments` (and so ends after them too).
         let tails = txn.open_table(TAILS).map_err(StoreError::from)?;
-        let pack = match tails
-            .range((project, "")..=(project, metric))
-            .map_err(StoreError::from)?
-            .next_back()
-        {
-            Some(row) => Some(row.map_err(StoreError::from)?.1),
-            None => None,
-        };
+        let pack = tails::pack_for(&tails, project, metric)?;
         let tail = match &pack {
             Some(v) => tails::find(v.value(), metric)?.filter(|(start, _)| *start <= to_ms),
             None => None,
@@ -954,6 +947,9 @@ impl Compaction {
             }
             gone.push((start, u64::from(summary.count)));
         }
+        for (start, _) in &gone {
+            t.remove((project, metric, *start))?;
+        }
         // The tail is the last segment: it can go only when every other one does.
         let mut tail_gone = false;
         if let Some((start, bytes)) = &tail {
@@ -966,9 +962,6 @@ impl Compaction {
         }
         if gone.is_empty() {
             return Ok(Expiry::Nothing);
-        }
-        for (start, _) in &gone {
-            t.remove((project, metric, *start))?;
         }
         let removed: u64 = gone.iter().map(|(_, n)| n).sum();
         let next_first = match t

@@ -9,8 +9,8 @@
 //! in the pack with the greatest key at or below it (docs/format.md, "Tail packs").
 
 use super::{Result, StoreError};
-use crate::segment::{get_varint, put_varint};
-use redb::{ReadableTable, Table};
+use crate::segment::{get_varint, put_varint, varint_len};
+use redb::{AccessGuard, ReadableTable, Table};
 
 /// Pack encoding version, the first byte of every pack.
 const PACK_VERSION: u8 = 1;
@@ -36,16 +36,12 @@ pub struct Member {
 impl Member {
     /// The bytes this member takes inside a pack.
     fn encoded_len(&self) -> usize {
-        varint_len(self.metric.len())
+        varint_len(self.metric.len() as u64)
             + self.metric.len()
             + 8
-            + varint_len(self.bytes.len())
+            + varint_len(self.bytes.len() as u64)
             + self.bytes.len()
     }
-}
-
-fn varint_len(n: usize) -> usize {
-    (64 - (n as u64 | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Encodes members (ascending by metric, at least one) as a pack.
@@ -114,17 +110,29 @@ pub fn find<'a>(pack: &'a [u8], metric: &str) -> Result<Option<(i64, &'a [u8])>>
         .map(|(_, start, bytes)| (start, bytes)))
 }
 
+/// The pack that would hold the tail of (`project`, `metric`): the one with the greatest
+/// key at or below it.
+pub fn pack_for<'t>(
+    t: &'t impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    project: &str,
+    metric: &str,
+) -> Result<Option<AccessGuard<'t, &'static [u8]>>> {
+    match t.range((project, "")..=(project, metric))?.next_back() {
+        Some(row) => Ok(Some(row?.1)),
+        None => Ok(None),
+    }
+}
+
 /// The tail of (`project`, `metric`) in a `tails` table (read or write transaction).
 pub fn lookup(
     t: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
     project: &str,
     metric: &str,
 ) -> Result<Option<(i64, Vec<u8>)>> {
-    let Some(row) = t.range((project, "")..=(project, metric))?.next_back() else {
+    let Some(pack) = pack_for(t, project, metric)? else {
         return Ok(None);
     };
-    let (_, v) = row?;
-    Ok(find(v.value(), metric)?.map(|(s, b)| (s, b.to_vec())))
+    Ok(find(pack.value(), metric)?.map(|(s, b)| (s, b.to_vec())))
 }
 
 /// How many members from the front of `members` make one pack: the longest prefix (at
@@ -215,7 +223,7 @@ impl TailRun {
             }
             (Err(_), None) => {}
         }
-        self.write_settled(t, metric)
+        self.write_front(t, Some(metric))
     }
 
     /// Cuts every member of the run into packs and writes them; the run is empty after.
@@ -329,10 +337,6 @@ impl TailRun {
         }
         Ok(())
     }
-
-    fn write_settled(&mut self, t: &mut TailsTable, editing: &str) -> Result<()> {
-        self.write_front(t, Some(editing))
-    }
 }
 
 /// The key of the first pack of `project` after `key`.
@@ -375,7 +379,7 @@ mod tests {
             let members: Vec<Member> = sizes.iter().map(|(m, (s, n))| member(m, *s, *n)).collect();
             let pack = encode(&members);
             let body: usize = members.iter().map(Member::encoded_len).sum();
-            prop_assert_eq!(pack.len(), 1 + varint_len(members.len()) + body);
+            prop_assert_eq!(pack.len(), 1 + varint_len(members.len() as u64) + body);
             let back = decode(&pack).unwrap();
             prop_assert_eq!(back.len(), members.len());
             for ((m, s, b), want) in back.iter().zip(&members) {
