@@ -403,8 +403,13 @@ pub fn decode_ints(
     let mut zigzags = Zigzags::new(bytes, encoding & !ZSTD == RUNS, what);
     match encoding & !ZSTD {
         PLAIN | RUNS => {
-            for _ in 0..count {
+            while out.len() < count {
                 out.push(unzigzag(zigzags.next()?));
+                // The rest of a run of zeros at once: a regular series' timestamps are one
+                // run, and taking it a zero at a time cost ~3 ns a sample.
+                let zeros = (zigzags.zeros_left as usize).min(count - out.len());
+                out.resize(out.len() + zeros, 0);
+                zigzags.zeros_left -= zeros as u64;
             }
         }
         PACKED => {

@@ -17,7 +17,7 @@ use tables::*;
 pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
 
 /// Version of the whole on-disk format (store file + journal files), see `docs/format.md`.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -282,15 +282,16 @@ impl Store {
                     meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())?;
                 }
                 Some(Some(v)) if v == FORMAT_VERSION => {}
-                Some(Some(1..=6)) => {
-                    // Versions 1 to 6 differ only in their segments (1: one block, no block
+                Some(Some(1..=7)) => {
+                    // Versions 1 to 7 differ only in their segments (1: one block, no block
                     // table; 2: no decimal value codec; 3: segment layout 2, JSON catalog
                     // rows; 4: no XOR value codec; 5: at most 8192 samples a segment; 6: no
-                    // tail packs, every segment in `segments`), and this build reads them
-                    // all; what it writes uses what 7 adds (a metric's last segment moves
-                    // to a tail pack when compaction next touches it), so the file is
-                    // version 7 from here on (an older stathook refuses it instead of
-                    // missing the tails).
+                    // tail packs, every segment in `segments`; 7: segment version 3 at
+                    // most), and this build reads them all; what it writes uses what 8
+                    // adds (a metric's last segment moves to a tail pack, in segment
+                    // version 4, when compaction next touches it), so the file is version
+                    // 8 from here on (an older stathook refuses it instead of failing on
+                    // its segments).
                     meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())?;
                 }
                 Some(Some(v)) if v > FORMAT_VERSION => {
