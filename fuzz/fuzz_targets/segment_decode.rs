@@ -1,7 +1,8 @@
 //! Any bytes: decode (and the summary and block-table readers) must fail cleanly or return
 //! sorted samples that re-encode to a value that decodes to the same samples, and appending
 //! a later sample must fail cleanly or add exactly it. Seeds include
-//! segment versions 1–3 (the `v3-*` files: small form, blocks, metadata, raw and XOR floats).
+//! segment versions 1–4 (the `v3-*` and `v4-*` files: small form, blocks, metadata, raw and
+//! XOR floats, a raw block sum).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use stathook::segment;
