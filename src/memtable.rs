@@ -273,8 +273,9 @@ impl CatalogEntry {
 }
 
 /// Everything a shard knows of one metric: its live catalog entry and its points of the
-/// current generation, under one hash entry, so applying a sample costs one probe (three
-/// separate maps cost ~8 cache misses a sample, a third of the applier's CPU).
+/// current generation, under one hash entry, so applying a sample costs one probe. Two
+/// maps probed three times, each probe following a pointer to its key, cost ~8 cache misses
+/// a sample; one entry took the applier from 30 % to 25 % of server CPU (quiet load, perf).
 #[derive(Debug)]
 struct Metric {
     catalog: CatalogEntry,
