@@ -250,6 +250,43 @@ async fn a_lost_admin_token_can_be_reset_offline() {
     child.kill();
 }
 
+/// `stathook query` prints every value exactly as stored, whatever the output format: these
+/// two were printed one unit in the last place off (…72) in JSON and table output while the
+/// CLI parsed the server's JSON without serde_json's `float_roundtrip`.
+#[tokio::test]
+async fn query_prints_values_bit_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Child::start(dir.path(), &[]);
+    let c = child.client();
+    let key = c.setup("fp").await;
+    let ms = vec![
+        metric("m", 90661.28571428571, 1_000),
+        metric("m", 126471.28571428571, 2_000),
+    ];
+    assert_eq!(c.post(&key, &batch("fp", ms)).await.status, 200);
+    for format in ["json", "table", "csv"] {
+        let args = [
+            "query",
+            "--project",
+            "fp",
+            "--metric",
+            "m",
+            "--from",
+            "0",
+            "--to",
+            "3000",
+            "--format",
+            format,
+        ];
+        let (ok, out, err) = stathook(&args, &child.url, dir.path());
+        assert!(ok, "{err}");
+        for v in ["90661.28571428571", "126471.28571428571"] {
+            assert!(out.contains(v), "{format}: {v} not in {out}");
+        }
+    }
+    child.kill();
+}
+
 #[tokio::test]
 async fn query_read_key_and_metric_delete_commands() {
     let dir = tempfile::tempdir().unwrap();
