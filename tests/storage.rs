@@ -317,23 +317,31 @@ async fn every_acknowledged_sample_is_readable_immediately() {
     s.stop().await;
 }
 
+/// A copy of the data dir `tests/data/NAME` in a temp dir (store, admin token, journal
+/// files if any), and the webhook key it was written with.
+fn copy_fixture(name: &str) -> (tempfile::TempDir, String) {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["stathook.redb", "admin-token"] {
+        std::fs::copy(fixture.join(file), dir.path().join(file)).unwrap();
+    }
+    if let Ok(journal) = std::fs::read_dir(fixture.join("journal")) {
+        std::fs::create_dir(dir.path().join("journal")).unwrap();
+        for e in journal {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dir.path().join("journal").join(e.file_name())).unwrap();
+        }
+    }
+    let key = std::fs::read_to_string(fixture.join("api-key")).unwrap();
+    (dir, key.trim().to_owned())
+}
+
 /// A data dir written by format version 1 must keep opening, with the same data.
 #[tokio::test]
 async fn format_v1_data_dir_still_opens() {
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1");
-    let dir = tempfile::tempdir().unwrap();
-    for name in ["stathook.redb", "admin-token"] {
-        std::fs::copy(fixture.join(name), dir.path().join(name)).unwrap();
-    }
-    std::fs::create_dir(dir.path().join("journal")).unwrap();
-    for e in std::fs::read_dir(fixture.join("journal")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.path().join("journal").join(e.file_name())).unwrap();
-    }
-    let key = std::fs::read_to_string(fixture.join("api-key"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let (dir, key) = copy_fixture("v1");
 
     let mut signups = vec![
         (1234567890000, 42.0),
@@ -385,6 +393,75 @@ async fn format_v1_data_dir_still_opens() {
         c.points("golden", "revenue").await,
         vec![(1234567890000, 5.0)]
     );
+    s.stop().await;
+    let (ok, report) = check(dir.path());
+    assert!(ok, "{report}");
+}
+
+/// The three series of the format 7 fixture, as `tests/data/v7/README.md` describes them.
+fn v7_fixture_series() -> Vec<(&'static str, Vec<(i64, f64)>)> {
+    const T0: i64 = 1_700_000_000_000;
+    let mut x: u64 = 88_172_645_463_325_252;
+    let float = (0..3000)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (T0 + i * 10_000, (x % 1_000_003) as f64 / 7.0)
+        })
+        .collect();
+    let mut c = 1000.0;
+    let counter = (0..3000)
+        .map(|i| {
+            c += ((i * 7919) % 6) as f64;
+            (T0 + i * 10_000, c)
+        })
+        .collect();
+    let small = (0..10).map(|i| (T0 + i * 60_000, i as f64 * 0.5)).collect();
+    vec![("float", float), ("counter", counter), ("small", small)]
+}
+
+/// A data dir written by format version 7 (segment version 3, in `segments` and in a tail
+/// pack) opens with the same data; new samples make compaction re-encode its segments as
+/// version 4, which read back whole after a restart.
+#[tokio::test]
+async fn format_v7_data_dir_opens_and_its_segments_move_to_version_4() {
+    let (dir, key) = copy_fixture("v7");
+    let mut series = v7_fixture_series();
+
+    let s = Server::start(dir.path()).await;
+    let c = s.client();
+    for (id, points) in &series {
+        assert_eq!(&c.points("golden7", id).await, points, "{id}");
+    }
+    let cat = c.catalog("golden7").await;
+    let counts: Vec<(Value, Value)> = cat
+        .iter()
+        .map(|m| (m["metricId"].clone(), m["sampleCount"].clone()))
+        .collect();
+    assert_eq!(
+        counts,
+        vec![
+            (json!("counter"), json!(3000)),
+            (json!("float"), json!(3000)),
+            (json!("small"), json!(10))
+        ]
+    );
+    // One later sample each: the stop's compaction appends it to the metric's last
+    // segment, which re-encodes a version 3 segment whole.
+    for (id, points) in &mut series {
+        let next = (points.last().unwrap().0 + 10_000, 0.25);
+        let body = batch("golden7", vec![metric(id, next.1, next.0)]);
+        assert_eq!(c.post(&key, &body).await.status, 200);
+        points.push(next);
+    }
+    s.stop().await;
+
+    let s = Server::start(dir.path()).await;
+    let c = s.client();
+    for (id, points) in &series {
+        assert_eq!(&c.points("golden7", id).await, points, "{id}");
+    }
     s.stop().await;
     let (ok, report) = check(dir.path());
     assert!(ok, "{report}");
