@@ -77,6 +77,10 @@ pub enum Command {
     Check {
         #[arg(long, env = "STATHOOK_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
+        /// Also print where the store file's bytes go: each table, and inside the segments
+        /// their headers, timestamps, values (by encoding) and metadata.
+        #[arg(long)]
+        sizes: bool,
     },
 }
 

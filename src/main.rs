@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Check { data_dir } => check(data_dir),
+        Command::Check { data_dir, sizes } => check(data_dir, sizes),
         Command::AdminToken {
             command: AdminTokenCommand::Reset { data_dir },
         } => reset_admin_token(data_dir),
@@ -170,9 +170,12 @@ fn reset_admin_token(data_dir: std::path::PathBuf) -> Result<(), String> {
     Ok(())
 }
 
-fn check(data_dir: std::path::PathBuf) -> Result<(), String> {
+fn check(data_dir: std::path::PathBuf, sizes: bool) -> Result<(), String> {
     let config = offline_config(data_dir);
     let store = open_offline(&config)?;
+    if sizes {
+        print_sizes(&config, &store)?;
+    }
     let (checked, bad) = store.check_segments().map_err(|e| e.to_string())?;
     println!("segments: {checked} checked, {} damaged", bad.len());
     for b in &bad {
@@ -200,6 +203,69 @@ fn check(data_dir: std::path::PathBuf) -> Result<(), String> {
     } else {
         Err("damage found".into())
     }
+}
+
+/// `check --sizes`: the store file, table by table, then the segments part by part.
+fn print_sizes(
+    config: &stathook::config::Config,
+    store: &stathook::store::Store,
+) -> Result<(), String> {
+    let file = config.store_path();
+    let file_bytes = std::fs::metadata(&file)
+        .map_err(|e| format!("{}: {e}", file.display()))?
+        .len();
+    let sizes = store.sizes().map_err(|e| e.to_string())?;
+    let l = &sizes.segments;
+    let per_sample = |b: u64| b as f64 / l.samples.max(1) as f64;
+    println!(
+        "store file {}: {file_bytes} bytes, {} samples, {:.3} bytes/sample",
+        file.display(),
+        l.samples,
+        per_sample(file_bytes)
+    );
+    println!(
+        "  {:<10} {:>10} {:>12} {:>12}",
+        "table", "rows", "keys+values", "in pages"
+    );
+    let mut in_pages = 0;
+    for t in &sizes.tables {
+        println!(
+            "  {:<10} {:>10} {:>12} {:>12}",
+            t.name, t.rows, t.stored_bytes, t.in_pages
+        );
+        in_pages += t.in_pages;
+    }
+    println!(
+        "  the rest of the file (redb's header, its own tables, free pages): {} bytes",
+        file_bytes.saturating_sub(in_pages)
+    );
+    let per_block = |b: u64| b as f64 / l.blocks.max(1) as f64;
+    println!(
+        "segments: {} ({} blocks), {} bytes",
+        l.segments,
+        l.blocks,
+        l.header + l.timestamps + l.values + l.metadata + l.older
+    );
+    for (part, bytes) in [
+        ("header", l.header),
+        ("timestamps", l.timestamps),
+        ("values", l.values),
+        ("metadata", l.metadata),
+    ] {
+        println!(
+            "  {part:<10} {bytes:>12} bytes, {:>8.1} a block, {:.3} bits a sample",
+            per_block(bytes),
+            per_sample(bytes * 8)
+        );
+    }
+    if l.older > 0 {
+        println!("  version 1-2 segments {} bytes", l.older);
+    }
+    for (name, (blocks, bytes)) in &l.value_encodings {
+        println!("    values {name:<22} {blocks:>8} blocks {bytes:>12} bytes");
+    }
+    println!("tail pack framing: {} bytes", sizes.tail_pack_framing);
+    Ok(())
 }
 
 /// A management request: method, path, body, and how to print the reply.

@@ -550,3 +550,77 @@ async fn bench_reports_what_the_server_stored() {
     assert_eq!(report["requests"], 0);
     assert!(report["errors"]["401"].as_u64().unwrap() > 0, "{report}");
 }
+
+#[tokio::test]
+async fn check_sizes_accounts_for_every_segment_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Child::start(dir.path(), &["--compact-interval-secs", "3600"]);
+    let c = child.client();
+    let key = c.setup("p").await;
+    let t0 = now_ms() - 3_600_000;
+    // 2,000 samples of a 2-decimal gauge (two blocks) and 30 of an integer counter.
+    for chunk in 0..20 {
+        let mut metrics = Vec::new();
+        for i in chunk * 100..(chunk + 1) * 100 {
+            metrics.push(metric(
+                "gauge",
+                ((i * 37) % 201) as f64 / 100.0,
+                t0 + i * 1000,
+            ));
+        }
+        assert_eq!(c.post(&key, &batch("p", metrics)).await.status, 200);
+    }
+    let counter: Vec<serde_json::Value> = (0..30)
+        .map(|i| metric("counter", (i * 3) as f64, t0 + i))
+        .collect();
+    assert_eq!(c.post(&key, &batch("p", counter)).await.status, 200);
+    let r = c
+        .admin(reqwest::Method::POST, "/api/v1/admin/compact", None)
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(child.terminate().success());
+
+    let out = Command::new(env!("CARGO_BIN_EXE_stathook"))
+        .args(["check", "--sizes", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains(" 2030 samples, "), "{stdout}");
+    assert!(stdout.contains("segments: 2 (3 blocks), "), "{stdout}");
+    let table_rows = |name: &str| -> u64 {
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} row in {stdout}"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    assert_eq!(table_rows("catalog"), 2);
+    assert_eq!(table_rows("projects"), 1);
+    // The parts of the segments add up to their total.
+    let number_after = |label: &str| -> u64 {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no {label} in {stdout}"));
+        let rest = &line[line.find(label).unwrap() + label.len()..];
+        rest.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let total: u64 = stdout
+        .lines()
+        .find(|l| l.starts_with("segments: 2"))
+        .and_then(|l| l.split(", ").nth(1))
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let parts: u64 = ["header", "timestamps", "values", "metadata"]
+        .iter()
+        .map(|p| number_after(p))
+        .sum();
+    assert_eq!(parts, total, "{stdout}");
+    assert!(stdout.contains("values decimal/"), "{stdout}");
+    assert!(stdout.contains("values int/"), "{stdout}");
+    assert!(stdout.contains("\nok\n"), "{stdout}");
+}

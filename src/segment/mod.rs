@@ -13,11 +13,13 @@
 //! value out of the body.
 
 mod column;
+mod layout;
 mod varint;
 mod xor;
 
 use std::borrow::Cow;
 
+pub use layout::Layout;
 pub use varint::{get_varint, put_varint, unzigzag, varint_len, zigzag};
 
 /// Version byte at the start of every segment value. Bump when the layout changes and keep a

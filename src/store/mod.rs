@@ -665,6 +665,57 @@ impl Store {
         Ok((checked, bad))
     }
 
+    /// Where the store's bytes go, table by table and, inside segments (in `segments` and
+    /// in tail packs), part by part (`stathook check --sizes`).
+    pub fn sizes(&self) -> Result<Sizes> {
+        use redb::{ReadableTableMetadata, TableHandle};
+        let txn = self.db()?.begin_read()?;
+        let mut out = Sizes::default();
+        let mut table = |name: &'static str, stats: redb::TableStats, rows: u64| {
+            out.tables.push(TableSize {
+                name,
+                rows,
+                stored_bytes: stats.stored_bytes(),
+                in_pages: stats.stored_bytes() + stats.metadata_bytes() + stats.fragmented_bytes(),
+            });
+        };
+        macro_rules! plain_table {
+            ($def:expr) => {{
+                let t = txn.open_table($def)?;
+                table($def.name(), t.stats()?, t.len()?);
+            }};
+        }
+        plain_table!(META);
+        plain_table!(PROJECTS);
+        plain_table!(WEBHOOKS);
+        plain_table!(API_KEYS);
+        plain_table!(USAGE);
+        plain_table!(CATALOG);
+        let segments = txn.open_table(SEGMENTS)?;
+        table(SEGMENTS.name(), segments.stats()?, segments.len()?);
+        for row in segments.iter()? {
+            let (k, v) = row?;
+            let (p, m, s) = k.value();
+            out.segments
+                .add(v.value())
+                .map_err(|e| corrupt(p, m, s, e))?;
+        }
+        let tails_table = txn.open_table(TAILS)?;
+        table(TAILS.name(), tails_table.stats()?, tails_table.len()?);
+        for row in tails_table.iter()? {
+            let (k, v) = row?;
+            let (p, _) = k.value();
+            let members = tails::decode(v.value())?;
+            let mut in_members = 0;
+            for (m, s, bytes) in members {
+                out.segments.add(bytes).map_err(|e| corrupt(p, m, s, e))?;
+                in_members += bytes.len() as u64;
+            }
+            out.tail_pack_framing += v.value().len() as u64 - in_members;
+        }
+        Ok(out)
+    }
+
     /// A consistent, read-only view of the whole store as of now; later commits do not
     /// change it. `Snapshot::write_to` turns it into a backup file.
     pub fn snapshot(&self) -> Result<Snapshot> {
@@ -694,6 +745,27 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// What `Store::sizes` found.
+#[derive(Clone, Debug, Default)]
+pub struct Sizes {
+    pub tables: Vec<TableSize>,
+    /// Every segment, in `segments` and in tail packs.
+    pub segments: segment::Layout,
+    /// Tail pack bytes outside their member segments: pack header, metricIds, start times.
+    pub tail_pack_framing: u64,
+}
+
+/// One redb table: its rows, the bytes of their keys and values, and the pages it takes.
+#[derive(Clone, Debug)]
+pub struct TableSize {
+    pub name: &'static str,
+    pub rows: u64,
+    pub stored_bytes: u64,
+    /// The bytes of its leaf and branch pages: keys and values, redb's page headers and
+    /// branch entries, and the unused room in its pages.
+    pub in_pages: u64,
 }
 
 /// A read transaction over the whole store (see `Store::snapshot`).
