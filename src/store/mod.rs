@@ -17,7 +17,7 @@ use tables::*;
 pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
 
 /// Version of the whole on-disk format (store file + journal files), see `docs/format.md`.
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -282,16 +282,16 @@ impl Store {
                     meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())?;
                 }
                 Some(Some(v)) if v == FORMAT_VERSION => {}
-                Some(Some(1..=7)) => {
-                    // Versions 1 to 7 differ only in their segments (1: one block, no block
-                    // table; 2: no decimal value codec; 3: segment layout 2, JSON catalog
-                    // rows; 4: no XOR value codec; 5: at most 8192 samples a segment; 6: no
-                    // tail packs, every segment in `segments`; 7: segment version 3 at
-                    // most), and this build reads them all; what it writes uses what 8
-                    // adds (a metric's last segment moves to a tail pack, in segment
-                    // version 4, when compaction next touches it), so the file is version
-                    // 8 from here on (an older stathook refuses it instead of failing on
-                    // its segments).
+                Some(Some(1..=8)) => {
+                    // Versions 1 to 8 differ only in their segments and tail packs (1: one
+                    // block, no block table; 2: no decimal value codec; 3: segment layout 2,
+                    // JSON catalog rows; 4: no XOR value codec; 5: at most 8192 samples a
+                    // segment; 6: no tail packs, every segment in `segments`; 7: segment
+                    // version 3 at most; 8: tail pack version 1), and this build reads them
+                    // all; what it writes uses what 9 adds (a metric's last segment moves
+                    // to a version 2 tail pack, in segment version 4, when compaction next
+                    // touches it), so the file is version 9 from here on (an older stathook
+                    // refuses it instead of failing on its segments or packs).
                     meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())?;
                 }
                 Some(Some(v)) if v > FORMAT_VERSION => {
@@ -656,7 +656,7 @@ impl Store {
                     for (m, s, bytes) in members {
                         checked += 1;
                         if let Err(e) = segment::decode(bytes) {
-                            bad.push(corrupt(p, m, s, e).to_string());
+                            bad.push(corrupt(p, &m, s, e).to_string());
                         }
                     }
                 }
@@ -708,7 +708,7 @@ impl Store {
             let members = tails::decode(v.value())?;
             let mut in_members = 0;
             for (m, s, bytes) in members {
-                out.segments.add(bytes).map_err(|e| corrupt(p, m, s, e))?;
+                out.segments.add(bytes).map_err(|e| corrupt(p, &m, s, e))?;
                 in_members += bytes.len() as u64;
             }
             out.tail_pack_framing += v.value().len() as u64 - in_members;

@@ -19,7 +19,8 @@ pub const SEGMENTS: TableDefinition<(&str, &str, i64), &[u8]> = TableDefinition:
 /// (project id, first metricId of the pack) → a tail pack (`tails` module): the last segment
 /// of each metric from that metricId up to the next pack's key.
 pub const TAILS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("tails");
-/// (project id, metricId) → CatalogRow as JSON: what the compacted segments hold.
+/// (project id, metricId) → `CatalogRow` (binary; format 3 rows are JSON): what the
+/// compacted segments hold.
 pub const CATALOG: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("catalog");
 
 /// META key: u32 LE, the store format version (`FORMAT_VERSION`).

@@ -9,11 +9,13 @@
 //! in the pack with the greatest key at or below it (docs/format.md, "Tail packs").
 
 use super::{Result, StoreError};
-use crate::segment::{get_varint, put_varint, varint_len};
+use crate::segment::{get_varint, put_varint, unzigzag, varint_len, zigzag};
 use redb::{AccessGuard, ReadableTable, Table};
 
-/// Pack encoding version, the first byte of every pack.
-const PACK_VERSION: u8 = 1;
+/// Pack encoding version, the first byte of every pack: 2 front-codes metricIds and writes
+/// first timestamps as differences (store format 9); 1 (formats 7–8) is still read.
+const PACK_VERSION: u8 = 2;
+const PACK_V1: u8 = 1;
 /// The redb leaf a full pack fills: eight pages. Large enough that cutting packs between
 /// whole tails (each at most one segment budget, ~8 KB) wastes only a few per cent.
 const PACK_LEAF_BYTES: usize = 32 * 1024;
@@ -34,63 +36,139 @@ pub struct Member {
 }
 
 impl Member {
-    /// The bytes this member takes inside a pack.
-    fn encoded_len(&self) -> usize {
-        varint_len(self.metric.len() as u64)
-            + self.metric.len()
-            + 8
+    /// How this member is framed after `prev` (None: first in its pack): the bytes of
+    /// metricId it shares with `prev`'s, and its first timestamp less `prev`'s.
+    fn framing(&self, prev: Option<&Member>) -> (usize, i64) {
+        match prev {
+            None => (0, self.start),
+            Some(p) => (
+                shared_prefix(&p.metric, &self.metric),
+                self.start.wrapping_sub(p.start),
+            ),
+        }
+    }
+
+    /// The bytes this member takes inside a pack, after `prev`.
+    fn encoded_len(&self, prev: Option<&Member>) -> usize {
+        let (shared, start_delta) = self.framing(prev);
+        let suffix = self.metric.len() - shared;
+        varint_len(shared as u64)
+            + varint_len(suffix as u64)
+            + suffix
+            + varint_len(zigzag(start_delta))
             + varint_len(self.bytes.len() as u64)
             + self.bytes.len()
     }
 }
 
+/// The length of the longest common prefix of `a` and `b` that ends on a character
+/// boundary (so both halves of `b` stay UTF-8).
+fn shared_prefix(a: &str, b: &str) -> usize {
+    let mut n = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    while !b.is_char_boundary(n) {
+        n -= 1;
+    }
+    n
+}
+
 /// Encodes members (ascending by metric, at least one) as a pack.
 pub fn encode(members: &[Member]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + members.iter().map(Member::encoded_len).sum::<usize>());
+    let body: usize = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| m.encoded_len(i.checked_sub(1).map(|p| &members[p])))
+        .sum();
+    let mut out = Vec::with_capacity(4 + body);
     out.push(PACK_VERSION);
     put_varint(&mut out, members.len() as u64);
+    let mut prev = None;
     for m in members {
-        put_varint(&mut out, m.metric.len() as u64);
-        out.extend_from_slice(m.metric.as_bytes());
-        out.extend_from_slice(&m.start.to_le_bytes());
+        let (shared, start_delta) = m.framing(prev);
+        let suffix = &m.metric.as_bytes()[shared..];
+        put_varint(&mut out, shared as u64);
+        put_varint(&mut out, suffix.len() as u64);
+        out.extend_from_slice(suffix);
+        put_varint(&mut out, zigzag(start_delta));
         put_varint(&mut out, m.bytes.len() as u64);
         out.extend_from_slice(&m.bytes);
+        prev = Some(m);
     }
     out
 }
 
-/// The members of a pack, borrowed, in order: (metric, start, segment bytes). Refuses a
-/// pack that is cut off, has trailing bytes, an unknown version, or members out of order.
-pub fn decode(pack: &[u8]) -> Result<Vec<(&str, i64, &[u8])>> {
+/// The members of a pack, in order: (metric, start, segment bytes). Refuses a pack that is
+/// cut off, has trailing bytes, an unknown version, or members out of order.
+pub fn decode(pack: &[u8]) -> Result<Vec<(String, i64, &[u8])>> {
+    let mut out = Vec::new();
+    walk(pack, |metric, start, bytes| {
+        out.push((metric.to_owned(), start, bytes));
+        true
+    })?;
+    Ok(out)
+}
+
+/// Calls `visit(metric, start, segment bytes)` for each member in order, until it returns
+/// false; checks what it passes (see `decode`), and the whole pack if `visit` never stops.
+fn walk<'a>(pack: &'a [u8], mut visit: impl FnMut(&str, i64, &'a [u8]) -> bool) -> Result<()> {
     let bad = |what: &str| StoreError::Corrupt(format!("tail pack: {what}"));
     let (&version, mut rest) = pack.split_first().ok_or_else(|| bad("empty"))?;
-    if version != PACK_VERSION {
+    if version != PACK_VERSION && version != PACK_V1 {
         return Err(bad(&format!("unknown version {version}")));
     }
     let (count, used) = get_varint(rest).ok_or_else(|| bad("cut off count"))?;
     rest = &rest[used..];
-    // Every member takes at least 10 bytes, so a count beyond that is damage.
-    if count == 0 || count > rest.len() as u64 / 10 {
+    // A member takes at least 10 bytes in version 1 and 4 in version 2: a count beyond
+    // that is damage.
+    let least = if version == PACK_V1 { 10 } else { 4 };
+    if count == 0 || count > rest.len() as u64 / least {
         return Err(bad(&format!("{count} members in {} bytes", rest.len())));
     }
-    let mut out: Vec<(&str, i64, &[u8])> = Vec::with_capacity(count as usize);
+    // The previous member's metricId and first timestamp (version 2 codes against them).
+    let mut metric = String::new();
+    let mut start = 0i64;
     for i in 0..count {
         let cut = || bad(&format!("member {i} cut off"));
-        let metric = take_prefixed(&mut rest).ok_or_else(cut)?;
-        let metric = std::str::from_utf8(metric)
-            .map_err(|_| bad(&format!("member {i}: metricId is not UTF-8")))?;
-        let start = i64::from_le_bytes(rest.get(..8).ok_or_else(cut)?.try_into().unwrap());
-        rest = &rest[8..];
-        let segment = take_prefixed(&mut rest).ok_or_else(cut)?;
-        if out.last().is_some_and(|(prev, _, _)| *prev >= metric) {
-            return Err(bad(&format!("member {i} ({metric}) out of order")));
+        let not_utf8 = || bad(&format!("member {i}: metricId is not UTF-8"));
+        let prev_len = metric.len();
+        if version == PACK_V1 {
+            let raw = take_prefixed(&mut rest).ok_or_else(cut)?;
+            let raw = std::str::from_utf8(raw).map_err(|_| not_utf8())?;
+            if i > 0 && metric.as_str() >= raw {
+                return Err(bad(&format!("member {i} ({raw}) out of order")));
+            }
+            metric.clear();
+            metric.push_str(raw);
+            start = i64::from_le_bytes(rest.get(..8).ok_or_else(cut)?.try_into().unwrap());
+            rest = &rest[8..];
+        } else {
+            let (shared, used) = get_varint(rest).ok_or_else(cut)?;
+            rest = &rest[used..];
+            let shared = usize::try_from(shared).unwrap_or(usize::MAX);
+            if shared > prev_len || !metric.is_char_boundary(shared) {
+                return Err(bad(&format!("member {i}: shared prefix {shared}")));
+            }
+            let suffix = take_prefixed(&mut rest).ok_or_else(cut)?;
+            let suffix = std::str::from_utf8(suffix).map_err(|_| not_utf8())?;
+            // Equal up to `shared`; ascending means the suffix sorts after the rest of the
+            // previous metricId.
+            if i > 0 && &metric[shared..] >= suffix {
+                return Err(bad(&format!("member {i} out of order")));
+            }
+            metric.truncate(shared);
+            metric.push_str(suffix);
+            let (delta, used) = get_varint(rest).ok_or_else(cut)?;
+            rest = &rest[used..];
+            start = start.wrapping_add(unzigzag(delta));
         }
-        out.push((metric, start, segment));
+        let segment = take_prefixed(&mut rest).ok_or_else(cut)?;
+        if !visit(&metric, start, segment) {
+            return Ok(());
+        }
     }
     if !rest.is_empty() {
         return Err(bad(&format!("{} bytes after the last member", rest.len())));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Takes a varint length and that many bytes off the front of `rest`; None if cut off.
@@ -103,11 +181,18 @@ fn take_prefixed<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
 }
 
 /// The tail of `metric` in `pack`, if it has one: (start, segment bytes).
+/// Stops at the first member past it (members ascend), without allocating per member.
 pub fn find<'a>(pack: &'a [u8], metric: &str) -> Result<Option<(i64, &'a [u8])>> {
-    Ok(decode(pack)?
-        .into_iter()
-        .find(|(m, _, _)| *m == metric)
-        .map(|(_, start, bytes)| (start, bytes)))
+    let mut found = None;
+    walk(pack, |m, start, bytes| match m.cmp(metric) {
+        std::cmp::Ordering::Less => true,
+        std::cmp::Ordering::Equal => {
+            found = Some((start, bytes));
+            false
+        }
+        std::cmp::Ordering::Greater => false,
+    })?;
+    Ok(found)
 }
 
 /// The pack that would hold the tail of (`project`, `metric`): the one with the greatest
@@ -145,8 +230,8 @@ fn first_pack_len(project: &str, members: &[Member]) -> usize {
     // Version byte and a count of up to three varint bytes.
     let mut used = 4;
     let mut n = 0;
-    for m in members {
-        used += m.encoded_len();
+    for (i, m) in members.iter().enumerate() {
+        used += m.encoded_len(i.checked_sub(1).map(|p| &members[p]));
         if used > budget && n > 0 {
             break;
         }
@@ -294,7 +379,7 @@ impl TailRun {
         };
         for (metric, start, bytes) in decode(v.value())? {
             self.members.push(Member {
-                metric: metric.to_owned(),
+                metric,
                 start,
                 bytes: bytes.to_vec(),
             });
@@ -371,19 +456,70 @@ mod tests {
         }
     }
 
+    /// A version 1 pack, as stathook wrote them in store formats 7 and 8.
+    fn encode_v1(members: &[Member]) -> Vec<u8> {
+        let mut out = vec![PACK_V1];
+        put_varint(&mut out, members.len() as u64);
+        for m in members {
+            put_varint(&mut out, m.metric.len() as u64);
+            out.extend_from_slice(m.metric.as_bytes());
+            out.extend_from_slice(&m.start.to_le_bytes());
+            put_varint(&mut out, m.bytes.len() as u64);
+            out.extend_from_slice(&m.bytes);
+        }
+        out
+    }
+
+    #[test]
+    fn version_2_front_codes_ids_and_refuses_a_bad_prefix() {
+        let members: Vec<Member> = (0..100)
+            .map(|i| member(&format!("api.latency.p{i:02}"), 1_795_000_000_000, 20))
+            .collect();
+        let (v1, v2) = (encode_v1(&members), encode(&members));
+        // v1: 1 + 15 + 8 + 1 framing bytes a member; v2: 1 + 1 + 1 + 1 + 1 (all but the first).
+        assert!(
+            v1.len() - v2.len() > 100 * 18,
+            "{} vs {}",
+            v1.len(),
+            v2.len()
+        );
+        // A shared prefix longer than the previous metricId is damage, not a panic.
+        let mut bad = encode(&members[..2]);
+        let second = 2 + 1 + 1 + 15 + varint_len(zigzag(1_795_000_000_000)) + 1 + 20;
+        assert_eq!(bad[second], 14, "the second member shares 14 bytes");
+        bad[second] = 16;
+        assert!(decode(&bad).is_err());
+        // So is one that splits a character.
+        let split = [member("é1", 0, 20), member("é2", 0, 20)];
+        let mut bad = encode(&split);
+        let second = 2 + 1 + 1 + 3 + 1 + 1 + 20;
+        assert_eq!(bad[second], 2);
+        bad[second] = 1;
+        assert!(decode(&bad).is_err());
+    }
+
     proptest! {
         #[test]
         fn packs_round_trip_and_refuse_damage(
-            sizes in proptest::collection::btree_map("[a-z/ ]{1,12}", (any::<i64>(), 0usize..300), 1..20),
+            // Shared prefixes, multi-byte characters that share a first byte (é, ê), and
+            // first timestamps anywhere in i64.
+            sizes in proptest::collection::btree_map("(s|sé|sê|a/b)[a-zéê/ 0-9]{0,12}", (any::<i64>(), 0usize..300), 1..20),
+            v1 in any::<bool>(),
         ) {
             let members: Vec<Member> = sizes.iter().map(|(m, (s, n))| member(m, *s, *n)).collect();
-            let pack = encode(&members);
-            let body: usize = members.iter().map(Member::encoded_len).sum();
-            prop_assert_eq!(pack.len(), 1 + varint_len(members.len() as u64) + body);
+            let pack = if v1 { encode_v1(&members) } else { encode(&members) };
+            if !v1 {
+                let body: usize = members
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| m.encoded_len(i.checked_sub(1).map(|p| &members[p])))
+                    .sum();
+                prop_assert_eq!(pack.len(), 1 + varint_len(members.len() as u64) + body);
+            }
             let back = decode(&pack).unwrap();
             prop_assert_eq!(back.len(), members.len());
             for ((m, s, b), want) in back.iter().zip(&members) {
-                prop_assert_eq!((*m, *s, *b), (want.metric.as_str(), want.start, want.bytes.as_slice()));
+                prop_assert_eq!((m.as_str(), *s, *b), (want.metric.as_str(), want.start, want.bytes.as_slice()));
                 prop_assert_eq!(find(&pack, m).unwrap(), Some((*s, *b)));
             }
             prop_assert_eq!(find(&pack, "~not there").unwrap(), None);
@@ -455,7 +591,7 @@ mod tests {
                     let (k, v) = row.unwrap();
                     let (p, first) = k.value();
                     let members = decode(v.value()).unwrap();
-                    prop_assert_eq!(members[0].0, first);
+                    prop_assert_eq!(members[0].0.as_str(), first);
                     prop_assert!(members.len() == 1 || v.value().len() <= pack_budget(p, first));
                     for (m, s, b) in &members {
                         let mem = Member { metric: m.to_string(), start: *s, bytes: b.to_vec() };
