@@ -279,6 +279,12 @@ pub fn push_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// Appends an empty column (`PLAIN`, length 0): where a reader expects at least one
+/// integer, the block layout gives it a meaning of its own (`segment`: regular timestamps).
+pub fn push_empty(out: &mut Vec<u8>) {
+    push(out, PLAIN, &[]);
+}
+
 fn push(out: &mut Vec<u8>, encoding: u8, payload: &[u8]) {
     out.push(encoding);
     put_varint(out, payload.len() as u64);

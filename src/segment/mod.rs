@@ -431,7 +431,12 @@ fn encode_block(samples: &[Sample], lean: bool) -> Vec<u8> {
         prev_delta = if i == 0 { 0 } else { delta };
         prev_ts = ts;
     }
-    column::push_ints(&mut out, &ints[skip..]);
+    if lean && ints.len() >= 2 && ints[2..].iter().all(|&d| d == 0) {
+        // Evenly spaced: the block summary's span and count say it all (store format 9).
+        column::push_empty(&mut out);
+    } else {
+        column::push_ints(&mut out, &ints[skip..]);
+    }
 
     // Values: deltas of integers or of scaled decimals, else raw f64.
     let deltas = |scale: f64| -> Vec<i64> {
@@ -1194,9 +1199,11 @@ fn decode_block_into(
         return Err(SegmentError::Malformed("count"));
     }
     if block.version >= SEGMENT_V3 {
-        let lean = block
-            .lean
-            .then_some((block.summary.min_ts, block.summary.first));
+        let lean = block.lean.then_some(Lean {
+            min_ts: block.summary.min_ts,
+            max_ts: block.summary.max_ts,
+            first: block.summary.first,
+        });
         return decode_body_v3(body, count, lean, out, with_metadata);
     }
     let mut r = Reader {
@@ -1285,11 +1292,24 @@ fn decode_block_into(
 }
 
 /// Appends the samples of a version 3 or 4 block body; returns whether it pushed metadata.
-/// `lean`: the first timestamp and value, which a lean body leaves out (version 4 blocks).
+/// What a lean body (version 4 blocks) leaves to its block summary.
+#[derive(Clone, Copy)]
+struct Lean {
+    /// The first timestamp.
+    min_ts: i64,
+    /// The last timestamp: with `min_ts` and the count, the whole timestamps column of an
+    /// evenly spaced block, whose body then holds an empty one.
+    max_ts: i64,
+    /// The first value.
+    first: f64,
+}
+
+/// Appends the samples of a version 3 or 4 block body; returns whether it pushed metadata.
+/// `lean`: what a lean body leaves out (version 4 blocks).
 fn decode_body_v3(
     body: &[u8],
     count: usize,
-    lean: Option<(i64, f64)>,
+    lean: Option<Lean>,
     out: &mut Columns,
     with_metadata: bool,
 ) -> Result<bool, SegmentError> {
@@ -1297,25 +1317,45 @@ fn decode_body_v3(
     let skip = usize::from(lean.is_some());
     let ints = &mut out.ints;
     let scratch = &mut out.scratch;
+    out.timestamps.reserve(count);
+    let mut regular = None;
+    let (encoding, payload) = column::read(body, &mut pos, "timestamps")?;
+    if let Some(l) = lean.filter(|_| count >= 2) {
+        if payload.is_empty() && encoding == column::PLAIN {
+            let span = l.max_ts.wrapping_sub(l.min_ts);
+            let steps = count as i64 - 1;
+            if span <= 0 || span % steps != 0 {
+                return Err(SegmentError::Malformed("timestamps"));
+            }
+            regular = Some((l.min_ts, span / steps));
+        } else {
+            column::decode_ints(encoding, payload, count - 1, ints, scratch, "timestamps")?;
+        }
+    } else {
+        column::decode_ints(encoding, payload, count - skip, ints, scratch, "timestamps")?;
+    }
+    if let Some((t0, step)) = regular {
+        out.timestamps
+            .extend((0..count as i64).map(|i| t0.wrapping_add(i * step)));
+    } else {
+        // The first timestamp, then Δt_1 and the delta-of-deltas (not shifted into `ints`:
+        // that memmove per block was ~1 ns a sample).
+        let (mut ts, dods) = match lean {
+            Some(l) => (l.min_ts, &ints[..]),
+            None => (ints[0], &ints[1..]),
+        };
+        out.timestamps.push(ts);
+        let mut delta = 0i64;
+        for (i, &x) in dods.iter().enumerate() {
+            delta = if i == 0 { x } else { delta.wrapping_add(x) };
+            ts = ts.wrapping_add(delta);
+            out.timestamps.push(ts);
+        }
+    }
     let mut int_column = |pos: &mut usize, ints: &mut Vec<i64>, what| {
         let (encoding, payload) = column::read(body, pos, what)?;
         column::decode_ints(encoding, payload, count - skip, ints, scratch, what)
     };
-    int_column(&mut pos, ints, "timestamps")?;
-    // The first timestamp, then Δt_1 and the delta-of-deltas (not shifted into `ints`:
-    // that memmove per block was ~1 ns a sample).
-    let (mut ts, dods) = match lean {
-        Some((t0, _)) => (t0, &ints[..]),
-        None => (ints[0], &ints[1..]),
-    };
-    out.timestamps.reserve(count);
-    out.timestamps.push(ts);
-    let mut delta = 0i64;
-    for (i, &x) in dods.iter().enumerate() {
-        delta = if i == 0 { x } else { delta.wrapping_add(x) };
-        ts = ts.wrapping_add(delta);
-        out.timestamps.push(ts);
-    }
 
     let bad_values = SegmentError::Malformed("values");
     let kind = *body.get(pos).ok_or(bad_values)?;
@@ -1354,7 +1394,7 @@ fn decode_body_v3(
             };
             int_column(&mut pos, ints, "values")?;
             let mut v = 0i64;
-            if let Some((_, first)) = lean {
+            if let Some(Lean { first, .. }) = lean {
                 // m_0, as the encoder computed it from the same value.
                 v = (first * scale).round() as i64;
                 out.values.push(v as f64 / scale);
@@ -1730,6 +1770,41 @@ mod tests {
         let small = encode_version(&samples[..20], SEGMENT_V3);
         assert_eq!(small[..2], [3, 0]);
         assert_eq!(decode(&small).unwrap(), samples[..20]);
+    }
+
+    #[test]
+    fn evenly_spaced_blocks_store_an_empty_timestamps_column() {
+        let mut samples: Vec<Sample> = (0..3000)
+            .map(|i| Sample {
+                timestamp_ms: 1_795_000_000_000 + i * 10_000,
+                value: (i % 7) as f64,
+                metadata: None,
+            })
+            .collect();
+        let regular = encode(&samples);
+        assert_eq!(decode(&regular).unwrap(), samples);
+        let mut l = Layout::default();
+        l.add(&regular).unwrap();
+        assert_eq!((l.blocks, l.timestamps), (3, 3 * 2));
+        // One late sample in the second block: only that block codes its timestamps.
+        samples[1500].timestamp_ms += 3;
+        let jittered = encode(&samples);
+        assert_eq!(decode(&jittered).unwrap(), samples);
+        let mut l = Layout::default();
+        l.add(&jittered).unwrap();
+        assert!(l.timestamps > 3 * 2 && l.timestamps < 3 * 2 + 16, "{l:?}");
+        // Appending keeps the full blocks and re-encodes the last one, still evenly spaced.
+        samples[1500].timestamp_ms -= 3;
+        let later: Vec<Sample> = (3000..3100)
+            .map(|i| Sample {
+                timestamp_ms: 1_795_000_000_000 + i * 10_000,
+                value: 1.5,
+                metadata: None,
+            })
+            .collect();
+        let appended = append(&regular, &later).unwrap().unwrap();
+        samples.extend(later);
+        assert_eq!(decode(&appended).unwrap(), samples);
     }
 
     #[test]
