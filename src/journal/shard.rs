@@ -42,13 +42,27 @@ pub(crate) enum Control {
     Stop,
 }
 
-#[derive(Default)]
 pub(crate) struct Signal {
     pending: bool,
     /// Requests pushed since the flusher last took the signal.
     requests: usize,
+    /// A push wakes the flusher once `requests` reaches this: 1 normally, the group's
+    /// target while the flusher waits for one (so it is not woken for every request).
+    wake_at: usize,
     controls: Vec<Control>,
     closed: bool,
+}
+
+impl Default for Signal {
+    fn default() -> Signal {
+        Signal {
+            pending: false,
+            requests: 0,
+            wake_at: 1,
+            controls: Vec::new(),
+            closed: false,
+        }
+    }
 }
 
 /// The longest the flusher holds a pending request back for others to share its fdatasync
@@ -111,12 +125,15 @@ impl Shared {
                 self.shards[shard].lock().push(part);
             }
         }
-        {
+        let wake = {
             let mut sig = self.signal.lock();
             sig.pending = true;
             sig.requests += 1;
+            sig.requests >= sig.wake_at
+        };
+        if wake {
+            self.wake.notify_one();
         }
-        self.wake.notify_one();
         Ok(())
     }
 
@@ -264,11 +281,13 @@ impl Flusher {
                 if self.fsync == Fsync::Always && sig.pending {
                     let target = group_wait.target();
                     let deadline = std::time::Instant::now() + GROUP_WAIT;
+                    sig.wake_at = target;
                     while sig.requests < target && sig.controls.is_empty() {
                         if self.shared.wake.wait_until(&mut sig, deadline).timed_out() {
                             break;
                         }
                     }
+                    sig.wake_at = 1;
                 }
                 group_wait.record(sig.requests);
                 sig.requests = 0;
