@@ -528,6 +528,18 @@ fn push_compact_summary(out: &mut Vec<u8>, s: &Summary, base: Option<i64>) {
     }
 }
 
+/// `v` as `m / 10^e` bit for bit with the fewest decimal digits `e` (0–9) and `|m| ≤ 2^53`;
+/// None for a value with no such form (a true float, -0.0). Other modules' compact numbers
+/// (the catalog's last value) share this rule.
+pub fn as_decimal(v: f64) -> Option<(u8, i64)> {
+    (0..=MAX_DECIMAL_DIGITS).find_map(|e| scaled(v, e).map(|m| (e as u8, m)))
+}
+
+/// The value `as_decimal` gave (e, m) for; None if e is out of range.
+pub fn from_decimal(e: u8, m: i64) -> Option<f64> {
+    Some(m as f64 / POW10.get(usize::from(e))?)
+}
+
 /// `v` as an integer `m` with `v = m / 10^e` bit for bit, `|m| ≤ 2^53`; None if there is none.
 fn scaled(v: f64, e: usize) -> Option<i64> {
     let m = (v * POW10[e]).round();
