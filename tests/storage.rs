@@ -426,15 +426,29 @@ fn v7_fixture_series() -> Vec<(&'static str, Vec<(i64, f64)>)> {
 /// version 4, which read back whole after a restart.
 #[tokio::test]
 async fn format_v7_data_dir_opens_and_its_segments_move_to_version_4() {
-    let (dir, key) = copy_fixture("v7");
+    old_fixture_opens_and_takes_new_samples("v7", "golden7").await;
+}
+
+/// A data dir written by format version 8 (segment version 4 with timestamps columns, a
+/// version 1 tail pack, catalog rows with f64 last values) opens with the same data; new
+/// samples rewrite its pack as version 2, which reads back whole after a restart.
+#[tokio::test]
+async fn format_v8_data_dir_opens_and_takes_new_samples() {
+    old_fixture_opens_and_takes_new_samples("v8", "golden8").await;
+}
+
+/// The fixture `name` (the series of `v7_fixture_series` in `project`): read back, one
+/// later sample each, a restart, read back again, `stathook check` clean.
+async fn old_fixture_opens_and_takes_new_samples(name: &str, project: &str) {
+    let (dir, key) = copy_fixture(name);
     let mut series = v7_fixture_series();
 
     let s = Server::start(dir.path()).await;
     let c = s.client();
     for (id, points) in &series {
-        assert_eq!(&c.points("golden7", id).await, points, "{id}");
+        assert_eq!(&c.points(project, id).await, points, "{id}");
     }
-    let cat = c.catalog("golden7").await;
+    let cat = c.catalog(project).await;
     let counts: Vec<(Value, Value)> = cat
         .iter()
         .map(|m| (m["metricId"].clone(), m["sampleCount"].clone()))
@@ -451,7 +465,7 @@ async fn format_v7_data_dir_opens_and_its_segments_move_to_version_4() {
     // segment, which re-encodes a version 3 segment whole.
     for (id, points) in &mut series {
         let next = (points.last().unwrap().0 + 10_000, 0.25);
-        let body = batch("golden7", vec![metric(id, next.1, next.0)]);
+        let body = batch(project, vec![metric(id, next.1, next.0)]);
         assert_eq!(c.post(&key, &body).await.status, 200);
         points.push(next);
     }
@@ -460,7 +474,7 @@ async fn format_v7_data_dir_opens_and_its_segments_move_to_version_4() {
     let s = Server::start(dir.path()).await;
     let c = s.client();
     for (id, points) in &series {
-        assert_eq!(&c.points("golden7", id).await, points, "{id}");
+        assert_eq!(&c.points(project, id).await, points, "{id}");
     }
     s.stop().await;
     let (ok, report) = check(dir.path());
