@@ -1,10 +1,10 @@
 //! Where a segment's bytes go: its header (version, summary, block table, checksums) and,
 //! per block, the timestamps, values and metadata columns, with the encoding each values
 //! column uses. Read-only accounting for `stathook check --sizes`; decodes nothing but
-//! column headers, and trusts nothing it has not bounds-checked (a damaged segment is an
-//! error, never a panic).
+//! column headers (block checksums are verified), and trusts nothing it has not
+//! bounds-checked (a damaged segment is an error, never a panic).
 
-use super::{blocks, column, Block, SegmentError, SEGMENT_V3, SEGMENT_VERSION};
+use super::{blocks, column, SegmentError, SEGMENT_V3, SEGMENT_VERSION};
 use super::{METADATA_DICTIONARY, METADATA_NONE};
 use super::{VALUES_DECIMAL, VALUES_INT, VALUES_RAW, VALUES_XOR};
 use std::collections::BTreeMap;
@@ -44,7 +44,7 @@ impl Layout {
         }
         let mut in_bodies = 0u64;
         for b in &blocks {
-            self.add_body(body_of(bytes, b)?)?;
+            self.add_body(b.checked_body(bytes)?)?;
             in_bodies += b.body_len as u64;
         }
         self.header += bytes.len() as u64 - in_bodies;
@@ -96,12 +96,6 @@ impl Layout {
         }
         Ok(())
     }
-}
-
-fn body_of<'b>(bytes: &'b [u8], b: &Block) -> Result<&'b [u8], SegmentError> {
-    bytes
-        .get(b.body_start..b.body_start + b.body_len)
-        .ok_or(SegmentError::Malformed("block length"))
 }
 
 fn encoding_name(kind: u8, encoding: u8) -> String {

@@ -1303,7 +1303,6 @@ fn decode_block_into(
     }
 }
 
-/// Appends the samples of a version 3 or 4 block body; returns whether it pushed metadata.
 /// What a lean body (version 4 blocks) leaves to its block summary.
 #[derive(Clone, Copy)]
 struct Lean {
@@ -1330,26 +1329,21 @@ fn decode_body_v3(
     let ints = &mut out.ints;
     let scratch = &mut out.scratch;
     out.timestamps.reserve(count);
-    let mut regular = None;
     let (encoding, payload) = column::read(body, &mut pos, "timestamps")?;
-    if let Some(l) = lean.filter(|_| count >= 2) {
-        if payload.is_empty() && encoding == column::PLAIN {
-            let span = l.max_ts.wrapping_sub(l.min_ts);
-            let steps = count as i64 - 1;
-            if span <= 0 || span % steps != 0 {
-                return Err(SegmentError::Malformed("timestamps"));
-            }
-            regular = Some((l.min_ts, span / steps));
-        } else {
-            column::decode_ints(encoding, payload, count - 1, ints, scratch, "timestamps")?;
+    // An empty column where a lean block of 2 or more expects integers: evenly spaced.
+    let evenly_spaced =
+        lean.filter(|_| count >= 2 && encoding == column::PLAIN && payload.is_empty());
+    if let Some(l) = evenly_spaced {
+        let span = l.max_ts.wrapping_sub(l.min_ts);
+        let steps = count as i64 - 1;
+        if span <= 0 || span % steps != 0 {
+            return Err(SegmentError::Malformed("timestamps"));
         }
+        let step = span / steps;
+        out.timestamps
+            .extend((0..count as i64).map(|i| l.min_ts.wrapping_add(i * step)));
     } else {
         column::decode_ints(encoding, payload, count - skip, ints, scratch, "timestamps")?;
-    }
-    if let Some((t0, step)) = regular {
-        out.timestamps
-            .extend((0..count as i64).map(|i| t0.wrapping_add(i * step)));
-    } else {
         // The first timestamp, then Δt_1 and the delta-of-deltas (not shifted into `ints`:
         // that memmove per block was ~1 ns a sample).
         let (mut ts, dods) = match lean {
