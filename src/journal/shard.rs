@@ -5,9 +5,10 @@
 //! all drained records as one frame of the current generation's journal file, fdatasyncs
 //! once, and acknowledges each request. Requests that arrive during a sync wait and share
 //! the next one; with several clients sending at once, the flusher holds a sync back up to
-//! 200 µs for as many requests as its recent groups held (`GroupWait`). The frame then goes to the applier thread, which puts it into the memtable
-//! while the flusher is already syncing the next frame; reads wait for the applier to catch
-//! up with every acknowledged frame (`Applied::wait`), so a 200 still means "readable".
+//! 200 µs for as many requests as its recent groups held (`GroupWait`). The frame then goes
+//! to the applier thread, which puts it into the memtable while the flusher is already
+//! syncing the next frame; reads wait for the applier to catch up with every acknowledged
+//! frame (`Applied::wait`), so a 200 still means "readable".
 //! Measured: applying on the flusher kept ~125 µs of a ~460 µs commit cycle on the path of
 //! every request. One file and one sync per group (not one per shard) because each
 //! 100-metric request touches every shard, so per-shard files made every request wait for N
@@ -42,27 +43,16 @@ pub(crate) enum Control {
     Stop,
 }
 
+#[derive(Default)]
 pub(crate) struct Signal {
     pending: bool,
     /// Requests pushed since the flusher last took the signal.
     requests: usize,
-    /// A push wakes the flusher once `requests` reaches this: 1 normally, the group's
-    /// target while the flusher waits for one (so it is not woken for every request).
+    /// A push wakes the flusher once `requests` reaches this: 0 (every push) normally, the
+    /// group's target while the flusher waits for one (so it is not woken for every request).
     wake_at: usize,
     controls: Vec<Control>,
     closed: bool,
-}
-
-impl Default for Signal {
-    fn default() -> Signal {
-        Signal {
-            pending: false,
-            requests: 0,
-            wake_at: 1,
-            controls: Vec::new(),
-            closed: false,
-        }
-    }
 }
 
 /// The longest the flusher holds a pending request back for others to share its fdatasync
@@ -287,7 +277,7 @@ impl Flusher {
                             break;
                         }
                     }
-                    sig.wake_at = 1;
+                    sig.wake_at = 0;
                 }
                 group_wait.record(sig.requests);
                 sig.requests = 0;
