@@ -580,13 +580,8 @@ async fn check_sizes_accounts_for_every_segment_byte() {
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert!(child.terminate().success());
 
-    let out = Command::new(env!("CARGO_BIN_EXE_stathook"))
-        .args(["check", "--sizes", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    let (ok, stdout) = check_with(dir.path(), &["--sizes"]);
+    assert!(ok, "{stdout}");
     assert!(stdout.contains(" 2030 samples, "), "{stdout}");
     assert!(stdout.contains("segments: 2 (3 blocks), "), "{stdout}");
     let table_rows = |name: &str| -> u64 {

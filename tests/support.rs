@@ -329,8 +329,15 @@ pub fn now_ms() -> i64 {
 
 /// Runs `stathook check` on a data dir: (whether it passed, its report).
 pub fn check(data_dir: &std::path::Path) -> (bool, String) {
+    check_with(data_dir, &[])
+}
+
+/// As `check`, with more flags (e.g. `--sizes`).
+pub fn check_with(data_dir: &std::path::Path, flags: &[&str]) -> (bool, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_stathook"))
-        .args(["check", "--data-dir"])
+        .arg("check")
+        .args(flags)
+        .arg("--data-dir")
         .arg(data_dir)
         .output()
         .unwrap();

@@ -1238,7 +1238,9 @@ mod tests {
             "{:?}",
             row.encode()
         );
-        // 12345.67 is 1234567 / 10^2: an exponent byte and a 4-byte varint, not 8 bytes.
-        assert_eq!(decimal_len(row.last_value), 5);
+        // Tag, name (1 + 6), no unit (1), first timestamp (6), span (3), count (1), and
+        // 12345.67 as 1234567 / 10^2 (exponent byte + 4-byte varint): 24, where an f64
+        // last value made 27.
+        assert_eq!(row.encode().len(), 24);
     }
 }
