@@ -155,7 +155,7 @@ pub struct CatalogRow {
 const CATALOG_ROW_BINARY: u8 = 1;
 /// As `CATALOG_ROW_BINARY` with the last value as a decimal (store format 9): `u8 e` (0–9)
 /// and zigzag varint m for `m / 10^e`, or `u8 0xFF` and f64 LE. A 2-decimal gauge's or a
-/// counter's last value takes 2–4 bytes instead of 8.
+/// counter's last value takes 2–5 bytes instead of 8.
 const CATALOG_ROW_DECIMAL: u8 = 2;
 const CATALOG_VALUE_RAW: u8 = 0xFF;
 
