@@ -647,8 +647,10 @@ async fn the_data_dir_is_private_and_holds_no_secret_in_clear() {
 
 /// Writes 30 rounds to a fresh server, each followed by a compaction that rewrites every
 /// metric's growing segment (copy-on-write leaves the old pages free), stops it cleanly and
-/// returns the store file's size and the data dir.
-async fn store_size_after_rewrites(compact_on_close_max_bytes: u64) -> (u64, tempfile::TempDir) {
+/// returns the store file's size before and after the stop, and the data dir.
+async fn store_size_after_rewrites(
+    compact_on_close_max_bytes: u64,
+) -> (u64, u64, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start_with(dir.path(), |c| {
         c.compact_on_close_max_bytes = compact_on_close_max_bytes
@@ -670,6 +672,9 @@ async fn store_size_after_rewrites(compact_on_close_max_bytes: u64) -> (u64, tem
         s.app.compact_now().unwrap();
     }
     assert_eq!(c.points("p", "m7").await.len(), 60);
+    let before = std::fs::metadata(dir.path().join("stathook.redb"))
+        .unwrap()
+        .len();
     s.stop().await;
     // The shutdown's last round compacted everything; the empty generation it opened left
     // no file behind.
@@ -680,15 +685,22 @@ async fn store_size_after_rewrites(compact_on_close_max_bytes: u64) -> (u64, tem
     let size = std::fs::metadata(dir.path().join("stathook.redb"))
         .unwrap()
         .len();
-    (size, dir)
+    (before, size, dir)
 }
 
 #[tokio::test]
 async fn a_clean_shutdown_gives_back_the_free_pages_of_rewritten_segments() {
-    let (kept, _) = store_size_after_rewrites(0).await;
-    let (compacted, dir) = store_size_after_rewrites(256 << 20).await;
+    // redb alone trims some free pages off the file's end at a clean close, how many
+    // depending on where they lie (282–562 KB of 562 KB in 8 runs), so the baseline is the
+    // same run's size before the stop; compacted, 201–234 KB.
+    let (_, kept, _) = store_size_after_rewrites(0).await;
+    let (before, compacted, dir) = store_size_after_rewrites(256 << 20).await;
     assert!(
-        compacted < kept * 3 / 4,
+        compacted < before / 2,
+        "store file {compacted} bytes compacted at shutdown, {before} before the stop"
+    );
+    assert!(
+        compacted <= kept,
         "store file {compacted} bytes compacted at shutdown, {kept} without"
     );
     // Everything is still there after the rewrite.
