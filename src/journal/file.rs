@@ -58,6 +58,81 @@ pub struct JournalFile {
     len: u64,
     /// Bytes zero-filled and synced so far (the file's size).
     allocated: u64,
+    /// Where appends go when the file system takes O_DIRECT writes (`None`: through `file`
+    /// and the page cache).
+    direct: Option<Direct>,
+}
+
+/// How a journal file takes appends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appends {
+    /// O_DIRECT where the file system allows it, else `Buffered`. For `Fsync::Always`: it cut
+    /// server CPU per sample by ~7 % (quiet, 6 interleaved rounds, medians 0.83 vs 0.89
+    /// CPU-s per million).
+    Direct,
+    /// Through the page cache. For `Fsync::Interval`, where a 200 does not wait for the
+    /// disk: an O_DIRECT write waits for the device, which took samples/s from 1.47 M to
+    /// 1.07 M at 1.12 instead of 0.88 CPU-s per million (3 interleaved rounds).
+    Buffered,
+}
+
+/// The unit of an O_DIRECT write: offsets, lengths and buffer addresses are multiples of it.
+/// 4 KiB is a multiple of every logical block size Linux uses.
+const DIRECT_ALIGN: usize = 4096;
+
+/// Appends without the page cache. A buffered append copied each frame into the page cache
+/// and fdatasync then wrote it back through ext4's writeback path (~10 % of ingest CPU in a
+/// profile); an O_DIRECT write hands the frame to the device at once, and the fdatasync
+/// after it only flushes the device's cache. Such writes must cover whole aligned blocks, so
+/// each one rewrites the last partial block with the bytes it already holds (kept in
+/// `tail`), then the frame, then zeros to the block's end: zeros past the last frame are
+/// what the format's reader takes as the clean end anyway.
+struct Direct {
+    file: File,
+    /// The bytes of the file from the last aligned offset at or before `len` up to `len`.
+    tail: Vec<u8>,
+    /// Scratch space a write is assembled in; its aligned part starts at `scratch_at`.
+    scratch: Vec<u8>,
+}
+
+impl Direct {
+    /// Opens `path` a second time with O_DIRECT; `None` where the file system refuses it
+    /// (tmpfs, some network file systems), which leaves appends buffered.
+    fn open(path: &Path, tail: &[u8]) -> Option<Direct> {
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+            .ok()?;
+        Some(Direct {
+            file,
+            tail: tail.to_vec(),
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Writes `bytes` at `len` (the end of the last frame); on success the tail is the new
+    /// last partial block.
+    fn append(&mut self, len: u64, bytes: &[u8]) -> io::Result<()> {
+        let start = len - self.tail.len() as u64;
+        debug_assert_eq!(start % DIRECT_ALIGN as u64, 0);
+        let used = self.tail.len() + bytes.len();
+        let padded = used.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+        if self.scratch.len() < padded + DIRECT_ALIGN {
+            // Only ever grows; the aligned start is found again below (no unsafe alignment).
+            self.scratch = vec![0u8; (padded + DIRECT_ALIGN).next_power_of_two()];
+        }
+        let at = self.scratch.as_ptr().align_offset(DIRECT_ALIGN);
+        let buf = &mut self.scratch[at..at + padded];
+        buf[..self.tail.len()].copy_from_slice(&self.tail);
+        buf[self.tail.len()..used].copy_from_slice(bytes);
+        buf[used..].fill(0);
+        self.file.write_all_at(buf, start)?;
+        let keep = used % DIRECT_ALIGN;
+        self.tail.clear();
+        self.tail.extend_from_slice(&buf[used - keep..used]);
+        Ok(())
+    }
 }
 
 impl JournalFile {
@@ -66,11 +141,22 @@ impl JournalFile {
         self.len == HEADER_LEN as u64
     }
 
+    /// Whether appends bypass the page cache (`Appends::Direct` on a file system that takes
+    /// O_DIRECT).
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
     /// Creates a new file with its header and zero-filled room, durably (file and directory
     /// entry synced).
     /// If that fails (a full disk), the half-made file is removed: it holds nothing, and
     /// left behind it would block the next attempt at the same generation.
-    pub fn create(dir: &Path, generation: u64, format_version: u32) -> io::Result<JournalFile> {
+    pub fn create(
+        dir: &Path,
+        generation: u64,
+        format_version: u32,
+        appends: Appends,
+    ) -> io::Result<JournalFile> {
         let path = path_of(dir, generation);
         let mut file = OpenOptions::new()
             .create_new(true)
@@ -83,9 +169,13 @@ impl JournalFile {
                 file,
                 len: HEADER_LEN as u64,
                 allocated: HEADER_LEN as u64,
+                direct: None,
             };
             jf.grow_to(PREALLOC_START_BYTES)?;
             sync_dir(dir)?;
+            if appends == Appends::Direct {
+                jf.direct = Direct::open(&path, &encode_header(format_version, generation));
+            }
             Ok(jf)
         })();
         if made.is_err() {
@@ -116,16 +206,33 @@ impl JournalFile {
             let step = self
                 .allocated
                 .clamp(PREALLOC_START_BYTES, PREALLOC_MAX_STEP_BYTES);
-            self.grow_to(end.max(self.allocated + step))?;
+            // Whole 4 KiB blocks, so an O_DIRECT write's zero padding stays inside the file.
+            let size = end.max(self.allocated + step);
+            self.grow_to(size.next_multiple_of(DIRECT_ALIGN as u64))?;
         }
-        self.file.write_all_at(bytes, self.len)?;
+        match &mut self.direct {
+            Some(direct) => match direct.append(self.len, bytes) {
+                // A file system that opens with O_DIRECT but refuses the write itself: every
+                // earlier frame is on disk, so buffered appends carry on from here.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    tracing::warn!(error = %e, "O_DIRECT write refused; journal appends go through the page cache");
+                    self.direct = None;
+                    self.file.write_all_at(bytes, self.len)?;
+                }
+                r => r?,
+            },
+            None => self.file.write_all_at(bytes, self.len)?,
+        }
         self.len = end;
         Ok(())
     }
 
     /// fdatasync: after this returns Ok, every appended byte survives power loss.
     pub fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_data()
+        match &self.direct {
+            Some(direct) => direct.file.sync_data(),
+            None => self.file.sync_data(),
+        }
     }
 }
 
@@ -155,6 +262,55 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Appends `frames` to a new file and returns the file's bytes.
+    fn write_frames(dir: &Path, appends: Appends, frames: &[Vec<u8>]) -> (bool, Vec<u8>) {
+        let mut f = JournalFile::create(dir, 7, 3, appends).unwrap();
+        let direct = f.is_direct();
+        for frame in frames {
+            f.append(frame).unwrap();
+        }
+        f.sync().unwrap();
+        // A file system that opens with O_DIRECT takes well-aligned writes: falling back
+        // here would mean a misaligned one.
+        assert_eq!(f.is_direct(), direct, "an O_DIRECT write was refused");
+        (direct, fs::read(path_of(dir, 7)).unwrap())
+    }
+
+    #[test]
+    fn direct_and_buffered_appends_leave_the_bytes_the_format_expects() {
+        // Frames that end inside a block, exactly on a block's end, span several blocks,
+        // and run past the first zero-filled MiB (a growth step between two appends).
+        let sizes = [1, 4071, 4096, 5000, 9000, 3, 700_000, 400_000, 12_289, 2];
+        let frames: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (0..n).map(|j| (i * 31 + j % 251) as u8 | 1).collect())
+            .collect();
+        let mut want = encode_header(3, 7).to_vec();
+        for frame in &frames {
+            want.extend_from_slice(frame);
+        }
+        for appends in [Appends::Direct, Appends::Buffered] {
+            let dir = tempfile::tempdir().unwrap();
+            let (direct, got) = write_frames(dir.path(), appends, &frames);
+            if appends == Appends::Buffered {
+                assert!(!direct);
+            }
+            assert!(
+                got.len() >= want.len() + 1024,
+                "zero-filled room after the frames"
+            );
+            assert!(
+                got[..want.len()] == want[..],
+                "{appends:?} (O_DIRECT used: {direct}): the frames, in order"
+            );
+            assert!(
+                got[want.len()..].iter().all(|&b| b == 0),
+                "{appends:?} (O_DIRECT used: {direct}): zeros after the last frame"
+            );
+        }
+    }
 
     #[test]
     fn names_round_trip() {

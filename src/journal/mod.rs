@@ -138,8 +138,14 @@ impl Journal {
             .max()
             .unwrap_or(0);
         let generation = last.max(watermark) + 1;
-        let file = file::JournalFile::create(dir, generation, FORMAT_VERSION)
+        let file = file::JournalFile::create(dir, generation, FORMAT_VERSION, appends_for(fsync))
             .map_err(|e| ioerr("create journal file in", e))?;
+        if fsync == Fsync::Always && !file.is_direct() {
+            tracing::info!(
+                path = %dir.display(),
+                "the file system refuses O_DIRECT: journal appends go through the page cache"
+            );
+        }
         for shard in 0..memtable.shard_count() {
             memtable.rotate(shard, generation);
         }
@@ -222,9 +228,11 @@ impl Journal {
         let next = sealed + 1;
         // Made here, on the caller's thread: creating and zero-filling a file took 4–17 ms,
         // which the flusher, and so every request, would otherwise wait for.
-        let file = file::JournalFile::create(&self.dir, next, FORMAT_VERSION).map_err(|e| {
-            JournalError::io(format!("create journal file for generation {next}"), &e)
-        })?;
+        let appends = appends_for(self.fsync);
+        let file =
+            file::JournalFile::create(&self.dir, next, FORMAT_VERSION, appends).map_err(|e| {
+                JournalError::io(format!("create journal file for generation {next}"), &e)
+            })?;
         let (tx, rx) = std::sync::mpsc::channel();
         self.shared.control(Control::Rotate(next, file, tx));
         if let Err(e) = rx.recv().unwrap_or(Err(JournalError::Closed)) {
@@ -277,6 +285,14 @@ impl Journal {
 
     pub fn wait_applied(&self) {
         self.applied.wait();
+    }
+}
+
+/// Direct appends when every 200 waits for the disk anyway; buffered ones when it does not.
+fn appends_for(fsync: Fsync) -> file::Appends {
+    match fsync {
+        Fsync::Always => file::Appends::Direct,
+        Fsync::Interval(_) => file::Appends::Buffered,
     }
 }
 
