@@ -729,6 +729,15 @@ async fn journal_syncs_every_frame_by_default_and_idle_frames_within_the_interva
     let st = c.get("/api/v1/admin/journal").await.body;
     assert_eq!(st["fsync"], "always");
     assert_eq!(st["fsyncIntervalMs"], Value::Null);
+    // O_DIRECT exactly where the data dir's file system takes it.
+    use std::os::unix::fs::OpenOptionsExt;
+    let probe = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(_dir.path().join("o_direct-probe"))
+        .is_ok();
+    assert_eq!(st["directIo"], probe, "{st}");
     assert!(st["frames"].as_u64().unwrap() >= 10, "{st}");
     assert_eq!(st["syncs"], st["frames"], "{st}");
     s.stop().await;
@@ -748,6 +757,10 @@ async fn journal_syncs_every_frame_by_default_and_idle_frames_within_the_interva
     loop {
         let st = c.get("/api/v1/admin/journal").await.body;
         assert_eq!(st["fsync"], "interval");
+        assert_eq!(
+            st["directIo"], false,
+            "interval mode writes through the page cache"
+        );
         if st["syncs"].as_u64().unwrap() >= 1 {
             assert!(st["frames"].as_u64().unwrap() >= 1, "{st}");
             break;

@@ -310,8 +310,9 @@ pub fn compact(app: &App, _: AdminToken) -> Result<Reply, ApiError> {
     ))
 }
 
-/// The journal's sync mode and what the flusher has done since the start: with `--fsync
-/// interval`, `syncs` far below `frames` is the point; with `always` they are equal.
+/// The journal's sync mode, whether its appends bypass the page cache, and what the flusher
+/// has done since the start: with `--fsync interval`, `syncs` far below `frames` is the
+/// point; with `always` they are equal.
 pub fn journal_status(app: &App, _: AdminToken) -> Result<Reply, ApiError> {
     let s = app.journal.status();
     let (mode, interval_ms) = match s.fsync {
@@ -321,7 +322,8 @@ pub fn journal_status(app: &App, _: AdminToken) -> Result<Reply, ApiError> {
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({"fsync": mode, "fsyncIntervalMs": interval_ms,
-            "generation": s.generation, "frames": s.frames, "syncs": s.syncs}),
+            "directIo": s.direct, "generation": s.generation, "frames": s.frames,
+            "syncs": s.syncs}),
     ))
 }
 

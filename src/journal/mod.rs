@@ -112,6 +112,8 @@ pub struct JournalStatus {
     /// Frames written and fdatasyncs done since the server started.
     pub frames: u64,
     pub syncs: u64,
+    /// Whether the current file takes O_DIRECT appends (`file::Appends`).
+    pub direct: bool,
 }
 
 impl Journal {
@@ -152,6 +154,7 @@ impl Journal {
         let shared = Arc::new(Shared::new(SHARDS));
         let applied = Arc::new(Applied::default());
         let counters = Arc::new(Counters::default());
+        counters.direct.store(file.is_direct(), Ordering::Relaxed);
         let (to_applier, work) = std::sync::mpsc::channel();
         let (m, a) = (memtable, applied.clone());
         let applier = std::thread::Builder::new()
@@ -280,6 +283,7 @@ impl Journal {
             generation: self.generation.load(Ordering::Relaxed),
             frames: load(&self.counters.frames),
             syncs: load(&self.counters.syncs),
+            direct: self.counters.direct.load(Ordering::Relaxed),
         }
     }
 

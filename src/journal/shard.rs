@@ -236,6 +236,8 @@ pub enum Fsync {
 pub struct Counters {
     pub frames: std::sync::atomic::AtomicU64,
     pub syncs: std::sync::atomic::AtomicU64,
+    /// Whether the current file takes O_DIRECT appends; kept up to date by the flusher.
+    pub direct: std::sync::atomic::AtomicBool,
 }
 
 impl Flusher {
@@ -304,6 +306,7 @@ impl Flusher {
                         Ok(()) => {
                             self.file = file;
                             self.generation = next;
+                            self.note_direct();
                             let _ = self.applier.send(ApplierWork::Rotate(next, done));
                         }
                         Err(e) => {
@@ -392,12 +395,20 @@ impl Flusher {
         self.counters
             .frames
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // An O_DIRECT write refused mid-file turns the file buffered.
+        self.note_direct();
         self.unsynced_since
             .get_or_insert_with(std::time::Instant::now);
         match self.fsync {
             Fsync::Always => self.sync(),
             Fsync::Interval(_) => Ok(()),
         }
+    }
+
+    fn note_direct(&self) {
+        self.counters
+            .direct
+            .store(self.file.is_direct(), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// When the unsynced frames must be synced by (`Fsync::Interval` with frames unsynced).
