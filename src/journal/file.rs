@@ -119,10 +119,14 @@ impl Direct {
         let used = self.tail.len() + bytes.len();
         let padded = used.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
         if self.scratch.len() < padded + DIRECT_ALIGN {
-            // Only ever grows; the aligned start is found again below (no unsafe alignment).
-            self.scratch = vec![0u8; (padded + DIRECT_ALIGN).next_power_of_two()];
+            // Grows to the largest frame seen (frames stay under ~9 MiB), and goes with the
+            // file at the next rotation. The aligned start is found again below: no unsafe
+            // aligned allocation.
+            self.scratch = vec![0u8; padded + DIRECT_ALIGN];
         }
-        let at = self.scratch.as_ptr().align_offset(DIRECT_ALIGN);
+        // Bytes from the buffer's start to its first aligned address (`align_offset` may,
+        // by its contract, decline to say).
+        let at = (self.scratch.as_ptr() as usize).wrapping_neg() % DIRECT_ALIGN;
         let buf = &mut self.scratch[at..at + padded];
         buf[..self.tail.len()].copy_from_slice(&self.tail);
         buf[self.tail.len()..used].copy_from_slice(bytes);
