@@ -67,8 +67,8 @@ pub struct JournalFile {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appends {
     /// O_DIRECT where the file system allows it, else `Buffered`. For `Fsync::Always`: it cut
-    /// server CPU per sample by ~7 % (quiet, 6 interleaved rounds, medians 0.83 vs 0.89
-    /// CPU-s per million).
+    /// the flusher thread's CPU by 11–14 % on average and the whole server's by 2–7 % at the
+    /// median (quiet and noisy, 17 interleaved rounds; docs/benchmarks.md, "Seventh pass").
     Direct,
     /// Through the page cache. For `Fsync::Interval`, where a 200 does not wait for the
     /// disk: an O_DIRECT write waits for the device, which took samples/s from 1.47 M to
@@ -81,8 +81,8 @@ pub enum Appends {
 const DIRECT_ALIGN: usize = 4096;
 
 /// Appends without the page cache. A buffered append copied each frame into the page cache
-/// and fdatasync then wrote it back through ext4's writeback path (~10 % of ingest CPU in a
-/// profile); an O_DIRECT write hands the frame to the device at once, and the fdatasync
+/// (3.7 % of the server's CPU in a profile) and fdatasync then wrote it back through ext4's
+/// writeback path (fdatasync: 12 %; after the change 4.7 %); an O_DIRECT write hands the frame to the device at once, and the fdatasync
 /// after it only flushes the device's cache. Such writes must cover whole aligned blocks, so
 /// each one rewrites the last partial block with the bytes it already holds (kept in
 /// `tail`), then the frame, then zeros to the block's end: zeros past the last frame are
@@ -91,7 +91,7 @@ struct Direct {
     file: File,
     /// The bytes of the file from the last aligned offset at or before `len` up to `len`.
     tail: Vec<u8>,
-    /// Scratch space a write is assembled in; its aligned part starts at `scratch_at`.
+    /// Where a write is assembled, from its first 4 KiB-aligned byte on.
     scratch: Vec<u8>,
 }
 
