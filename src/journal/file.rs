@@ -66,9 +66,10 @@ pub struct JournalFile {
 /// How a journal file takes appends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appends {
-    /// O_DIRECT where the file system allows it, else `Buffered`. For `Fsync::Always`: it cut
-    /// the flusher thread's CPU by 11–14 % on average and the whole server's by 2–7 % at the
-    /// median (quiet and noisy, 17 interleaved rounds; docs/benchmarks.md, "Seventh pass").
+    /// O_DIRECT where the file system allows it, else `Buffered`. For `Fsync::Always`: the
+    /// flusher thread's CPU fell in 12 of 14 interleaved rounds (by 11–14 % on average), the
+    /// whole server's in 15 of 20 (by 4 % at the median; docs/benchmarks.md, "Seventh
+    /// pass").
     Direct,
     /// Through the page cache. For `Fsync::Interval`, where a 200 does not wait for the
     /// disk: an O_DIRECT write waits for the device, which took samples/s from 1.47 M to
