@@ -719,7 +719,7 @@ async fn a_clean_shutdown_gives_back_the_free_pages_of_rewritten_segments() {
 /// interval even when no more writes come.
 #[tokio::test]
 async fn journal_syncs_every_frame_by_default_and_idle_frames_within_the_interval() {
-    let (_dir, s, c, key) = Server::with_project("p").await;
+    let (dir, s, c, key) = Server::with_project("p").await;
     for i in 0..10 {
         let r = c
             .post(&key, &batch("p", vec![metric("m", 1.0, 1000 + i)]))
@@ -735,7 +735,7 @@ async fn journal_syncs_every_frame_by_default_and_idle_frames_within_the_interva
         .write(true)
         .create(true)
         .custom_flags(libc::O_DIRECT)
-        .open(_dir.path().join("o_direct-probe"))
+        .open(dir.path().join("o_direct-probe"))
         .is_ok();
     assert_eq!(st["directIo"], probe, "{st}");
     assert!(st["frames"].as_u64().unwrap() >= 10, "{st}");

@@ -168,8 +168,9 @@ impl JournalFile {
             .write(true)
             .mode(0o600)
             .open(&path)?;
+        let header = encode_header(format_version, generation);
         let made = (|| {
-            file.write_all(&encode_header(format_version, generation))?;
+            file.write_all(&header)?;
             let mut jf = JournalFile {
                 file,
                 len: HEADER_LEN as u64,
@@ -179,7 +180,7 @@ impl JournalFile {
             jf.grow_to(PREALLOC_START_BYTES)?;
             sync_dir(dir)?;
             if appends == Appends::Direct {
-                jf.direct = Direct::open(&path, &encode_header(format_version, generation));
+                jf.direct = Direct::open(&path, &header);
             }
             Ok(jf)
         })();
@@ -233,11 +234,9 @@ impl JournalFile {
     }
 
     /// fdatasync: after this returns Ok, every appended byte survives power loss.
+    /// fdatasync acts on the file, not the descriptor, so `file` covers O_DIRECT writes too.
     pub fn sync(&mut self) -> io::Result<()> {
-        match &self.direct {
-            Some(direct) => direct.file.sync_data(),
-            None => self.file.sync_data(),
-        }
+        self.file.sync_data()
     }
 }
 
