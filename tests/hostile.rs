@@ -88,6 +88,11 @@ fn corpus() -> Vec<Case> {
             "invalid JSON",
         ),
         (
+            "value beyond a 64-bit float",
+            &with_metric(r#""metricId":"m","metricName":"M","value":1e400"#),
+            "beyond a 64-bit float's range (about 1.8e308) (near `\"value\":1e400",
+        ),
+        (
             "hex number",
             &with_metric(r#""metricId":"m","metricName":"M","value":0x10"#),
             "invalid JSON",

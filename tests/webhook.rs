@@ -401,6 +401,51 @@ async fn a_batch_with_one_bad_metric_stores_nothing() {
     s.stop().await;
 }
 
+/// JavaScript's JSON.stringify writes 1e20 as `100000000000000000000` and Python writes a
+/// big int in full: whole numbers past 64 bits are finite JSON numbers, stored as floats.
+#[tokio::test]
+async fn whole_numbers_beyond_64_bits_are_stored_as_floats() {
+    let (_dir, s, c, key) = Server::with_project("p").await;
+    let body = with_values(&["100000000000000000000", "-123456789012345678901234567890"]);
+    let r = c.post_raw(&key, body).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        c.points("p", "m").await,
+        vec![(1000, 1e20), (2000, -1.2345678901234568e29)]
+    );
+    // A timestamp that size is no Unix time in milliseconds: refused, naming the field.
+    let r = c
+        .post_raw(
+            &key,
+            r#"{"projectId":"p","metrics":[{"metricId":"m","metricName":"M","value":1,"timestamp":100000000000000000000}]}"#,
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("metrics[0].timestamp must be a non-negative integer"),
+        "{:?}",
+        r.body
+    );
+    s.stop().await;
+}
+
+fn with_values(values: &[&str]) -> String {
+    let metrics: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            format!(
+                r#"{{"metricId":"m","metricName":"M","value":{v},"timestamp":{}}}"#,
+                (i + 1) * 1000
+            )
+        })
+        .collect();
+    format!(r#"{{"projectId":"p","metrics":[{}]}}"#, metrics.join(","))
+}
+
 #[tokio::test]
 async fn resending_the_same_metric_and_timestamp_overwrites() {
     let (_dir, s, c, key) = Server::with_project("p").await;

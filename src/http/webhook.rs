@@ -130,7 +130,10 @@ async fn store(
         app.config.body_read_timeout,
     )
     .await?;
-    let batch = ingest::parse_batch(&mut bytes, now_ms).map_err(|e| ApiError::BadRequest(e.0))?;
+    let batch = match ingest::parse_batch(&mut bytes, now_ms) {
+        Ok(batch) => batch,
+        Err(e) => return Err(ApiError::BadRequest(e.explain(&bytes))),
+    };
     if batch.project_id != owner.project_id {
         return Err(ApiError::Forbidden(format!(
             "projectId {:?} does not match this API key's project",

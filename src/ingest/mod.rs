@@ -43,13 +43,50 @@ pub struct ValidMetric<'a> {
     pub metadata: Option<String>,
 }
 
-/// Why a body was refused; the message is the `error` of the 400 reply.
+/// Why a body was refused; `explain` gives the `error` of the 400 reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IngestError(pub String);
+pub struct IngestError {
+    pub message: String,
+    /// For a body that is not valid JSON: the byte offset where parsing stopped.
+    pub json_at: Option<usize>,
+}
+
+impl IngestError {
+    pub fn new(message: String) -> IngestError {
+        IngestError {
+            message,
+            json_at: None,
+        }
+    }
+
+    /// The message, and for invalid JSON the text around where parsing stopped (from the
+    /// opening of the value it was in), so a user can tell which of 100 metrics to fix.
+    /// `body` is the parsed buffer: strings before that point may already be unescaped in
+    /// place, hence "near", not a quote of what was sent.
+    pub fn explain(self, body: &[u8]) -> String {
+        let Some(at) = self.json_at.map(|a| a.min(body.len())) else {
+            return self.message;
+        };
+        let start = body[..at]
+            .iter()
+            .rposition(|b| matches!(b, b',' | b'{' | b'['))
+            .map_or(0, |p| p + 1)
+            .max(at.saturating_sub(40));
+        let end = (at + 16).min(body.len());
+        let near: String = String::from_utf8_lossy(&body[start..end])
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        match near.trim() {
+            "" => self.message,
+            near => format!("{} (near `{near}`)", self.message),
+        }
+    }
+}
 
 impl std::fmt::Display for IngestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 

@@ -13,16 +13,18 @@ thread_local! {
 /// Parses and validates a webhook body. `body` is overwritten (simd-json parses in place).
 pub fn parse_batch(body: &mut [u8], now_ms: i64) -> Result<ValidBatch<'_>, IngestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(IngestError(
+        return Err(IngestError::new(
             "request body is empty; expected a JSON object".into(),
         ));
     }
     let tape = BUFFERS
         .with(|b| simd_json::to_tape_with_buffers(body, &mut b.borrow_mut()))
-        .map_err(|e| IngestError(format!("invalid JSON: {e}")))?;
+        .map_err(|e| json_error(&e))?;
     let nodes = tape.0;
     let Some(Node::Object { len, .. }) = nodes.first() else {
-        return Err(IngestError("request body must be a JSON object".into()));
+        return Err(IngestError::new(
+            "request body must be a JSON object".into(),
+        ));
     };
     let (mut project, mut metrics) = (None, None);
     for (key, at) in object_fields(&nodes, 0, *len) {
@@ -40,23 +42,23 @@ pub fn parse_batch(body: &mut [u8], now_ms: i64) -> Result<ValidBatch<'_>, Inges
     )?;
     let (count, first) = match metrics.map(|at| (&nodes[at], at)) {
         None | Some((Node::Static(StaticNode::Null), _)) => {
-            return Err(IngestError("metrics is required".into()))
+            return Err(IngestError::new("metrics is required".into()))
         }
         Some((Node::Array { len, .. }, at)) => (*len, at + 1),
         Some((other, _)) => {
-            return Err(IngestError(format!(
+            return Err(IngestError::new(format!(
                 "metrics must be an array, not {}",
                 kind(other)
             )))
         }
     };
     if count == 0 {
-        return Err(IngestError(
+        return Err(IngestError::new(
             "metrics must contain at least one metric".into(),
         ));
     }
     if count > MAX_METRICS_PER_REQUEST {
-        return Err(IngestError(format!(
+        return Err(IngestError::new(format!(
             "metrics has {count} entries; at most {MAX_METRICS_PER_REQUEST} are allowed per request"
         )));
     }
@@ -103,7 +105,7 @@ fn object_fields<'t, 'a>(
 /// the sender.
 fn once(slot: &mut Option<usize>, at: usize, field: &Field) -> Result<(), IngestError> {
     if slot.replace(at).is_some() {
-        return Err(IngestError(format!("{field} appears more than once")));
+        return Err(IngestError::new(format!("{field} appears more than once")));
     }
     Ok(())
 }
@@ -130,7 +132,7 @@ fn parse_metric<'a>(
     now_ms: i64,
 ) -> Result<ValidMetric<'a>, IngestError> {
     let Node::Object { len, .. } = nodes[at] else {
-        return Err(IngestError(format!(
+        return Err(IngestError::new(format!(
             "metrics[{i}] must be an object, not {}",
             kind(&nodes[at])
         )));
@@ -163,7 +165,7 @@ fn parse_metric<'a>(
 
     let value = match value.map(|v| &nodes[v]) {
         None | Some(Node::Static(StaticNode::Null)) => {
-            return Err(IngestError(format!(
+            return Err(IngestError::new(format!(
                 "{} is required",
                 Field::Metric(i, "value")
             )))
@@ -172,13 +174,13 @@ fn parse_metric<'a>(
         Some(Node::Static(StaticNode::U64(n))) => *n as f64,
         Some(Node::Static(StaticNode::F64(x))) if x.is_finite() => *x,
         Some(Node::Static(StaticNode::F64(_))) => {
-            return Err(IngestError(format!(
+            return Err(IngestError::new(format!(
                 "{} must be a finite number",
                 Field::Metric(i, "value")
             )))
         }
         Some(other) => {
-            return Err(IngestError(format!(
+            return Err(IngestError::new(format!(
                 "{} must be a number, not {}",
                 Field::Metric(i, "value"),
                 kind(other)
@@ -193,7 +195,7 @@ fn parse_metric<'a>(
             (!s.is_empty()).then_some(*s)
         }
         Some(other) => {
-            return Err(IngestError(format!(
+            return Err(IngestError::new(format!(
                 "{} must be a string, not {}",
                 Field::Metric(i, "unit"),
                 kind(other)
@@ -205,13 +207,13 @@ fn parse_metric<'a>(
         None | Some(Node::Static(StaticNode::Null)) => now_ms,
         Some(v) => {
             let ts = timestamp_of(v).ok_or_else(|| {
-                IngestError(format!(
+                IngestError::new(format!(
                     "{} must be a non-negative integer (Unix time in milliseconds)",
                     Field::Metric(i, "timestamp")
                 ))
             })?;
             if ts > now_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
-                return Err(IngestError(format!(
+                return Err(IngestError::new(format!(
                     "{} is {} ms in the future; at most {MAX_FUTURE_SKEW_MS} ms ahead of the server clock is accepted (is it in seconds instead of milliseconds?)",
                     Field::Metric(i, "timestamp"),
                     ts - now_ms
@@ -231,7 +233,7 @@ fn parse_metric<'a>(
                         object_fields(nodes, v, *len).map(|(k, _)| k).collect();
                     keys.sort_unstable();
                     if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
-                        return Err(IngestError(format!(
+                        return Err(IngestError::new(format!(
                             "{} has the key {:?} more than once",
                             Field::Metric(i, "metadata"),
                             w[0]
@@ -241,7 +243,7 @@ fn parse_metric<'a>(
                 let mut text = String::with_capacity(64);
                 write_json(&nodes[v..v + span(&nodes[v])], &mut text);
                 if text.len() > MAX_METADATA_BYTES {
-                    return Err(IngestError(format!(
+                    return Err(IngestError::new(format!(
                         "{} is {} bytes as JSON; at most {MAX_METADATA_BYTES} are allowed",
                         Field::Metric(i, "metadata"),
                         text.len()
@@ -250,7 +252,7 @@ fn parse_metric<'a>(
                 Some(text)
             }
             other => {
-                return Err(IngestError(format!(
+                return Err(IngestError::new(format!(
                     "{} must be an object, not {}",
                     Field::Metric(i, "metadata"),
                     kind(other)
@@ -326,6 +328,31 @@ fn write_json(nodes: &[Node<'_>], out: &mut String) -> usize {
     }
 }
 
+/// `invalid JSON at character N: what`. simd-json's own message names only an enum variant
+/// ("InvalidNumber at character 70"), which told a user nothing they could act on. The text
+/// near N is added by `IngestError::explain`, once this parse no longer borrows the body.
+fn json_error(e: &simd_json::Error) -> IngestError {
+    use simd_json::ErrorType as E;
+    let what = match e.error() {
+        E::InvalidNumber | E::InvalidExponent => {
+            "a number that is not valid JSON or is beyond a 64-bit float's range (about 1.8e308)"
+        }
+        E::TrailingData => "more data after the end of the JSON value",
+        E::UnterminatedString => "a string with no closing quote",
+        E::InvalidEscape | E::InvalidUnicodeEscape | E::InvalidUnicodeCodepoint => {
+            "an invalid escape sequence in a string"
+        }
+        E::InvalidUtf8 => "bytes that are not UTF-8",
+        E::Eof => "the body ends before the JSON value does",
+        E::InputTooLarge => "a body too large to parse",
+        _ => "an unexpected character or structure",
+    };
+    IngestError {
+        message: format!("invalid JSON at character {}: {what}", e.index()),
+        json_at: Some(e.index()),
+    }
+}
+
 fn write_json_str(s: &str, out: &mut String) {
     out.push_str(&serde_json::to_string(s).expect("BUG: strings always serialize"));
 }
@@ -350,18 +377,18 @@ fn required_str<'a>(
 ) -> Result<&'a str, IngestError> {
     let s = match at.map(|v| &nodes[v]) {
         None | Some(Node::Static(StaticNode::Null)) => {
-            return Err(IngestError(format!("{field} is required")))
+            return Err(IngestError::new(format!("{field} is required")))
         }
         Some(Node::String(s)) => *s,
         Some(other) => {
-            return Err(IngestError(format!(
+            return Err(IngestError::new(format!(
                 "{field} must be a string, not {}",
                 kind(other)
             )))
         }
     };
     if s.trim().is_empty() {
-        return Err(IngestError(format!("{field} must not be empty")));
+        return Err(IngestError::new(format!("{field} must not be empty")));
     }
     check_text(s, field, max_bytes)?;
     Ok(s)
@@ -369,13 +396,13 @@ fn required_str<'a>(
 
 fn check_text(s: &str, field: &Field, max_bytes: usize) -> Result<(), IngestError> {
     if s.len() > max_bytes {
-        return Err(IngestError(format!(
+        return Err(IngestError::new(format!(
             "{field} is {} bytes; at most {max_bytes} are allowed",
             s.len()
         )));
     }
     if has_control_chars(s) {
-        return Err(IngestError(format!(
+        return Err(IngestError::new(format!(
             "{field} must not contain control characters"
         )));
     }
@@ -439,9 +466,10 @@ mod tests {
 
     fn parse(body: &str) -> Result<OwnedBatch, String> {
         let mut b = body.as_bytes().to_vec();
-        parse_batch(&mut b, NOW)
-            .map(|v| v.to_owned_batch())
-            .map_err(|e| e.0)
+        match parse_batch(&mut b, NOW) {
+            Ok(v) => Ok(v.to_owned_batch()),
+            Err(e) => Err(e.explain(&b)),
+        }
     }
 
     fn check_err(body: &str, expected_fragment: &str) {
@@ -485,12 +513,36 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(b.metrics[0].timestamp_ms, 1_700_000_000_000);
+        // A whole number beyond u64 is still a JSON number: JavaScript writes 1e20 as
+        // `100000000000000000000`, and it must not be refused as invalid JSON.
+        let b = parse(&one(
+            r#"{"metricId":"a","metricName":"A","value":100000000000000000000}"#,
+        ))
+        .unwrap();
+        assert_eq!(b.metrics[0].value, 1e20);
+        let b = parse(&one(
+            r#"{"metricId":"a","metricName":"A","value":-100000000000000000000}"#,
+        ))
+        .unwrap();
+        assert_eq!(b.metrics[0].value, -1e20);
     }
 
     #[test]
     fn names_the_bad_field() {
         check_err("", "body is empty");
-        check_err("{", "invalid JSON");
+        check_err("{", "invalid JSON at character");
+        check_err(
+            &one(r#"{"metricId":"a","metricName":"A","value":1e400}"#),
+            "beyond a 64-bit float's range (about 1.8e308) (near `\"value\":1e400}]}`)",
+        );
+        check_err(
+            &format!("{} x", one(r#"{"metricId":"a","metricName":"A","value":1}"#)),
+            "invalid JSON at character 72: an unexpected character or structure (near `\"value\":1}]} x`)",
+        );
+        check_err(
+            &one(r#"{"metricId":"a","metricName":"A","value":1,"timestamp":99999999999999999999}"#),
+            "metrics[0].timestamp must be a non-negative integer",
+        );
         check_err("[]", "must be a JSON object");
         check_err(r#"{"metrics":[]}"#, "projectId is required");
         check_err(
