@@ -188,5 +188,66 @@ fn every_10s(n: usize, mut value: impl FnMut(usize) -> f64) -> Vec<Sample> {
         .collect()
 }
 
-criterion_group!(benches, parse_validate, journal_append, segment_codec);
+/// The applier's work at high cardinality, as compare.sh's highcard load gives it: 50,000
+/// series × 20 points, time-major (every series' point t, then t + 10 s), in records of 25
+/// samples of one shard (a 100-metric request over 4 shards). Between two samples of one
+/// series 49,999 others are applied, so each sample's hash bucket and points are cold.
+fn memtable_apply(c: &mut Criterion) {
+    use stathook::memtable::{shard_of, Memtable, NewSample};
+    const SERIES: usize = 50_000;
+    const POINTS: usize = 20;
+    const SHARDS: usize = 4;
+    let ids: Vec<String> = (0..SERIES).map(|i| format!("s{i}")).collect();
+    // Series grouped by shard, then cut into records of 25.
+    let mut by_shard: Vec<Vec<&str>> = vec![Vec::new(); SHARDS];
+    for id in &ids {
+        by_shard[shard_of("bench", id, SHARDS)].push(id);
+    }
+    let records: Vec<&[&str]> = by_shard.iter().flat_map(|s| s.chunks(25)).collect();
+    let apply_round = |mem: &Memtable, point: usize| {
+        for record in &records {
+            let samples: Vec<NewSample<'_>> = record
+                .iter()
+                .map(|id| NewSample {
+                    metric_id: id,
+                    metric_name: "Bench",
+                    unit: None,
+                    timestamp_ms: NOW + point as i64 * 10_000,
+                    value: point as f64,
+                    metadata: None,
+                })
+                .collect();
+            mem.apply(1, "bench", &samples);
+        }
+    };
+    let mut g = c.benchmark_group("memtable_apply");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements((SERIES * (POINTS - 1)) as u64));
+    g.bench_function("50000_series_x_20_points", |b| {
+        b.iter_batched(
+            || {
+                // Every series exists (first point), as after the first round of a load.
+                let mem = Memtable::new(SHARDS, 1);
+                apply_round(&mem, 0);
+                mem
+            },
+            |mem| {
+                for point in 1..POINTS {
+                    apply_round(&mem, point);
+                }
+                mem
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    parse_validate,
+    journal_append,
+    segment_codec,
+    memtable_apply
+);
 criterion_main!(benches);
