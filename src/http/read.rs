@@ -563,11 +563,14 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// A value as JSON replies write it: whole numbers without a fraction, others in their
+/// shortest round-trip form, with an exponent when very large or small. (`{v}` wrote
+/// 1.8e308 as 309 digits and 5e-324 as 0.000… over 300 characters.)
 fn push_number(out: &mut String, v: f64) {
     if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
         let _ = write!(out, "{}", v as i64);
     } else {
-        let _ = write!(out, "{v}");
+        let _ = write!(out, "{v:?}");
     }
 }
 
@@ -589,5 +592,30 @@ fn number<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_i64(*v as i64)
     } else {
         s.serialize_f64(*v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_number;
+
+    #[test]
+    fn csv_numbers_are_short_and_read_back_exactly() {
+        for (v, text) in [
+            (42.0, "42"),
+            (-3.0, "-3"),
+            (0.1, "0.1"),
+            (-2.5, "-2.5"),
+            (123456.789, "123456.789"),
+            (1e20, "1e20"),
+            (f64::MAX, "1.7976931348623157e308"),
+            (5e-324, "5e-324"),
+            (1e-7, "1e-7"),
+        ] {
+            let mut out = String::new();
+            push_number(&mut out, v);
+            assert_eq!(out, text);
+            assert_eq!(out.parse::<f64>().unwrap(), v);
+        }
     }
 }
