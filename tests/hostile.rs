@@ -149,6 +149,23 @@ fn corpus() -> Vec<Case> {
         400,
         "",
     ));
+    // Deeper than stathook keeps, yet within what simd-json parses (1,024): such metadata was
+    // once stored, and every read of its metric then failed with a 500.
+    for (levels, fragment) in [
+        (33, "metadata is nested 33 levels deep; at most 32"),
+        (200, "metadata is nested 200 levels deep; at most 32"),
+    ] {
+        cases.push(case(
+            format!("metadata nested {levels} deep"),
+            with_metric(&format!(
+                r#""metricId":"m","metricName":"M","value":1,"metadata":{}1{}"#,
+                r#"{"a":"#.repeat(levels),
+                "}".repeat(levels)
+            )),
+            400,
+            fragment,
+        ));
+    }
     // Invalid UTF-8 in a string and outside one; a UTF-8 BOM.
     let mut bad_utf8 = with_metric(GOOD_METRIC).into_bytes();
     let at = bad_utf8.iter().position(|b| *b == b'M').unwrap();

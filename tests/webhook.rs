@@ -432,6 +432,31 @@ async fn whole_numbers_beyond_64_bits_are_stored_as_floats() {
     s.stop().await;
 }
 
+#[tokio::test]
+async fn metadata_nested_32_levels_is_stored_and_read_back() {
+    let (_dir, s, c, key) = Server::with_project("p").await;
+    let mut meta = json!(1);
+    for _ in 0..32 {
+        meta = json!({ "a": meta });
+    }
+    let mut m = metric("m", 1.0, 1000);
+    m["metadata"] = meta.clone();
+    let r = c.post(&key, &batch("p", vec![m])).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    for compacted in [false, true] {
+        if compacted {
+            s.app.compact_now().unwrap();
+        }
+        let r = c.get("/api/v1/projects/p/metrics/m/points").await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.body["points"][0]["metadata"], meta);
+        let r = c.get("/api/v1/projects/p/query?metricIds=m").await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.body["series"][0]["points"][0]["metadata"], meta);
+    }
+    s.stop().await;
+}
+
 fn with_values(values: &[&str]) -> String {
     let metrics: Vec<String> = values
         .iter()

@@ -192,21 +192,51 @@ pub fn points(
     }
     let body = SeriesView::new(t, result);
     let header = PlanView::new(&plan);
-    let mut reply = serde_json::json!({
-        "projectId": project,
-        "metricId": t.id,
-        "metricName": &*t.entry.metric_name,
-        "unit": t.entry.unit.as_deref(),
-        "from": header.from,
-        "to": header.to,
-        "step": header.step,
-        "agg": header.agg,
-        "points": body.points,
-    });
-    if let Some(truncated) = body.truncated {
-        reply["truncated"] = truncated.into();
-    }
-    Ok(json(StatusCode::OK, &reply))
+    Ok(json(
+        StatusCode::OK,
+        &MetricAnswer {
+            agg: header.agg,
+            from: header.from,
+            metric_id: &t.id,
+            metric_name: &t.entry.metric_name,
+            points: body.points,
+            project_id: project,
+            step: header.step,
+            to: header.to,
+            truncated: body.truncated,
+            unit: t.entry.unit.as_deref(),
+        },
+    ))
+}
+
+/// One metric's answer, fields in the order clients have seen. Serialized directly, never
+/// through a `serde_json::Value`: that conversion re-parsed each point's stored metadata
+/// under serde_json's nesting limit (128), and one sample with deeper metadata (accepted
+/// before ingest limited it) turned every read of its metric into a 500.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MetricAnswer<'a> {
+    agg: Option<String>,
+    from: i64,
+    metric_id: &'a str,
+    metric_name: &'a str,
+    points: Vec<PointView>,
+    project_id: &'a str,
+    step: Option<i64>,
+    to: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    truncated: Option<bool>,
+    unit: Option<&'a str>,
+}
+
+/// Several metrics' raw points; serialized directly for the reason `MetricAnswer` gives.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RawSeriesAnswer<'a> {
+    from: i64,
+    project_id: &'a str,
+    series: Vec<SeriesView<'a>>,
+    to: i64,
 }
 
 /// `GET /api/v1/projects/{p}/query?metricIds=a,b`: several metrics in one round trip.
@@ -265,8 +295,12 @@ pub fn multi(
                 .collect();
             Ok(json(
                 StatusCode::OK,
-                &serde_json::json!({ "projectId": project, "from": header.from,
-                    "to": header.to, "series": series }),
+                &RawSeriesAnswer {
+                    from: header.from,
+                    project_id: project,
+                    series,
+                    to: header.to,
+                },
             ))
         }
         Mode::Aggregate { .. } => {
@@ -597,7 +631,38 @@ fn number<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::push_number;
+    use super::*;
+
+    /// Metadata nested past serde_json's limit of 128 goes out as stored, with no 500.
+    #[test]
+    fn deeply_nested_stored_metadata_is_answered_as_stored() {
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(200), "]".repeat(200));
+        let point = PointView {
+            timestamp: 5,
+            value: Number(1.0),
+            metadata: Some(RawValue::from_string(deep.clone()).unwrap()),
+        };
+        let answer = MetricAnswer {
+            agg: None,
+            from: 0,
+            metric_id: "m",
+            metric_name: "M",
+            points: vec![point],
+            project_id: "p",
+            step: None,
+            to: 10,
+            truncated: Some(false),
+            unit: None,
+        };
+        // The route this replaced: through a `Value`, the same answer is an error (and
+        // `json!` unwrapped it: a panic, answered 500).
+        assert!(serde_json::to_value(&answer).is_err());
+        let reply = json(StatusCode::OK, &answer);
+        assert_eq!(reply.status(), StatusCode::OK);
+        let text = serde_json::to_string(&answer).unwrap();
+        assert!(text.contains(&deep), "{text}");
+        assert!(text.starts_with(r#"{"agg":null,"from":0,"metricId":"m","metricName":"M","points":[{"timestamp":5,"value":1,"metadata":{"a":[[["#));
+    }
 
     #[test]
     fn csv_numbers_are_short_and_read_back_exactly() {

@@ -16,6 +16,9 @@ pub const MAX_METRIC_NAME_BYTES: usize = 256;
 pub const MAX_UNIT_BYTES: usize = 32;
 /// Largest `metadata` object, as compact JSON, in bytes (the spec's 4 KiB).
 pub const MAX_METADATA_BYTES: usize = 4096;
+/// Deepest nesting of objects and arrays in `metadata` (the object itself is level 1).
+/// Readers of the API parse it: serde_json stops at 128 levels, other parsers sooner.
+pub const MAX_METADATA_DEPTH: usize = 32;
 /// The spec's "Maximum 100 metrics per request".
 pub const MAX_METRICS_PER_REQUEST: usize = 100;
 /// How far ahead of the server's clock a timestamp may be: allows for client clock skew

@@ -249,6 +249,13 @@ fn parse_metric<'a>(
                         text.len()
                     )));
                 }
+                let depth = nesting_depth(&text);
+                if depth > MAX_METADATA_DEPTH {
+                    return Err(IngestError::new(format!(
+                        "{} is nested {depth} levels deep; at most {MAX_METADATA_DEPTH} are allowed",
+                        Field::Metric(i, "metadata"),
+                    )));
+                }
                 Some(text)
             }
             other => {
@@ -351,6 +358,33 @@ fn json_error(e: &simd_json::Error) -> IngestError {
         message: format!("invalid JSON at character {}: {what}", e.index()),
         json_at: Some(e.index()),
     }
+}
+
+/// The deepest nesting of objects and arrays in `json`, compact JSON text as `write_json`
+/// makes it (brackets inside strings do not count).
+fn nesting_depth(json: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in json.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 fn write_json_str(s: &str, out: &mut String) {
@@ -538,6 +572,18 @@ mod tests {
         check_err(
             &format!("{} x", one(r#"{"metricId":"a","metricName":"A","value":1}"#)),
             "invalid JSON at character 72: an unexpected character or structure (near `\"value\":1}]} x`)",
+        );
+        let nested = |levels: usize| {
+            one(&format!(
+                r#"{{"metricId":"a","metricName":"A","value":1,"metadata":{{"s":"[[{{","a":{}1{}}}}}"#,
+                "[".repeat(levels - 1),
+                "]".repeat(levels - 1)
+            ))
+        };
+        assert!(parse(&nested(MAX_METADATA_DEPTH)).is_ok());
+        check_err(
+            &nested(MAX_METADATA_DEPTH + 1),
+            "metrics[0].metadata is nested 33 levels deep; at most 32 are allowed",
         );
         check_err(
             &one(r#"{"metricId":"a","metricName":"A","value":1,"timestamp":99999999999999999999}"#),
