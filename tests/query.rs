@@ -443,6 +443,7 @@ async fn max_points_bounds_the_answer_and_bad_parameters_are_named() {
         ("format=xml", "format"),
         ("from=10&to=5", "from"),
         ("from=0&to=9999999999&step=1", "buckets"),
+        ("form=-7d", "unknown query parameter \"form\""),
     ] {
         let r = c
             .get(&format!("/api/v1/projects/p/metrics/m/points?{query}"))
@@ -454,6 +455,14 @@ async fn max_points_bounds_the_answer_and_bad_parameters_are_named() {
             r.body
         );
     }
+    // A misspelt parameter on the several-metrics query too; `_` (a cache-buster) is fine.
+    let r = c.get("/api/v1/projects/p/query?metricIds=m&stpe=1m").await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert!(r.body["error"].as_str().unwrap().contains("\"stpe\""));
+    let r = c
+        .get("/api/v1/projects/p/metrics/m/points?limit=1&_=1795840000000")
+        .await;
+    assert_eq!((r.status, points_of(&r).len()), (200, 1), "{:?}", r.body);
     s.stop().await;
 }
 

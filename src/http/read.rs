@@ -165,6 +165,29 @@ fn execute(
         .collect()
 }
 
+/// The query parameters of `points` (docs/api.md), and of `multi`.
+const POINTS_PARAMS: [&str; 8] = [
+    "from",
+    "to",
+    "step",
+    "agg",
+    "maxPoints",
+    "limit",
+    "where",
+    "format",
+];
+const MULTI_PARAMS: [&str; 9] = [
+    "metricIds",
+    "from",
+    "to",
+    "step",
+    "agg",
+    "maxPoints",
+    "limit",
+    "where",
+    "format",
+];
+
 /// `GET /api/v1/projects/{p}/metrics/{m}/points`: one metric, raw or aggregated.
 pub fn points(
     app: &Arc<App>,
@@ -175,6 +198,7 @@ pub fn points(
     format: Format,
 ) -> Result<Reply, ApiError> {
     access.check(project)?;
+    q.reject_unknown(&POINTS_PARAMS)?;
     require_project(app, project)?;
     app.journal.wait_applied();
     let targets = targets(app, project, &[metric])?;
@@ -250,6 +274,7 @@ pub fn multi(
     format: Format,
 ) -> Result<Reply, ApiError> {
     access.check(project)?;
+    q.reject_unknown(&MULTI_PARAMS)?;
     require_project(app, project)?;
     let ids: Vec<&str> = q
         .all("metricIds")

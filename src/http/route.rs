@@ -359,4 +359,21 @@ impl Query {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// A 400 naming the first parameter not in `known`: a misspelt one (`form=-7d`) was
+    /// ignored, and the answer silently covered another range. `_`, the cache-buster some
+    /// HTTP clients add, is let through.
+    pub fn reject_unknown(&self, known: &[&str]) -> Result<(), ApiError> {
+        match self
+            .0
+            .iter()
+            .find(|(k, _)| k != "_" && !known.contains(&k.as_str()))
+        {
+            None => Ok(()),
+            Some((k, _)) => Err(ApiError::BadRequest(format!(
+                "unknown query parameter {k:?}; this endpoint takes {}",
+                known.join(", ")
+            ))),
+        }
+    }
 }
