@@ -165,19 +165,8 @@ fn execute(
         .collect()
 }
 
-/// The query parameters of `points` (docs/api.md), and of `multi`.
+/// The query parameters of `points` (docs/api.md); `multi` takes `metricIds` too.
 const POINTS_PARAMS: [&str; 8] = [
-    "from",
-    "to",
-    "step",
-    "agg",
-    "maxPoints",
-    "limit",
-    "where",
-    "format",
-];
-const MULTI_PARAMS: [&str; 9] = [
-    "metricIds",
     "from",
     "to",
     "step",
@@ -274,7 +263,8 @@ pub fn multi(
     format: Format,
 ) -> Result<Reply, ApiError> {
     access.check(project)?;
-    q.reject_unknown(&MULTI_PARAMS)?;
+    let known: Vec<&str> = POINTS_PARAMS.iter().copied().chain(["metricIds"]).collect();
+    q.reject_unknown(&known)?;
     require_project(app, project)?;
     let ids: Vec<&str> = q
         .all("metricIds")
