@@ -241,7 +241,7 @@ fn parse_metric<'a>(
                     }
                 }
                 let mut text = String::with_capacity(64);
-                write_json(&nodes[v..v + span(&nodes[v])], &mut text);
+                let (_, depth) = write_json(&nodes[v..v + span(&nodes[v])], &mut text);
                 if text.len() > MAX_METADATA_BYTES {
                     return Err(IngestError::new(format!(
                         "{} is {} bytes as JSON; at most {MAX_METADATA_BYTES} are allowed",
@@ -249,7 +249,6 @@ fn parse_metric<'a>(
                         text.len()
                     )));
                 }
-                let depth = nesting_depth(&text);
                 if depth > MAX_METADATA_DEPTH {
                     return Err(IngestError::new(format!(
                         "{} is nested {depth} levels deep; at most {MAX_METADATA_DEPTH} are allowed",
@@ -278,59 +277,64 @@ fn parse_metric<'a>(
     })
 }
 
-/// Writes the value at the start of `nodes` as compact JSON; returns the nodes it used.
-fn write_json(nodes: &[Node<'_>], out: &mut String) -> usize {
+/// Writes the value at the start of `nodes` as compact JSON; returns the nodes it used and
+/// how deeply objects and arrays nest in it (0 for a scalar, 1 for `{}` or `[1]`).
+fn write_json(nodes: &[Node<'_>], out: &mut String) -> (usize, usize) {
     match &nodes[0] {
         Node::String(s) => {
             write_json_str(s, out);
-            1
+            (1, 0)
         }
         Node::Static(StaticNode::Null) => {
             out.push_str("null");
-            1
+            (1, 0)
         }
         Node::Static(StaticNode::Bool(b)) => {
             out.push_str(if *b { "true" } else { "false" });
-            1
+            (1, 0)
         }
         Node::Static(StaticNode::I64(n)) => {
             out.push_str(&n.to_string());
-            1
+            (1, 0)
         }
         Node::Static(StaticNode::U64(n)) => {
             out.push_str(&n.to_string());
-            1
+            (1, 0)
         }
         Node::Static(StaticNode::F64(x)) => {
             // serde_json prints the shortest form that reads back to the same f64.
             out.push_str(&serde_json::to_string(x).unwrap_or_else(|_| "null".into()));
-            1
+            (1, 0)
         }
         Node::Array { len, .. } => {
             out.push('[');
-            let mut used = 1;
+            let (mut used, mut deepest) = (1, 0);
             for k in 0..*len {
                 if k > 0 {
                     out.push(',');
                 }
-                used += write_json(&nodes[used..], out);
+                let (n, depth) = write_json(&nodes[used..], out);
+                used += n;
+                deepest = deepest.max(depth);
             }
             out.push(']');
-            used
+            (used, deepest + 1)
         }
         Node::Object { len, .. } => {
             out.push('{');
-            let mut used = 1;
+            let (mut used, mut deepest) = (1, 0);
             for k in 0..*len {
                 if k > 0 {
                     out.push(',');
                 }
-                used += write_json(&nodes[used..], out);
+                used += write_json(&nodes[used..], out).0;
                 out.push(':');
-                used += write_json(&nodes[used..], out);
+                let (n, depth) = write_json(&nodes[used..], out);
+                used += n;
+                deepest = deepest.max(depth);
             }
             out.push('}');
-            used
+            (used, deepest + 1)
         }
     }
 }
@@ -358,33 +362,6 @@ fn json_error(e: &simd_json::Error) -> IngestError {
         message: format!("invalid JSON at character {}: {what}", e.index()),
         json_at: Some(e.index()),
     }
-}
-
-/// The deepest nesting of objects and arrays in `json`, compact JSON text as `write_json`
-/// makes it (brackets inside strings do not count).
-fn nesting_depth(json: &str) -> usize {
-    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for b in json.bytes() {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    deepest
 }
 
 fn write_json_str(s: &str, out: &mut String) {
