@@ -11,6 +11,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod command;
 pub mod compact;
 pub mod config;
 pub mod http;

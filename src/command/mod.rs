@@ -1,0 +1,175 @@
+//! The management commands: each subcommand of `stathook` but `serve` and the offline ones
+//! is a thin HTTP client of the admin API. This module holds the one way to call it
+//! (`request`: the admin token or a key, the server's error message on failure) and the
+//! small printing helpers; one file per command group builds requests and prints replies.
+
+mod keys;
+mod offline;
+mod project;
+mod query;
+mod serve;
+
+use crate::cli::{AdminTokenCommand, Command, Remote};
+use hyper::Method;
+use serde_json::Value;
+
+/// Runs one parsed command line; the error is printed by `main` as `stathook: …`.
+pub fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Serve(args) => serve::serve(args),
+        Command::Check { data_dir, sizes } => offline::check(data_dir, sizes),
+        Command::AdminToken {
+            command: AdminTokenCommand::Reset { data_dir },
+        } => offline::reset_admin_token(data_dir),
+        Command::Project { command, remote } => manage(&remote, project::project(command)),
+        Command::Webhook { command, remote } => manage(&remote, keys::webhook(command)),
+        Command::Key { command, remote } => manage(&remote, keys::key(command)),
+        Command::Metric { command, remote } => manage(&remote, project::metric(command)),
+        Command::Query(args) => query::query(args),
+        Command::Backup { to, remote } => backup(&to, &remote),
+        Command::Bench(args) => bench(args),
+    }
+}
+
+/// A management request: method, path, body, and how to print the reply.
+type Request = (Method, String, Option<Value>, fn(&Value));
+
+fn manage(remote: &Remote, (method, path, body, print): Request) -> Result<(), String> {
+    let reply = request(remote, None, method, &path, body)?;
+    print(&reply);
+    Ok(())
+}
+
+fn backup(to: &std::path::Path, remote: &Remote) -> Result<(), String> {
+    if to.exists() {
+        return Err(format!(
+            "{} already exists; choose a new file",
+            to.display()
+        ));
+    }
+    let token = admin_token(remote)?;
+    let url = format!(
+        "{}/api/v1/admin/backup",
+        remote.server.trim_end_matches('/')
+    );
+    let (summary, bytes) = block_on(crate::client::download(
+        &url,
+        &token,
+        to,
+        remote.ca_cert.as_deref(),
+    ))?;
+    println!(
+        "Backup written to {} ({bytes} bytes; {summary})",
+        to.display()
+    );
+    Ok(())
+}
+
+/// One request to the server with the admin token (or `key`); the JSON reply, or the
+/// server's error message.
+fn request(
+    remote: &Remote,
+    key: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
+    let token = match key {
+        Some(k) => k.to_owned(),
+        None => admin_token(remote)?,
+    };
+    let url = format!("{}{path}", remote.server.trim_end_matches('/'));
+    let (status, reply) = block_on(crate::client::call(
+        method,
+        &url,
+        &token,
+        body.as_ref(),
+        remote.ca_cert.as_deref(),
+    ))?;
+    if !(200..300).contains(&status) {
+        let msg = reply["error"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| reply.to_string());
+        return Err(format!("server answered {status}: {msg}"));
+    }
+    Ok(reply)
+}
+
+fn bench(a: crate::cli::BenchCli) -> Result<(), String> {
+    let args = crate::bench::BenchArgs {
+        url: a.url,
+        key: a.key,
+        project: a.project,
+        series: a.series,
+        batch: a.batch,
+        connections: a.connections,
+        duration: a.duration,
+        ca_cert: a.ca_cert,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let report = rt.block_on(crate::bench::run(args))?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("BUG: the report serializes")
+        );
+    } else {
+        print!("{}", report.text());
+    }
+    if report.requests == 0 {
+        return Err("no request succeeded (see errors)".into());
+    }
+    Ok(())
+}
+
+/// Runs one client call to completion on a small single-threaded runtime.
+fn block_on<T>(call: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(call)
+}
+
+fn admin_token(remote: &Remote) -> Result<String, String> {
+    let token = match std::env::var("STATHOOK_ADMIN_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
+        _ => {
+            let path = remote.data_dir.join("admin-token");
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read the admin token from {}: {e} (set STATHOOK_ADMIN_TOKEN or --data-dir)", path.display()))?
+                .trim()
+                .to_owned()
+        }
+    };
+    Ok(token)
+}
+
+fn print_json(v: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).expect("BUG: JSON values serialize")
+    );
+}
+/// Unix ms as RFC 3339 UTC (`2026-11-27T04:00:00Z`); `-` for null.
+fn time(v: &Value) -> String {
+    match v.as_u64() {
+        Some(ms) => humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+        )
+        .to_string(),
+        None => "-".into(),
+    }
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("-")
+}
+
+fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
