@@ -8,10 +8,11 @@ use crate::auth::usage::UsageTracker;
 use crate::auth::{self, KeyIndex, KeyOwner, RetiredKey};
 use crate::compact::{self, CompactorHandle};
 use crate::config::Config;
+use crate::http;
 use crate::journal::{Journal, RecoveryReport};
 use crate::memtable::Memtable;
-use crate::store::Store;
-use crate::store::Webhook;
+use crate::service::{retention_ms, Accounts, Credentials, Ingest, Maintenance, Reader, Services};
+use crate::store::{Store, Webhook};
 use parking_lot::Mutex;
 use std::fs;
 use std::future::Future;
@@ -19,22 +20,17 @@ use std::io::Write;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// Everything a request handler can reach.
+/// The running server: its configuration, the services handlers use, and the background
+/// threads whose lifetimes it owns.
 pub struct App {
     pub config: Config,
+    pub services: Arc<Services>,
     pub store: Arc<Store>,
     pub journal: Arc<Journal>,
     pub memtable: Arc<Memtable>,
-    pub keys: KeyIndex,
-    pub limiter: RateLimiter,
-    pub auth_failures: AuthFailures,
-    pub usage: UsageTracker,
     /// Set when serving HTTPS (`--tls-cert`/`--tls-key`).
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
-    pub admin_token_hash: [u8; 32],
+    tls: Option<tokio_rustls::TlsAcceptor>,
     compactor: Mutex<Option<CompactorHandle>>,
-    /// Held by each compaction round, deletion and retention sweep: they never interleave.
-    rounds: Arc<Mutex<()>>,
 }
 
 #[derive(Debug)]
@@ -75,10 +71,12 @@ impl App {
 
         let webhooks = store.webhooks().map_err(|e| err("read webhooks", e))?;
         let live = store.api_keys().map_err(|e| err("read API keys", e))?;
-        let keys = key_index(&webhooks, live);
-        let usage = UsageTracker::load(store.usage().map_err(|e| err("read key usage", e))?);
+        let keys = Arc::new(key_index(&webhooks, live));
+        let usage = Arc::new(UsageTracker::load(
+            store.usage().map_err(|e| err("read key usage", e))?,
+        ));
 
-        let limiter = RateLimiter::new(config.tier_limits);
+        let limiter = Arc::new(RateLimiter::new(config.tier_limits));
         for p in store.projects().map_err(|e| err("read projects", e))? {
             limiter.set_tier(&p.id, p.tier);
         }
@@ -92,13 +90,20 @@ impl App {
         )
         .map_err(|e| err("open journal", e))?;
         let journal = Arc::new(journal);
-        let rounds = Arc::new(Mutex::new(()));
+        let maintenance = Maintenance {
+            store: store.clone(),
+            journal: journal.clone(),
+            memtable: memtable.clone(),
+            rounds: Arc::new(Mutex::new(())),
+            default_retention_ms: config.retention_ms,
+            backup_tmp_dir: config.backup_tmp_dir(),
+        };
         let (cutoff_store, default_retention) = (store.clone(), config.retention_ms);
         let compactor = compact::spawn(
             store.clone(),
             journal.clone(),
             memtable.clone(),
-            rounds.clone(),
+            maintenance.rounds.clone(),
             compact::Schedule {
                 interval: config.compact_interval,
                 max_pending: config.compact_max_pending,
@@ -108,61 +113,77 @@ impl App {
                 }),
             },
         );
-        let auth_failures = AuthFailures::new(
-            config.auth_failures_per_minute,
-            config.auth_cooldown.as_millis() as i64,
-        );
+        let services = Services {
+            credentials: Credentials {
+                admin_token_hash,
+                keys: keys.clone(),
+            },
+            auth_failures: Arc::new(AuthFailures::new(
+                config.auth_failures_per_minute,
+                config.auth_cooldown.as_millis() as i64,
+            )),
+            ingest: Ingest {
+                keys: keys.clone(),
+                limiter: limiter.clone(),
+                usage: usage.clone(),
+                journal: journal.clone(),
+                memtable: memtable.clone(),
+                max_pending_samples: config.max_pending_samples,
+            },
+            reader: Reader {
+                store: store.clone(),
+                journal: journal.clone(),
+                memtable: memtable.clone(),
+            },
+            accounts: Accounts {
+                store: store.clone(),
+                keys,
+                limiter,
+                usage,
+                default_tier: config.default_tier,
+                public_url: config.public_url.clone(),
+                max_key_age_ms: config.max_key_age_ms,
+            },
+            maintenance,
+        };
         let app = App {
             config,
+            services: Arc::new(services),
             store,
             journal,
             memtable,
-            keys,
-            limiter,
-            auth_failures,
-            usage,
             tls,
-            admin_token_hash,
             compactor: Mutex::new(Some(compactor)),
-            rounds,
         };
         Ok((Arc::new(app), report))
     }
 
-    /// Runs one compaction round now (tests and the admin API use it).
+    /// Runs one compaction round now (tests use it; the admin API goes through
+    /// `Maintenance`).
     pub fn compact_now(&self) -> Result<crate::compact::CompactStats, String> {
-        let _round = self.rounds.lock();
-        compact::compact_round(&self.store, &self.journal, &self.memtable)
-    }
-
-    /// Deletes a metric and its data (see `compact::delete_metric`); false if unknown.
-    pub fn delete_metric(&self, project: &str, metric: &str) -> Result<bool, String> {
-        self.journal.wait_applied();
-        let _round = self.rounds.lock();
-        compact::delete_metric(&self.store, &self.journal, &self.memtable, project, metric)
-    }
-
-    /// Writes a consistent copy of the store to `path` (a new file) while the server keeps
-    /// ingesting: compacts first under the rounds lock, so every sample acknowledged before
-    /// the call is in the store, takes a snapshot, releases the lock, then copies the
-    /// snapshot. Samples acknowledged later may or may not be in it.
-    pub fn backup_to(&self, path: &std::path::Path) -> Result<crate::store::BackupStats, String> {
-        self.journal.wait_applied();
-        let snapshot = {
-            let _round = self.rounds.lock();
-            compact::compact_once(&self.store, &self.journal, &self.memtable)?;
-            self.store.snapshot().map_err(|e| e.to_string())?
-        };
-        snapshot.write_to(path).map_err(|e| e.to_string())
+        self.services.maintenance.compact_now()
     }
 
     /// Runs one retention sweep as if the time were `now_ms`; returns the samples removed.
     pub fn expire_now(&self, now_ms: i64) -> Result<u64, String> {
-        let _round = self.rounds.lock();
-        let (store, default) = (&self.store, self.config.retention_ms);
-        compact::expire_once(store, &self.memtable, &|p| {
-            retention_ms(store, default, p).map(|r| now_ms - r)
-        })
+        self.services.maintenance.expire_now(now_ms)
+    }
+
+    /// What `http` needs of the configuration: limits, proxy and CORS settings, TLS.
+    fn http_settings(&self) -> http::Settings {
+        let c = &self.config;
+        http::Settings {
+            tls: self.tls.clone(),
+            max_connections: c.max_connections,
+            header_read_timeout: c.header_read_timeout,
+            max_header_bytes: c.max_header_bytes,
+            body: http::BodyLimits {
+                max_bytes: c.max_body_bytes,
+                read_timeout: c.body_read_timeout,
+            },
+            trust_proxy: c.trust_proxy,
+            cors_origins: c.cors_origins.clone(),
+        }
     }
 
     /// Flushes everything to the store and stops the background threads.
@@ -171,7 +192,7 @@ impl App {
             c.stop();
         }
         self.journal.stop();
-        self.flush_usage();
+        self.services.accounts.flush_usage();
         match self
             .store
             .compact_file(self.config.compact_on_close_max_bytes)
@@ -183,33 +204,6 @@ impl App {
             Err(e) => tracing::warn!(error = %e, "could not compact the store file at shutdown"),
         }
     }
-
-    /// Writes every key's usage counters to the store.
-    pub fn flush_usage(&self) {
-        if let Err(e) = self.store.put_usage(&self.usage.snapshot()) {
-            tracing::warn!(error = %e, "could not save key usage counters; retrying later");
-        }
-    }
-
-    /// Logs every active key older than `--max-key-age`; returns how many there are.
-    pub fn warn_old_keys(&self, now_ms: i64) -> usize {
-        let Some(max) = self.config.max_key_age_ms else {
-            return 0;
-        };
-        let Ok(webhooks) = self.store.webhooks() else {
-            return 0;
-        };
-        let old: Vec<&Webhook> = webhooks
-            .iter()
-            .filter(|w| w.revoked_at.is_none() && now_ms - w.key_created_at > max)
-            .collect();
-        for w in &old {
-            tracing::warn!(key_id = %w.id, project = %w.project_id, key_prefix = %w.key_prefix,
-                age_days = (now_ms - w.key_created_at) / 86_400_000,
-                "API key is older than --max-key-age; rotate it with 'stathook key rotate --webhook {} --grace 1h'", w.id);
-        }
-        old.len()
-    }
 }
 
 /// Sets `path`'s permission bits (the data dir 0700, files 0600). A data dir this user may
@@ -220,19 +214,6 @@ fn owner_only(path: &std::path::Path, mode: u32) -> Result<(), AppError> {
         tracing::warn!(path = %path.display(), error = %e, "could not restrict permissions");
     }
     Ok(())
-}
-
-/// A project's retention in ms: its own setting, else the server default; None = forever.
-fn retention_ms(store: &Store, default: Option<i64>, project: &str) -> Option<i64> {
-    match store
-        .project(project)
-        .ok()
-        .flatten()
-        .and_then(|p| p.retention)
-    {
-        Some(setting) => crate::config::parse_retention(&setting).unwrap_or(default),
-        None => default,
-    }
 }
 
 /// Creates the admin token on first start: written once to `DATA_DIR/admin-token` (0600),
@@ -317,18 +298,18 @@ fn key_index(webhooks: &[Webhook], live: Vec<([u8; 32], String)>) -> KeyIndex {
 }
 
 /// Every `usage_flush_interval`: saves key usage; every hour: warns about old keys.
-async fn housekeeping(app: Arc<App>) {
+async fn housekeeping(accounts: Accounts, usage_flush_interval: std::time::Duration) {
     const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
-    let mut flush = tokio::time::interval(app.config.usage_flush_interval);
+    let mut flush = tokio::time::interval(usage_flush_interval);
     let mut old_keys = tokio::time::interval(HOUR);
     loop {
         tokio::select! {
             _ = flush.tick() => {
-                let a = app.clone();
+                let a = accounts.clone();
                 let _ = tokio::task::spawn_blocking(move || a.flush_usage()).await;
             }
             _ = old_keys.tick() => {
-                let a = app.clone();
+                let a = accounts.clone();
                 let _ = tokio::task::spawn_blocking(move || a.warn_old_keys(crate::clock::now_ms())).await;
             }
         }
@@ -337,8 +318,17 @@ async fn housekeeping(app: Arc<App>) {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then closes in order.
 pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    let chores = tokio::spawn(housekeeping(app.clone()));
-    crate::http::serve(listener, app.clone(), shutdown).await;
+    let chores = tokio::spawn(housekeeping(
+        app.services.accounts.clone(),
+        app.config.usage_flush_interval,
+    ));
+    http::serve(
+        listener,
+        app.services.clone(),
+        app.http_settings(),
+        shutdown,
+    )
+    .await;
     chores.abort();
     let a = app.clone();
     let _ = tokio::task::spawn_blocking(move || a.close()).await;

@@ -20,4 +20,5 @@ pub mod journal;
 pub mod memtable;
 pub mod query;
 pub mod segment;
+pub mod service;
 pub mod store;

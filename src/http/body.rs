@@ -41,14 +41,25 @@ pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5)
 pub const MAX_CONCURRENT_DRAINS: usize = 2;
 static DRAINS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_DRAINS);
 
-/// Reads the whole body, at most `max_bytes` after decoding, within `timeout` (a client
-/// trickling its body slowly holds a connection and a buffer: 408 after that long).
+/// How much of a request body is read, and for how long (`--max-body-bytes`,
+/// `--body-read-timeout-secs`).
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimits {
+    /// After gzip decoding; larger → 413.
+    pub max_bytes: usize,
+    /// A body slower than that → 408.
+    pub read_timeout: std::time::Duration,
+}
+
+/// Reads the whole body, at most `limits.max_bytes` after decoding, within
+/// `limits.read_timeout` (a client trickling its body slowly holds a connection and a
+/// buffer: 408 after that long).
 pub async fn read(
     headers: &HeaderMap,
     body: Incoming,
-    max_bytes: usize,
-    timeout: std::time::Duration,
+    limits: BodyLimits,
 ) -> Result<Vec<u8>, ApiError> {
+    let (max_bytes, timeout) = (limits.max_bytes, limits.read_timeout);
     match tokio::time::timeout(timeout, read_within(headers, body, max_bytes)).await {
         Ok(r) => r,
         Err(_) => Err(ApiError::RequestTimeout(format!(

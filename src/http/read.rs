@@ -4,17 +4,16 @@
 
 use super::reply::{json, raw, streamed, ApiError, Reply};
 use super::route::{Query, ReadAccess};
-use crate::app::App;
 use crate::clock;
 use crate::memtable::CatalogEntry;
 use crate::query::plan::NO_LIMIT;
 use crate::query::{self, Mode, Params, Plan, RawPoint, SeriesResult};
+use crate::service::Reader;
 use bytes::Bytes;
 use hyper::StatusCode;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 /// Points per chunk of a streamed export, and bytes gathered before a send: big enough that
 /// per-chunk overhead vanishes, small enough that memory stays flat.
@@ -34,8 +33,8 @@ struct MetricView<'a> {
     sample_count: u64,
 }
 
-fn require_project(app: &App, project: &str) -> Result<(), ApiError> {
-    match app.store.project(project)? {
+fn require_project(reader: &Reader, project: &str) -> Result<(), ApiError> {
+    match reader.store.project(project)? {
         Some(_) => Ok(()),
         None => Err(ApiError::NotFound(format!("project {project:?} not found"))),
     }
@@ -43,12 +42,12 @@ fn require_project(app: &App, project: &str) -> Result<(), ApiError> {
 
 /// The catalog answers "latest value of every metric" from memory: no segment is read
 /// except to settle whether a late write replaced a compacted sample.
-pub fn catalog(app: &App, access: &ReadAccess, project: &str) -> Result<Reply, ApiError> {
+pub fn catalog(reader: &Reader, access: &ReadAccess, project: &str) -> Result<Reply, ApiError> {
     access.check(project)?;
-    require_project(app, project)?;
-    app.journal.wait_applied();
-    let entries = app.memtable.catalog(project);
-    let store = &app.store;
+    require_project(reader, project)?;
+    reader.journal.wait_applied();
+    let entries = reader.memtable.catalog(project);
+    let store = &reader.store;
     let counts: Vec<u64> = entries
         .iter()
         .map(|(id, e)| e.sample_count(&mut |ts| store.contains(project, id, ts).unwrap_or(false)))
@@ -111,9 +110,9 @@ struct Target {
     entry: CatalogEntry,
 }
 
-fn targets(app: &App, project: &str, ids: &[&str]) -> Result<Vec<Target>, ApiError> {
+fn targets(reader: &Reader, project: &str, ids: &[&str]) -> Result<Vec<Target>, ApiError> {
     ids.iter()
-        .map(|id| match app.memtable.catalog_entry(project, id) {
+        .map(|id| match reader.memtable.catalog_entry(project, id) {
             Some(entry) => Ok(Target {
                 id: (*id).to_owned(),
                 entry,
@@ -143,7 +142,7 @@ fn plan_for(q: &Query, targets: &[Target]) -> Result<Plan, ApiError> {
 }
 
 fn execute(
-    app: &App,
+    reader: &Reader,
     project: &str,
     targets: &[Target],
     plan: &Plan,
@@ -151,7 +150,8 @@ fn execute(
     targets
         .iter()
         .map(|t| {
-            let (result, stats) = query::run(&app.store, &app.memtable, project, &t.id, plan)?;
+            let (result, stats) =
+                query::run(&reader.store, &reader.memtable, project, &t.id, plan)?;
             tracing::debug!(
                 project,
                 metric = %t.id,
@@ -179,7 +179,7 @@ const POINTS_PARAMS: [&str; 8] = [
 
 /// `GET /api/v1/projects/{p}/metrics/{m}/points`: one metric, raw or aggregated.
 pub fn points(
-    app: &Arc<App>,
+    reader: &Reader,
     access: &ReadAccess,
     project: &str,
     metric: &str,
@@ -188,14 +188,14 @@ pub fn points(
 ) -> Result<Reply, ApiError> {
     access.check(project)?;
     q.reject_unknown(&POINTS_PARAMS)?;
-    require_project(app, project)?;
-    app.journal.wait_applied();
-    let targets = targets(app, project, &[metric])?;
+    require_project(reader, project)?;
+    reader.journal.wait_applied();
+    let targets = targets(reader, project, &[metric])?;
     let plan = plan_for(q, &targets)?;
     if plan.mode == (Mode::Raw { limit: NO_LIMIT }) {
-        return stream_raw(app, project, targets, plan, format, true);
+        return stream_raw(reader, project, targets, plan, format, true);
     }
-    let results = execute(app, project, &targets, &plan)?;
+    let results = execute(reader, project, &targets, &plan)?;
     let (t, result) = (&targets[0], &results[0]);
     if format == Format::Csv {
         return Ok(csv_reply(match result {
@@ -256,7 +256,7 @@ struct RawSeriesAnswer<'a> {
 /// Aggregated answers share one `timestamps` array; each series has a value (or null) per
 /// timestamp, so a chart draws them without re-aligning.
 pub fn multi(
-    app: &Arc<App>,
+    reader: &Reader,
     access: &ReadAccess,
     project: &str,
     q: &Query,
@@ -265,7 +265,7 @@ pub fn multi(
     access.check(project)?;
     let known: Vec<&str> = POINTS_PARAMS.iter().copied().chain(["metricIds"]).collect();
     q.reject_unknown(&known)?;
-    require_project(app, project)?;
+    require_project(reader, project)?;
     let ids: Vec<&str> = q
         .all("metricIds")
         .into_iter()
@@ -284,13 +284,13 @@ pub fn multi(
             query::plan::MAX_METRICS_PER_QUERY
         )));
     }
-    app.journal.wait_applied();
-    let targets = targets(app, project, &ids)?;
+    reader.journal.wait_applied();
+    let targets = targets(reader, project, &ids)?;
     let plan = plan_for(q, &targets)?;
     if plan.mode == (Mode::Raw { limit: NO_LIMIT }) {
-        return stream_raw(app, project, targets, plan, format, false);
+        return stream_raw(reader, project, targets, plan, format, false);
     }
-    let results = execute(app, project, &targets, &plan)?;
+    let results = execute(reader, project, &targets, &plan)?;
     let header = PlanView::new(&plan);
     match plan.mode {
         Mode::Raw { .. } => {
@@ -473,7 +473,7 @@ struct AlignedView<'a> {
 /// ready, so memory does not grow with the range. An error midway aborts the response (see
 /// `StreamedBody`). The scan holds one redb read transaction until it ends.
 fn stream_raw(
-    app: &Arc<App>,
+    reader: &Reader,
     project: &str,
     targets: Vec<Target>,
     plan: Plan,
@@ -486,7 +486,7 @@ fn stream_raw(
         ));
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
-    let (app, project) = (app.clone(), project.to_owned());
+    let (reader, project) = (reader.clone(), project.to_owned());
     let mut out = match format {
         Format::Csv if single => RAW_CSV_HEADER.to_owned(),
         Format::Csv => MULTI_RAW_CSV_HEADER.to_owned(),
@@ -507,8 +507,8 @@ fn stream_raw(
         for t in &targets {
             let metric = (!single).then_some(t.id.as_str());
             let result = query::run_chunked(
-                &app.store,
-                &app.memtable,
+                &reader.store,
+                &reader.memtable,
                 &project,
                 &t.id,
                 &plan,

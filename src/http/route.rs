@@ -2,10 +2,11 @@
 //! splitting, so a metricId may contain an encoded `/`.
 
 use super::reply::{ApiError, Reply};
-use super::{admin, cors, read, webhook};
-use crate::app::App;
+use super::{cors, keys, maintenance, projects, read, webhook};
+use super::{BodyLimits, Front};
 use crate::auth::{self, Bearer};
 use crate::clock;
+use crate::service::{Credentials, Services};
 use crate::store::Scope;
 use hyper::body::Incoming;
 use hyper::{header, Method, Request, StatusCode};
@@ -22,24 +23,34 @@ pub const REFUSED_ADDRESS_DELAY: std::time::Duration = std::time::Duration::from
 /// that carried credentials: a 401 (a guessed or dead key), and a 413 or 408 (a body too
 /// large or too slow: costly to receive, and never what an honest client sends twice a
 /// second).
-pub async fn handle(
-    app: Arc<App>,
+pub(super) async fn handle(
+    front: Arc<Front>,
     req: Request<Incoming>,
     peer: IpAddr,
 ) -> Result<Reply, Infallible> {
     let has_credentials = req.headers().contains_key(header::AUTHORIZATION);
     // Only requests with credentials are guarded or counted.
     let client = if has_credentials {
-        client_addr(&app, &req, peer)
+        client_addr(front.settings.trust_proxy, &req, peer)
     } else {
         peer
     };
-    if has_credentials && app.auth_failures.blocked(client, clock::now_ms()).is_some() {
+    if has_credentials
+        && front
+            .services
+            .auth_failures
+            .blocked(client, clock::now_ms())
+            .is_some()
+    {
         // Tarpit: a client that waits for answers gets one a second at most, so a refused
         // address cannot keep the server busy at its own pace. Asked again after the delay:
         // the block may have ended meanwhile, and Retry-After counts from the answer.
         tokio::time::sleep(REFUSED_ADDRESS_DELAY).await;
-        if let Some(wait) = app.auth_failures.blocked(client, clock::now_ms()) {
+        if let Some(wait) = front
+            .services
+            .auth_failures
+            .blocked(client, clock::now_ms())
+        {
             return Ok(ApiError::TooManyRequests {
                 message: format!(
                     "too many failed authentications or refused bodies from this address; retry in {wait} s"
@@ -49,7 +60,7 @@ pub async fn handle(
             .into_reply());
         }
     }
-    let cors_origin = cors::allowed_origin(&app.config.cors_origins, req.headers());
+    let cors_origin = cors::allowed_origin(&front.settings.cors_origins, req.headers());
     if let Some(origin) = &cors_origin {
         if let Some(preflight) = cors::preflight(origin, &req) {
             return Ok(preflight);
@@ -58,16 +69,18 @@ pub async fn handle(
     // A cheap clone (shared bytes); turned into a printable prefix only for a warning.
     let presented = req.headers().get(header::AUTHORIZATION).cloned();
     let result = if answered_on_runtime(&req) {
-        dispatch(&app, req, client).await
+        dispatch(&front.services, front.settings.body, req, client).await
     } else {
         // Everything but the webhook may hold a thread for long (a query over months, a
         // compaction, a redb commit), so it runs on tokio's blocking pool and the few
         // runtime threads (`--http-threads`) stay free for ingest. `Handle::block_on` keeps
         // the handlers' own awaits (request bodies, backups) working there.
-        let (app, runtime) = (app.clone(), tokio::runtime::Handle::current());
-        tokio::task::spawn_blocking(move || runtime.block_on(dispatch(&app, req, client)))
-            .await
-            .unwrap_or_else(|e| Err(ApiError::Internal(format!("request handler failed: {e}"))))
+        let (front, runtime) = (front.clone(), tokio::runtime::Handle::current());
+        tokio::task::spawn_blocking(move || {
+            runtime.block_on(dispatch(&front.services, front.settings.body, req, client))
+        })
+        .await
+        .unwrap_or_else(|e| Err(ApiError::Internal(format!("request handler failed: {e}"))))
     };
     let mut reply = match result {
         Ok(r) => r,
@@ -82,7 +95,10 @@ pub async fn handle(
     );
     if has_credentials
         && counts_against
-        && app.auth_failures.record_failure(client, clock::now_ms())
+        && front
+            .services
+            .auth_failures
+            .record_failure(client, clock::now_ms())
     {
         let key_prefix = presented_key_prefix(presented.as_ref());
         tracing::warn!(address = %client, %key_prefix, last_status = reply.status().as_u16(),
@@ -112,8 +128,8 @@ pub(super) fn presented_key_prefix(authorization: Option<&header::HeaderValue>) 
 
 /// The client's address: the connection's peer, or with `--trust-proxy` the last
 /// `X-Forwarded-For` entry (the one the proxy appended; earlier ones are the client's say).
-fn client_addr(app: &App, req: &Request<Incoming>, peer: IpAddr) -> IpAddr {
-    if !app.config.trust_proxy {
+fn client_addr(trust_proxy: bool, req: &Request<Incoming>, peer: IpAddr) -> IpAddr {
+    if !trust_proxy {
         return peer;
     }
     req.headers()
@@ -127,10 +143,13 @@ fn client_addr(app: &App, req: &Request<Incoming>, peer: IpAddr) -> IpAddr {
 }
 
 async fn dispatch(
-    app: &Arc<App>,
+    svc: &Services,
+    body: BodyLimits,
     req: Request<Incoming>,
     client: IpAddr,
 ) -> Result<Reply, ApiError> {
+    let (accounts, reader, maintenance) = (&svc.accounts, &svc.reader, &svc.maintenance);
+    let creds = &svc.credentials;
     let path = req.uri().path().to_owned();
     let query = Query::parse(req.uri().query().unwrap_or(""))?;
     let segs: Vec<String> = path
@@ -145,81 +164,88 @@ async fn dispatch(
             StatusCode::OK,
             &serde_json::json!({"status": "ok"}),
         )),
-        (["api", "webhooks", "custom"], &Method::POST) => webhook::ingest(app, req, client).await,
+        (["api", "webhooks", "custom"], &Method::POST) => {
+            webhook::ingest(&svc.ingest, body, req, client).await
+        }
         (["api", "webhooks", "custom"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
 
         (["api", "v1", "projects"], &Method::GET) => {
-            admin::list_projects(app, authorize_admin(app, &req)?)
+            projects::list_projects(accounts, authorize_admin(creds, &req)?)
         }
         (["api", "v1", "projects"], &Method::POST) => {
-            let token = authorize_admin(app, &req)?;
-            admin::create_project(app, token, json_body(app, req).await?)
+            let token = authorize_admin(creds, &req)?;
+            projects::create_project(accounts, token, json_body(body, req).await?)
         }
         (["api", "v1", "projects"], _) => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
         (["api", "v1", "projects", p], &Method::GET) => {
-            admin::get_project(app, authorize_admin(app, &req)?, p)
+            projects::get_project(accounts, authorize_admin(creds, &req)?, p)
         }
         (["api", "v1", "projects", p, "webhooks"], &Method::POST) => {
-            let token = authorize_admin(app, &req)?;
-            admin::create_webhook(app, token, p, json_body(app, req).await?)
+            let token = authorize_admin(creds, &req)?;
+            keys::create_webhook(accounts, token, p, json_body(body, req).await?)
         }
         (["api", "v1", "projects", p, "webhooks"], &Method::GET) => {
-            admin::list_webhooks(app, authorize_admin(app, &req)?, Some(p))
+            keys::list_webhooks(accounts, authorize_admin(creds, &req)?, Some(p))
         }
-        (["api", "v1", "webhooks"], &Method::GET) => {
-            admin::list_webhooks(app, authorize_admin(app, &req)?, query.get("projectId"))
-        }
-        (["api", "v1", "webhooks", id, "rotate"], &Method::POST) => {
-            admin::rotate_key(app, authorize_admin(app, &req)?, id, query.get("grace"))
-        }
+        (["api", "v1", "webhooks"], &Method::GET) => keys::list_webhooks(
+            accounts,
+            authorize_admin(creds, &req)?,
+            query.get("projectId"),
+        ),
+        (["api", "v1", "webhooks", id, "rotate"], &Method::POST) => keys::rotate_key(
+            accounts,
+            authorize_admin(creds, &req)?,
+            id,
+            query.get("grace"),
+        ),
         (["api", "v1", "webhooks", id, "usage"], &Method::GET) => {
-            admin::usage(app, authorize_admin(app, &req)?, None, id)
+            keys::usage(accounts, authorize_admin(creds, &req)?, None, id)
         }
         (["api", "v1", "projects", p, "webhooks", id, "usage"], &Method::GET) => {
-            admin::usage(app, authorize_admin(app, &req)?, Some(p), id)
+            keys::usage(accounts, authorize_admin(creds, &req)?, Some(p), id)
         }
         (["api", "v1", "webhooks", id, "revoke"], &Method::POST) => {
-            admin::revoke_key(app, authorize_admin(app, &req)?, id)
+            keys::revoke_key(accounts, authorize_admin(creds, &req)?, id)
         }
         (["api", "v1", "projects", p, "keys"], &Method::POST) => {
-            let token = authorize_admin(app, &req)?;
-            admin::create_key(app, token, p, json_body(app, req).await?)
+            let token = authorize_admin(creds, &req)?;
+            keys::create_key(accounts, token, p, json_body(body, req).await?)
         }
         (["api", "v1", "projects", p, "keys"], &Method::GET) => {
-            admin::list_keys(app, authorize_admin(app, &req)?, p)
+            keys::list_keys(accounts, authorize_admin(creds, &req)?, p)
         }
         (["api", "v1", "projects", p, "metrics"], &Method::GET) => {
-            read::catalog(app, &authorize_read(app, &req)?, p)
+            read::catalog(reader, &authorize_read(creds, &req)?, p)
         }
         (["api", "v1", "admin", "backup"], &Method::POST) => {
-            let token = authorize_admin(app, &req)?;
-            admin::backup(app, token).await
+            let token = authorize_admin(creds, &req)?;
+            maintenance::backup(maintenance, token).await
         }
         (["api", "v1", "admin", "compact"], &Method::POST) => {
-            admin::compact(app, authorize_admin(app, &req)?)
+            maintenance::compact(maintenance, authorize_admin(creds, &req)?)
         }
         (["api", "v1", "admin", "journal"], &Method::GET) => {
-            admin::journal_status(app, authorize_admin(app, &req)?)
+            maintenance::journal_status(maintenance, authorize_admin(creds, &req)?)
         }
         (["api", "v1", "admin", "journal"], _) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         (["api", "v1", "projects", p, "tier"], &Method::PUT) => {
-            let token = authorize_admin(app, &req)?;
-            admin::set_tier(app, token, p, json_body(app, req).await?)
+            let token = authorize_admin(creds, &req)?;
+            projects::set_tier(accounts, token, p, json_body(body, req).await?)
         }
         (["api", "v1", "projects", p, "retention"], &Method::PUT) => {
-            let token = authorize_admin(app, &req)?;
-            admin::set_retention(app, token, p, json_body(app, req).await?)
+            let token = authorize_admin(creds, &req)?;
+            projects::set_retention(accounts, token, p, json_body(body, req).await?)
         }
         (["api", "v1", "projects", p, "metrics", m], &Method::DELETE) => {
-            admin::delete_metric(app, authorize_admin(app, &req)?, p, m)
+            maintenance::delete_metric(maintenance, authorize_admin(creds, &req)?, p, m)
         }
         (["api", "v1", "projects", p, "metrics", m, "points"], &Method::GET) => {
             let format = read::Format::pick(&query, header_str(&req, header::ACCEPT))?;
-            read::points(app, &authorize_read(app, &req)?, p, m, &query, format)
+            read::points(reader, &authorize_read(creds, &req)?, p, m, &query, format)
         }
         (["api", "v1", "projects", p, "query"], &Method::GET) => {
             let format = read::Format::pick(&query, header_str(&req, header::ACCEPT))?;
-            read::multi(app, &authorize_read(app, &req)?, p, &query, format)
+            read::multi(reader, &authorize_read(creds, &req)?, p, &query, format)
         }
         _ => Err(ApiError::NotFound(format!(
             "no such endpoint: {method} {path}"
@@ -230,7 +256,7 @@ async fn dispatch(
 /// Proof that the request carried the admin token; handlers that need it take one.
 pub struct AdminToken(());
 
-fn authorize_admin(app: &App, req: &Request<Incoming>) -> Result<AdminToken, ApiError> {
+fn authorize_admin(creds: &Credentials, req: &Request<Incoming>) -> Result<AdminToken, ApiError> {
     match auth::bearer(
         req.headers()
             .get(header::AUTHORIZATION)
@@ -242,8 +268,8 @@ fn authorize_admin(app: &App, req: &Request<Incoming>) -> Result<AdminToken, Api
         Bearer::Malformed => Err(ApiError::Unauthorized(
             "malformed Authorization header; expected 'Authorization: Bearer ADMIN_TOKEN'".into(),
         )),
-        Bearer::Token(t) if auth::secret_matches(t, &app.admin_token_hash) => Ok(AdminToken(())),
-        Bearer::Token(t) => match app.keys.lookup(t) {
+        Bearer::Token(t) if auth::secret_matches(t, &creds.admin_token_hash) => Ok(AdminToken(())),
+        Bearer::Token(t) => match creds.keys.lookup(t) {
             Some(owner) if owner.scope == Scope::Read => Err(ApiError::Forbidden(
                 "this endpoint needs the admin token; a read key can only query its project".into(),
             )),
@@ -276,7 +302,7 @@ impl ReadAccess {
     }
 }
 
-fn authorize_read(app: &App, req: &Request<Incoming>) -> Result<ReadAccess, ApiError> {
+fn authorize_read(creds: &Credentials, req: &Request<Incoming>) -> Result<ReadAccess, ApiError> {
     const EXPECTED: &str = "expected 'Authorization: Bearer READ_KEY' or the admin token";
     match auth::bearer(
         req.headers()
@@ -289,8 +315,8 @@ fn authorize_read(app: &App, req: &Request<Incoming>) -> Result<ReadAccess, ApiE
         Bearer::Malformed => Err(ApiError::Unauthorized(format!(
             "malformed Authorization header; {EXPECTED}"
         ))),
-        Bearer::Token(t) if auth::secret_matches(t, &app.admin_token_hash) => Ok(ReadAccess::Admin),
-        Bearer::Token(t) => match app.keys.lookup(t) {
+        Bearer::Token(t) if auth::secret_matches(t, &creds.admin_token_hash) => Ok(ReadAccess::Admin),
+        Bearer::Token(t) => match creds.keys.lookup(t) {
             Some(owner) if owner.scope == Scope::Read => Ok(ReadAccess::Project(owner.project_id)),
             Some(_) => Err(ApiError::Forbidden(
                 "a webhook API key can only send metrics; create a read key with 'stathook key create --project P --scope read'".into(),
@@ -306,16 +332,13 @@ fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> Option<&str>
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn json_body(app: &App, req: Request<Incoming>) -> Result<serde_json::Value, ApiError> {
+async fn json_body(
+    limits: BodyLimits,
+    req: Request<Incoming>,
+) -> Result<serde_json::Value, ApiError> {
     super::body::require_json(req.headers())?;
     let (parts, body) = req.into_parts();
-    let bytes = super::body::read(
-        &parts.headers,
-        body,
-        app.config.max_body_bytes,
-        app.config.body_read_timeout,
-    )
-    .await?;
+    let bytes = super::body::read(&parts.headers, body, limits).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Value::Object(Default::default()));
     }

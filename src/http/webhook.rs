@@ -5,16 +5,22 @@
 //! rate-limited project.
 
 use super::reply::{raw, ApiError, Reply};
-use crate::app::App;
+use super::BodyLimits;
 use crate::auth::usage::{Notice, Reason};
 use crate::auth::Bearer;
+use crate::service::Ingest;
 use crate::{auth, clock, ingest};
 use hyper::body::Incoming;
 use hyper::{header, Request, StatusCode};
 use std::net::IpAddr;
 
 /// Answers one webhook request from `client`, and counts it in its key's usage.
-pub async fn ingest(app: &App, req: Request<Incoming>, client: IpAddr) -> Result<Reply, ApiError> {
+pub async fn ingest(
+    ingest: &Ingest,
+    limits: BodyLimits,
+    req: Request<Incoming>,
+    client: IpAddr,
+) -> Result<Reply, ApiError> {
     let key = match auth::bearer(
         req.headers()
             .get(header::AUTHORIZATION)
@@ -37,9 +43,9 @@ pub async fn ingest(app: &App, req: Request<Incoming>, client: IpAddr) -> Result
     // One clock read per request, at arrival: the rate limit, the default timestamp and
     // the usage counters share it.
     let now_ms = clock::now_ms();
-    let Some(owner) = app.keys.lookup(key) else {
-        if let Some(old) = app.keys.retired(key) {
-            if app
+    let Some(owner) = ingest.keys.lookup(key) else {
+        if let Some(old) = ingest.keys.retired(key) {
+            if ingest
                 .usage
                 .record_retired_use(&old.webhook_id, client, now_ms)
             {
@@ -54,12 +60,14 @@ pub async fn ingest(app: &App, req: Request<Incoming>, client: IpAddr) -> Result
     };
     // A refcount bump; the printable prefix is made only if a warning needs it.
     let presented = req.headers().get(header::AUTHORIZATION).cloned();
-    let (reply, stored) = accept(app, req, &owner, now_ms).await;
+    let (reply, stored) = accept(ingest, limits, req, &owner, now_ms).await;
     let outcome = stored.ok_or_else(|| Reason::of_status(reply.status().as_u16()));
     if let Some(Notice::VolumeJump {
         this_hour,
         mean_per_hour,
-    }) = app.usage.record(&owner.webhook_id, outcome, client, now_ms)
+    }) = ingest
+        .usage
+        .record(&owner.webhook_id, outcome, client, now_ms)
     {
         let key_prefix = super::route::presented_key_prefix(presented.as_ref());
         tracing::warn!(key_id = %owner.webhook_id, %key_prefix,
@@ -72,7 +80,8 @@ pub async fn ingest(app: &App, req: Request<Incoming>, client: IpAddr) -> Result
 /// Everything after the key lookup: scope, rate limit, then `store`. Returns the reply and,
 /// for a 200, the samples stored.
 async fn accept(
-    app: &App,
+    ingest: &Ingest,
+    limits: BodyLimits,
     req: Request<Incoming>,
     owner: &auth::KeyOwner,
     now_ms: i64,
@@ -83,7 +92,7 @@ async fn accept(
         );
         return (e.into_reply(), None);
     }
-    let limit = app.limiter.check(&owner.project_id, now_ms);
+    let limit = ingest.limiter.check(&owner.project_id, now_ms);
     let result = match limit {
         Some(d) if !d.allowed => Err(ApiError::TooManyRequests {
             message: format!(
@@ -92,7 +101,7 @@ async fn accept(
             ),
             retry_after_s: d.retry_after_s,
         }),
-        _ => store(app, req, owner, now_ms).await,
+        _ => store(ingest, limits, req, owner, now_ms).await,
     };
     let (mut reply, stored) = match result {
         Ok(n) => (
@@ -116,20 +125,15 @@ async fn accept(
 
 /// Read, parse, check the project, append; the number of samples once they are durable.
 async fn store(
-    app: &App,
+    ingest: &Ingest,
+    limits: BodyLimits,
     req: Request<Incoming>,
     owner: &auth::KeyOwner,
     now_ms: i64,
 ) -> Result<u64, ApiError> {
     super::body::require_json(req.headers())?;
     let (parts, body) = req.into_parts();
-    let mut bytes = super::body::read(
-        &parts.headers,
-        body,
-        app.config.max_body_bytes,
-        app.config.body_read_timeout,
-    )
-    .await?;
+    let mut bytes = super::body::read(&parts.headers, body, limits).await?;
     let batch = match ingest::parse_batch(&mut bytes, now_ms) {
         Ok(batch) => batch,
         Err(e) => return Err(ApiError::BadRequest(e.explain(&bytes))),
@@ -140,14 +144,14 @@ async fn store(
             batch.project_id
         )));
     }
-    let waiting = app.memtable.pending_samples();
-    if waiting >= app.config.max_pending_samples {
+    let waiting = ingest.memtable.pending_samples();
+    if waiting >= ingest.max_pending_samples {
         return Err(ApiError::Unavailable(format!(
             "{waiting} samples are waiting for compaction; nothing was stored, retry shortly"
         )));
     }
     let n = batch.metrics.len() as u64;
-    let durable = app.journal.append(&batch);
+    let durable = ingest.journal.append(&batch);
     drop(batch);
     drop(bytes);
     durable.await?;

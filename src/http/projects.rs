@@ -1,0 +1,157 @@
+//! Admin API, projects: create, list, show, and set a project's tier and retention. Every
+//! handler takes an `AdminToken`, so it cannot be reached without the admin token.
+
+use super::reply::{json, ApiError, Reply};
+use super::route::AdminToken;
+use crate::auth;
+use crate::clock;
+use crate::service::Accounts;
+use crate::store::{Project, Tier};
+use hyper::StatusCode;
+use serde_json::Value;
+
+/// Longest project or webhook name, in bytes.
+pub const MAX_NAME_BYTES: usize = 200;
+/// Longest caller-chosen project id: ids appear in every segment key.
+pub const MAX_PROJECT_ID_BYTES: usize = 64;
+
+pub(super) fn str_field<'v>(
+    body: &'v Value,
+    field: &str,
+    required: bool,
+) -> Result<Option<&'v str>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) if required => {
+            Err(ApiError::BadRequest(format!("{field} is required")))
+        }
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => {
+            if s.trim().is_empty() {
+                return Err(ApiError::BadRequest(format!("{field} must not be empty")));
+            }
+            if s.len() > MAX_NAME_BYTES || s.chars().any(char::is_control) {
+                return Err(ApiError::BadRequest(format!(
+                    "{field} must be at most {MAX_NAME_BYTES} bytes without control characters"
+                )));
+            }
+            Ok(Some(s))
+        }
+        Some(_) => Err(ApiError::BadRequest(format!("{field} must be a string"))),
+    }
+}
+
+pub fn create_project(accounts: &Accounts, _: AdminToken, body: Value) -> Result<Reply, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::BadRequest(
+            "request body must be a JSON object".into(),
+        ));
+    }
+    let name = str_field(&body, "name", true)?.unwrap_or_default();
+    let id = match str_field(&body, "id", false)? {
+        Some(id) => {
+            let ok = id.len() <= MAX_PROJECT_ID_BYTES
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !ok {
+                return Err(ApiError::BadRequest(format!(
+                    "id must be 1 to {MAX_PROJECT_ID_BYTES} characters of A-Z, a-z, 0-9, '_' or '-'"
+                )));
+            }
+            id.to_owned()
+        }
+        None => auth::new_id("prj_"),
+    };
+    let tier = match str_field(&body, "tier", false)? {
+        None => accounts.default_tier,
+        Some(t) => tier_of(t)?,
+    };
+    let retention = retention_field(&body)?;
+    let p = Project {
+        id,
+        name: name.to_owned(),
+        tier,
+        created_at: clock::now_ms(),
+        retention,
+    };
+    accounts.store.create_project(&p)?;
+    accounts.limiter.set_tier(&p.id, p.tier);
+    tracing::info!(project = %p.id, "project created");
+    Ok(json(StatusCode::CREATED, &p))
+}
+
+fn tier_of(s: &str) -> Result<Tier, ApiError> {
+    Tier::parse(s).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "tier must be free, pro, scale or unlimited, not {s:?}"
+        ))
+    })
+}
+
+/// `PUT /api/v1/projects/{p}/tier {"tier":"pro"}`: takes effect from the next request.
+pub fn set_tier(
+    accounts: &Accounts,
+    _: AdminToken,
+    id: &str,
+    body: Value,
+) -> Result<Reply, ApiError> {
+    let tier = tier_of(str_field(&body, "tier", true)?.unwrap_or_default())?;
+    let mut p = accounts
+        .store
+        .project(id)?
+        .ok_or_else(|| ApiError::NotFound(format!("project {id:?} not found")))?;
+    p.tier = tier;
+    accounts.store.put_project(&p)?;
+    accounts.limiter.set_tier(&p.id, tier);
+    tracing::info!(project = %p.id, tier = ?tier, "tier set");
+    Ok(json(StatusCode::OK, &p))
+}
+
+/// `retention`: absent or null (follow the server's `--retention`), `forever`, or a
+/// duration such as `90d`.
+fn retention_field(body: &Value) -> Result<Option<String>, ApiError> {
+    match str_field(body, "retention", false)? {
+        None => Ok(None),
+        Some(s) => {
+            crate::config::parse_retention(s).map_err(ApiError::BadRequest)?;
+            Ok(Some(s.to_owned()))
+        }
+    }
+}
+
+/// `PUT /api/v1/projects/{p}/retention {"retention":"30d"|"forever"|null}`.
+pub fn set_retention(
+    accounts: &Accounts,
+    _: AdminToken,
+    id: &str,
+    body: Value,
+) -> Result<Reply, ApiError> {
+    if !body.is_object() || body.get("retention").is_none() {
+        return Err(ApiError::BadRequest(
+            "body must be {\"retention\": \"90d\"}, {\"retention\": \"forever\"} or {\"retention\": null} (server default)".into(),
+        ));
+    }
+    let mut p = accounts
+        .store
+        .project(id)?
+        .ok_or_else(|| ApiError::NotFound(format!("project {id:?} not found")))?;
+    p.retention = retention_field(&body)?;
+    accounts.store.put_project(&p)?;
+    tracing::info!(project = %p.id, retention = ?p.retention, "retention set");
+    Ok(json(StatusCode::OK, &p))
+}
+
+pub fn list_projects(accounts: &Accounts, _: AdminToken) -> Result<Reply, ApiError> {
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "projects": accounts.store.projects()? }),
+    ))
+}
+
+pub fn get_project(accounts: &Accounts, _: AdminToken, id: &str) -> Result<Reply, ApiError> {
+    let p = accounts
+        .store
+        .project(id)?
+        .ok_or_else(|| ApiError::NotFound(format!("project {id:?} not found")))?;
+    Ok(json(StatusCode::OK, &p))
+}
