@@ -249,7 +249,7 @@ impl Flusher {
             return;
         }
         let path = super::file::path_of(&self.dir, self.generation);
-        if std::fs::remove_file(&path).is_ok() {
+        if super::file::remove(&path).is_ok() {
             let _ = super::file::sync_dir(&self.dir);
         }
     }
