@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces docs/benchmarks.md ("stathook vs VictoriaMetrics vs InfluxDB"): runs each system
 # on loopback with a fresh temp dir, feeds each the same samples (stathook through its webhook
-# JSON, the others through Influx line protocol) with examples/compare.rs, and reports
+# JSON, the others through Influx line protocol) with `stathook bench --points`, and reports
 # samples/s, server CPU-s per million samples, p50/p99 latency, peak RSS, data-dir bytes per
 # sample after flush, and the latency of a 500-bucket avg query over one series. stathook
 # runs twice: with its default `--fsync always` and, labelled apart, `--fsync interval`.
@@ -33,10 +33,9 @@ if ! command -v victoria-metrics >/dev/null || ! command -v influxd >/dev/null; 
   $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y victoria-metrics influxdb >/dev/null
 fi
 
-echo "== building stathook and the load client (release)"
-cargo build --release --locked --bin stathook --example compare 2>&1 | tail -1
+echo "== building stathook (release; its bench command is the load client)"
+cargo build --release --locked --bin stathook 2>&1 | tail -1
 BIN="$PWD/target/release/stathook"
-CLIENT="$PWD/target/release/examples/compare"
 
 WORK="$(mktemp -d)"
 OUT="${OUT:-$WORK/results.jsonl}"
@@ -53,6 +52,33 @@ wait_http() { # wait_http URL: until it answers (any status)
 }
 peak_rss_kib() { awk '/^VmHWM/ {print $2}' "/proc/$PID/status"; }
 disk_bytes() { du -s --block-size=1 "$1" | cut -f1; }
+# The bench reports as the flat fields compare_table.py reads (one JSON object, no spaces).
+load_fields() {
+  python3 -c 'import json, sys
+r = json.loads(sys.argv[1])
+print(json.dumps({"series": r["series"], "samples": r["samples"], "seconds": round(r["durationS"], 3),
+  "samplesPerSec": round(r["samplesPerS"]), "p50Ms": r["latencyMs"]["p50"],
+  "p99Ms": r["latencyMs"]["p99"], "maxMs": r["latencyMs"]["max"], "errors": sum(r["errors"].values()),
+  "cpuSecPerMillion": r["cpuSecondsPerMillion"], "floorBytesPerSample": r["floorBytesPerSample"],
+  "firstTs": r["firstTs"], "lastTs": r["lastTs"]}, separators=(",", ":")))' "$1"
+}
+query_fields() {
+  python3 -c 'import json, sys
+r = json.loads(sys.argv[1])
+print(json.dumps({"p50Ms_query": r["p50Ms"], "p90Ms_query": r["p90Ms"],
+  "responseBytes": r["responseBytes"]}, separators=(",", ":")))' "$1"
+}
+# bench_load URL DATASET SERIES POINTS [more bench flags]: one fixed dataset, sent once.
+bench_load() {
+  local url="$1" dataset="$2" series="$3" points="$4"; shift 4
+  load_fields "$("$BIN" bench --url "$url" --dataset "$dataset" --series "$series" --points "$points" \
+    --server-pid "$PID" --json "$@")"
+}
+# bench_query URL PATH [--key TOKEN]: a warm read, timed 30 times.
+bench_query() {
+  local url="$1" path="$2"; shift 2
+  query_fields "$("$BIN" bench --url "$url" --query "$path" --rounds 30 --json "$@")"
+}
 urlenc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }
 
 # workload name, dataset, series, points
@@ -74,15 +100,14 @@ run_stathook() { # dataset series points -> JSON fields
   local key
   key="$("$BIN" webhook create --project bench --name Bench --server "$url" --data-dir "$dir" 2>/dev/null | sed -n 's/^API Key: //p')"
   local load
-  load="$("$CLIENT" load --target stathook --url "$url" --key "$key" --project bench \
-    --dataset "$1" --series "$2" --points "$3" --server-pid "$PID")"
+  load="$(bench_load "$url" "$1" "$2" "$3" --key "$key" --project bench)"
   # Flush: one compaction round moves everything into segments (the journal empties).
   curl -sf -X POST -H "Authorization: Bearer $(cat "$dir/admin-token")" "$url/api/v1/admin/compact" >/dev/null
   local first last step
   first="$(jq_field "$load" firstTs)"; last="$(jq_field "$load" lastTs)"; step="$(step_ms "$first" "$last")"
   local q
-  q="$("$CLIENT" query --bearer "$(cat "$dir/admin-token")" \
-    --url "$url/api/v1/projects/bench/metrics/s1/points?from=$first&to=$last&step=$step&agg=avg")"
+  q="$(bench_query "$url" "/api/v1/projects/bench/metrics/s1/points?from=$first&to=$last&step=$step&agg=avg" \
+    --key "$(cat "$dir/admin-token")")"
   local rss; rss="$(peak_rss_kib)"
   stop
   echo "$load" "$q" "{\"peakRssKiB\":$rss,\"diskBytes\":$(disk_bytes "$dir")}"
@@ -101,7 +126,7 @@ run_vm() {
   PID=$!
   wait_http "$url/health"
   local load
-  load="$("$CLIENT" load --target influx --url "$url" --dataset "$1" --series "$2" --points "$3" --server-pid "$PID")"
+  load="$(bench_load "$url" "$1" "$2" "$3" --format influx)"
   curl -sf "$url/internal/force_flush" >/dev/null
   sleep 2
   local first last step
@@ -109,7 +134,7 @@ run_vm() {
   local query
   query="$(urlenc "avg_over_time(metric_value{id=\"s1\"}[${step}ms])")"
   local q
-  q="$("$CLIENT" query --url "$url/api/v1/query_range?query=$query&start=$((first / 1000))&end=$((last / 1000))&step=$((step / 1000))")"
+  q="$(bench_query "$url" "/api/v1/query_range?query=$query&start=$((first / 1000))&end=$((last / 1000))&step=$((step / 1000))")"
   local rss; rss="$(peak_rss_kib)"
   stop
   echo "$load" "$q" "{\"peakRssKiB\":$rss,\"diskBytes\":$(disk_bytes "$dir")}"
@@ -130,7 +155,7 @@ run_influx() {
   wait_http "$url/ping"
   curl -sf -XPOST "$url/query" --data-urlencode "q=CREATE DATABASE bench" >/dev/null
   local load
-  load="$("$CLIENT" load --target influx --db bench --url "$url" --dataset "$1" --series "$2" --points "$3" --server-pid "$PID")"
+  load="$(bench_load "$url" "$1" "$2" "$3" --format influx --db bench)"
   # Wait until the WAL has been snapshotted and the shard fully compacted (≤ 60 s).
   for _ in $(seq 60); do
     sleep 1
@@ -142,7 +167,7 @@ run_influx() {
   local query
   query="$(urlenc "SELECT mean(value) FROM metric WHERE id='s1' AND time >= ${first}ms AND time <= ${last}ms GROUP BY time(${step}ms)")"
   local q
-  q="$("$CLIENT" query --url "$url/query?db=bench&epoch=ms&q=$query")"
+  q="$(bench_query "$url" "/query?db=bench&epoch=ms&q=$query")"
   local rss; rss="$(peak_rss_kib)"
   stop
   echo "$load" "$q" "{\"peakRssKiB\":$rss,\"diskBytes\":$(disk_bytes "$dir")}"

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TOTAL="${SOAK_SECONDS:-600}"
 RATE="${SOAK_RATE:-25}"
-cargo build --release --locked --bin stathook --example loadgen
+cargo build --release --locked --bin stathook
 BIN="$PWD/target/release/stathook"
 WORK="$(mktemp -d)"
 SERVER_PID=""
@@ -29,8 +29,8 @@ URL="$(sed -n 's/^stathook listening on //p' "$WORK/stdout")"
 KEY="$(sed -n 's/^API Key: //p' "$WORK/webhook")"
 TOKEN="$(cat "$WORK/data/admin-token")"
 
-target/release/examples/loadgen --url "$URL" --key "$KEY" --project soak --connections 4 \
-  --rate "$RATE" --seconds "$TOTAL" --report-every 10 --server-pid "$SERVER_PID" \
+"$BIN" bench --url "$URL" --key "$KEY" --project soak --connections 4 --series 400 \
+  --rate "$RATE" --duration "${TOTAL}s" --report-every 10s --server-pid "$SERVER_PID" \
   > "$WORK/loadgen.out" 2> "$WORK/intervals" &
 LOAD_PID=$!
 
@@ -44,7 +44,7 @@ while kill -0 "$LOAD_PID" 2>/dev/null; do
   fds=$(ls "/proc/$SERVER_PID/fd" | wc -l)
   data=$(du -sm "$WORK/data" | cut -f1)
   q=$(curl -s -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $TOKEN" \
-    "$URL/api/v1/projects/soak/metrics/load_metric_0/points?agg=avg&maxPoints=500" | awk '{printf "%.1f", $1 * 1000}')
+    "$URL/api/v1/projects/soak/metrics/s0/points?agg=avg&maxPoints=500" | awk '{printf "%.1f", $1 * 1000}')
   printf "%6d  %6s  %3s  %7s  %8s\n" "$t" "$rss" "$fds" "$data" "$q" | tee -a "$WORK/samples"
 done
 wait "$LOAD_PID" || true

@@ -89,12 +89,13 @@ pub struct BenchCli {
     /// The server's base URL.
     #[arg(long, env = "STATHOOK_SERVER", default_value = DEFAULT_SERVER)]
     pub url: String,
-    /// A webhook API key of --project (its samples are really stored).
+    /// A webhook API key of --project (its samples are really stored); with --format
+    /// influx, sent as a bearer token if given. With --query: a read key or the admin token.
     #[arg(long, env = "STATHOOK_API_KEY")]
-    pub key: String,
+    pub key: Option<String>,
     #[arg(long, env = "STATHOOK_PROJECT_ID")]
-    pub project: String,
-    /// Distinct series (metricIds `bench_0` …), a third each counters, gauges, constants.
+    pub project: Option<String>,
+    /// Distinct series (metricIds `s0` …).
     #[arg(long, default_value_t = 1000)]
     pub series: usize,
     /// Samples per request (the webhook takes at most 100).
@@ -103,9 +104,39 @@ pub struct BenchCli {
     /// Keep-alive connections, each sending its next request when the last is answered.
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
-    /// How long to send (e.g. 20s, 2m).
+    /// How long to send (e.g. 20s, 2m); ignored with --points.
     #[arg(long, default_value = "20s", value_parser = parse_bench_duration)]
     pub duration: std::time::Duration,
+    /// Send a fixed dataset once instead: this many points of every series, 10 s apart, the
+    /// last an hour ago, time-major; the report gives its time range and information floor.
+    #[arg(long)]
+    pub points: Option<usize>,
+    /// The series: mix (counters, ±1.00 gauges, constants, readable names and units),
+    /// quiet or noisy (benches/compare.sh's workloads).
+    #[arg(long, value_enum, default_value = "mix")]
+    pub dataset: crate::bench::Dataset,
+    /// webhook (JSON to /api/webhooks/custom) or influx (line protocol to /write, for
+    /// VictoriaMetrics and InfluxDB).
+    #[arg(long, value_enum, default_value = "webhook")]
+    pub format: crate::bench::Format,
+    /// The database of --format influx.
+    #[arg(long, default_value = "bench")]
+    pub db: String,
+    /// Requests per second per connection (a timed run); default: as fast as answered.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Print each interval's requests and latency to stderr (e.g. 10s).
+    #[arg(long, value_parser = parse_bench_duration)]
+    pub report_every: Option<std::time::Duration>,
+    /// The server's PID (same machine): report its CPU seconds per million samples.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Time a read instead: GET URL+PATH (e.g. "/api/v1/projects/P/metrics/s1/points?step=1h")
+    /// --rounds times after 3 untimed ones.
+    #[arg(long, value_name = "PATH")]
+    pub query: Option<String>,
+    #[arg(long, default_value_t = 30)]
+    pub rounds: usize,
     /// Trust the PEM certificate(s) in this file for an https:// server.
     #[arg(long, env = "STATHOOK_CA_CERT")]
     pub ca_cert: Option<PathBuf>,

@@ -551,6 +551,93 @@ async fn bench_reports_what_the_server_stored() {
     assert!(report["errors"]["401"].as_u64().unwrap() > 0, "{report}");
 }
 
+/// `stathook bench --points`: a fixed dataset sent once, every sample stored exactly once
+/// with its time range reported; the server's CPU counted with `--server-pid`; `--query`
+/// times a read of it.
+#[tokio::test]
+async fn bench_sends_a_fixed_dataset_once_and_times_a_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Child::start(dir.path(), &[]);
+    let c = child.client();
+    let key = c.setup("p").await;
+    let pid = child.process.id().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_stathook"))
+        .args([
+            "bench",
+            "--url",
+            &child.url,
+            "--key",
+            &key,
+            "--project",
+            "p",
+        ])
+        .args(["--series", "20", "--points", "6", "--batch", "7"])
+        .args(["--dataset", "quiet", "--connections", "2", "--json"])
+        .args(["--server-pid", &pid])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["samples"], 120, "{report}");
+    assert_eq!(
+        report["requests"], 18,
+        "120 samples in batches of 7: {report}"
+    );
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    let (first, last) = (
+        report["firstTs"].as_i64().unwrap(),
+        report["lastTs"].as_i64().unwrap(),
+    );
+    assert_eq!(last - first, 5 * 10_000);
+    assert!(report["floorBytesPerSample"].as_f64().unwrap() > 0.0);
+    assert!(
+        report["serverCpuSeconds"].as_f64().unwrap() >= 0.0,
+        "{report}"
+    );
+    let catalog = c.catalog("p").await;
+    assert_eq!(catalog.len(), 20);
+    for m in &catalog {
+        assert_eq!(m["sampleCount"], 6, "{m}");
+        assert_eq!(m["firstTimestamp"].as_i64().unwrap(), first);
+        assert_eq!(m["lastTimestamp"].as_i64().unwrap(), last);
+    }
+
+    let path = format!("/api/v1/projects/p/metrics/s1/points?from={first}&to={last}");
+    let out = Command::new(env!("CARGO_BIN_EXE_stathook"))
+        .args(["bench", "--url", &child.url, "--key", &child.admin_token])
+        .args(["--query", &path, "--rounds", "5", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let q: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(q["rounds"], 5);
+    assert!(q["p50Ms"].as_f64().unwrap() <= q["maxMs"].as_f64().unwrap());
+    // The answer timed is the whole points reply: the six points of s1 are in it.
+    let reply = c.get(&path).await;
+    assert_eq!(reply.body["points"].as_array().unwrap().len(), 6);
+    let points_json = serde_json::to_vec(&reply.body["points"]).unwrap().len();
+    assert!(
+        q["responseBytes"].as_u64().unwrap() as usize > points_json,
+        "{q}"
+    );
+    // A read the server refuses stops the timing with its words.
+    let out = Command::new(env!("CARGO_BIN_EXE_stathook"))
+        .args(["bench", "--url", &child.url, "--key", "shk_wrong"])
+        .args(["--query", &path])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+}
+
 #[tokio::test]
 async fn check_sizes_accounts_for_every_segment_byte() {
     let dir = tempfile::tempdir().unwrap();

@@ -97,6 +97,24 @@ fn request(
 }
 
 fn bench(a: crate::cli::BenchCli) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    if let Some(path) = &a.query {
+        let report = rt.block_on(crate::bench::query(
+            &a.url,
+            path,
+            a.key.as_deref(),
+            a.rounds,
+            a.ca_cert.as_deref(),
+        ))?;
+        match a.json {
+            true => print_json(&serde_json::to_value(&report).expect("BUG: reports serialize")),
+            false => print!("{}", report.text()),
+        }
+        return Ok(());
+    }
     let args = crate::bench::BenchArgs {
         url: a.url,
         key: a.key,
@@ -105,23 +123,26 @@ fn bench(a: crate::cli::BenchCli) -> Result<(), String> {
         batch: a.batch,
         connections: a.connections,
         duration: a.duration,
+        points: a.points,
+        dataset: a.dataset,
+        format: a.format,
+        db: a.db,
+        rate: a.rate,
+        report_every: a.report_every,
+        server_pid: a.server_pid,
         ca_cert: a.ca_cert,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let fixed = args.points.is_some();
     let report = rt.block_on(crate::bench::run(args))?;
-    if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("BUG: the report serializes")
-        );
-    } else {
-        print!("{}", report.text());
+    match a.json {
+        true => print_json(&serde_json::to_value(&report).expect("BUG: reports serialize")),
+        false => print!("{}", report.text()),
     }
     if report.requests == 0 {
         return Err("no request succeeded (see errors)".into());
+    }
+    if fixed && !report.errors.is_empty() {
+        return Err("some of the dataset was not stored (see errors)".into());
     }
     Ok(())
 }

@@ -1,0 +1,426 @@
+//! What `stathook bench` sends: deterministic series (counters, 2-decimal gauges,
+//! constants) written as the webhook's JSON or as Influx line protocol, so a peer
+//! (VictoriaMetrics, InfluxDB) can be fed the very same samples. Values are kept as scaled
+//! integers and written as decimal text with their fixed decimals (`50.00`), as users send
+//! them. Pure: no I/O, no clock.
+
+use bytes::Bytes;
+use std::fmt::Write as _;
+
+/// Spacing of each series' samples.
+pub const SAMPLE_SPACING_MS: i64 = 10_000;
+
+/// The series' shapes. Every random choice is uniform, so a dataset's information — the
+/// floor no lossless encoding can beat — is the sum of log2(choices) over its samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dataset {
+    /// A third each: counters growing by 0–5, gauges moving by ±1.00 in cents, constants;
+    /// readable names (`Series 7`) and units (`count`, `ms`).
+    Mix,
+    /// A third each: counters growing by 0–5, gauges moving by −0.01, 0 or +0.01, constants
+    /// (`benches/compare.sh`'s quiet workload; names are the ids, no unit).
+    Quiet,
+    /// Gauges moving by −0.20…+0.20, 41 equally likely steps (compare.sh's noisy workload).
+    Noisy,
+}
+
+/// How the samples are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// The webhook's JSON to `/api/webhooks/custom`.
+    Webhook,
+    /// Influx line protocol (`metric,id=s7 value=50.00 TS`, ms precision) to
+    /// `/write?db=DB&precision=ms`, as VictoriaMetrics and InfluxDB take it.
+    Influx,
+}
+
+/// One series' start value, step choices (in units of its last decimal) and decimals.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    start: i64,
+    steps: &'static [i64],
+    decimals: u32,
+    unit: Option<&'static str>,
+}
+
+const COUNTER_STEPS: &[i64] = &[0, 1, 2, 3, 4, 5];
+const QUIET_GAUGE_STEPS: &[i64] = &[-1, 0, 1];
+const CONSTANT_STEPS: &[i64] = &[0];
+/// −20…+20 hundredths.
+const NOISY_STEPS: &[i64] = &{
+    let mut s = [0i64; 41];
+    let mut i = 0;
+    while i < 41 {
+        s[i] = i as i64 - 20;
+        i += 1;
+    }
+    s
+};
+/// −100…+100 hundredths (±1.00).
+const MIX_GAUGE_STEPS: &[i64] = &{
+    let mut s = [0i64; 201];
+    let mut i = 0;
+    while i < 201 {
+        s[i] = i as i64 - 100;
+        i += 1;
+    }
+    s
+};
+
+fn shape(dataset: Dataset, series: usize) -> Shape {
+    let i = series as i64;
+    let (start, steps, decimals, unit) = match (dataset, series % 3) {
+        (Dataset::Noisy, _) => (5_000 + i, NOISY_STEPS, 2, None),
+        (Dataset::Quiet, 0) => (1_000 * i, COUNTER_STEPS, 0, None),
+        (Dataset::Quiet, 1) => (5_000 + i, QUIET_GAUGE_STEPS, 2, None),
+        (Dataset::Quiet, _) => (i, CONSTANT_STEPS, 0, None),
+        (Dataset::Mix, 0) => (0, COUNTER_STEPS, 0, Some("count")),
+        (Dataset::Mix, 1) => (5_000, MIX_GAUGE_STEPS, 2, Some("ms")),
+        (Dataset::Mix, _) => (i % 10, CONSTANT_STEPS, 0, None),
+    };
+    Shape {
+        start,
+        steps,
+        decimals,
+        unit,
+    }
+}
+
+/// xorshift64*: deterministic, fast, good enough for picking steps.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        ((self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) % n as u64) as usize
+    }
+}
+
+/// One series as it moves: its index (the metricId is `s{index}`), shape, current value
+/// (scaled by 10^decimals) and next timestamp.
+pub struct Series {
+    pub index: usize,
+    shape: Shape,
+    pub scaled: i64,
+    pub next_ts: i64,
+}
+
+impl Series {
+    pub fn new(dataset: Dataset, index: usize, first_ts: i64) -> Series {
+        let shape = shape(dataset, index);
+        Series {
+            index,
+            shape,
+            scaled: shape.start,
+            next_ts: first_ts,
+        }
+    }
+
+    /// Moves the value by one random step (a constant draws too, so every dataset consumes
+    /// the generator alike).
+    pub fn step(&mut self, rng: &mut Rng) {
+        self.scaled += self.shape.steps[rng.below(self.shape.steps.len())];
+    }
+
+    pub fn decimals(&self) -> u32 {
+        self.shape.decimals
+    }
+
+    /// Bits of information in one step of this series.
+    fn bits_per_step(&self) -> f64 {
+        (self.shape.steps.len() as f64).log2()
+    }
+}
+
+/// Writes `value` (scaled by 10^decimals) as decimal text with exactly `decimals` digits.
+fn push_value(out: &mut String, scaled: i64, decimals: u32) {
+    if decimals == 0 {
+        let _ = write!(out, "{scaled}");
+        return;
+    }
+    let scale = 10i64.pow(decimals);
+    let sign = if scaled < 0 { "-" } else { "" };
+    let a = scaled.abs();
+    let _ = write!(
+        out,
+        "{sign}{}.{:0w$}",
+        a / scale,
+        a % scale,
+        w = decimals as usize
+    );
+}
+
+/// Builds one request body of samples in either format.
+pub struct BodyWriter {
+    format: Format,
+    dataset: Dataset,
+    out: String,
+    samples: usize,
+}
+
+impl BodyWriter {
+    pub fn new(format: Format, dataset: Dataset, project: &str, batch: usize) -> BodyWriter {
+        let mut out = String::with_capacity(batch * 110 + 64);
+        if format == Format::Webhook {
+            let project = serde_json::to_string(project).expect("BUG: strings serialize");
+            let _ = write!(out, "{{\"projectId\":{project},\"metrics\":[");
+        }
+        BodyWriter {
+            format,
+            dataset,
+            out,
+            samples: 0,
+        }
+    }
+
+    /// Adds the series' current value at its `next_ts`.
+    pub fn push(&mut self, s: &Series) {
+        let (i, ts) = (s.index, s.next_ts);
+        match self.format {
+            Format::Webhook => {
+                if self.samples > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{{\"metricId\":\"s{i}\",\"metricName\":");
+                match self.dataset {
+                    Dataset::Mix => {
+                        let _ = write!(self.out, "\"Series {i}\"");
+                    }
+                    Dataset::Quiet | Dataset::Noisy => {
+                        let _ = write!(self.out, "\"s{i}\"");
+                    }
+                }
+                self.out.push_str(",\"value\":");
+                push_value(&mut self.out, s.scaled, s.decimals());
+                if let Some(unit) = s.shape.unit {
+                    let _ = write!(self.out, ",\"unit\":\"{unit}\"");
+                }
+                let _ = write!(self.out, ",\"timestamp\":{ts}}}");
+            }
+            Format::Influx => {
+                let _ = write!(self.out, "metric,id=s{i} value=");
+                push_value(&mut self.out, s.scaled, s.decimals());
+                let _ = writeln!(self.out, " {ts}");
+            }
+        }
+        self.samples += 1;
+    }
+
+    pub fn finish(mut self) -> Bytes {
+        if self.format == Format::Webhook {
+            self.out.push_str("]}");
+        }
+        Bytes::from(self.out)
+    }
+}
+
+/// A fixed dataset: `series × points` samples, one point per series every 10 s, the last
+/// an hour before `now_ms` (rounded to a whole step, so every system buckets it alike).
+pub struct FixedDataset {
+    /// Request bodies of `batch` samples each, time-major (all series' point 0, then 1, …).
+    pub bodies: Vec<Bytes>,
+    pub first_ts: i64,
+    pub last_ts: i64,
+    /// The information in the samples, in bytes per sample (timestamps are regular and
+    /// cost nothing; the first value of each series is not counted).
+    pub floor_bytes_per_sample: f64,
+}
+
+pub fn fixed_dataset(
+    dataset: Dataset,
+    format: Format,
+    project: &str,
+    series: usize,
+    points: usize,
+    batch: usize,
+    now_ms: i64,
+) -> FixedDataset {
+    let last_ts = (now_ms - 3_600_000) / SAMPLE_SPACING_MS * SAMPLE_SPACING_MS;
+    let first_ts = last_ts - (points as i64 - 1) * SAMPLE_SPACING_MS;
+    let mut all: Vec<Series> = (0..series)
+        .map(|i| Series::new(dataset, i, first_ts))
+        .collect();
+    let floor_bits: f64 = all
+        .iter()
+        .map(|s| s.bits_per_step() * (points as f64 - 1.0))
+        .sum();
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
+    let mut bodies = Vec::with_capacity((series * points).div_ceil(batch));
+    let mut body = BodyWriter::new(format, dataset, project, batch);
+    for p in 0..points {
+        for s in all.iter_mut() {
+            if p > 0 {
+                s.step(&mut rng);
+                s.next_ts += SAMPLE_SPACING_MS;
+            }
+            body.push(s);
+            if body.samples == batch {
+                let full =
+                    std::mem::replace(&mut body, BodyWriter::new(format, dataset, project, batch));
+                bodies.push(full.finish());
+            }
+        }
+    }
+    if body.samples > 0 {
+        bodies.push(body.finish());
+    }
+    FixedDataset {
+        bodies,
+        first_ts,
+        last_ts,
+        floor_bytes_per_sample: floor_bits / 8.0 / (series * points) as f64,
+    }
+}
+
+/// One connection's endless share of the series, for a timed run: series `c`,
+/// `c + connections`, … (each connection owns its own, so timestamps never collide across
+/// connections), round-robin, each sample 10 s after that series' previous one.
+pub struct TimedSource {
+    format: Format,
+    dataset: Dataset,
+    project: String,
+    series: Vec<Series>,
+    batch: usize,
+    cursor: usize,
+    rng: Rng,
+}
+
+impl TimedSource {
+    /// The series start far enough in the past that `duration_s` at an implausible 1 M
+    /// samples/s per connection still ends before now.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        format: Format,
+        dataset: Dataset,
+        project: &str,
+        series: usize,
+        connections: usize,
+        c: usize,
+        batch: usize,
+        duration_s: f64,
+        now_ms: i64,
+    ) -> TimedSource {
+        let mine: Vec<usize> = (c..series).step_by(connections).collect();
+        let per_series = (duration_s * 1e6 / mine.len().max(1) as f64) as i64 + 1;
+        let start = now_ms - per_series * SAMPLE_SPACING_MS;
+        TimedSource {
+            format,
+            dataset,
+            project: project.to_owned(),
+            series: mine
+                .into_iter()
+                .map(|i| Series::new(dataset, i, start))
+                .collect(),
+            batch,
+            cursor: 0,
+            rng: Rng::new(0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1)),
+        }
+    }
+
+    /// The next request body: `batch` samples, round-robin over this connection's series.
+    pub fn body(&mut self) -> Bytes {
+        let mut body = BodyWriter::new(self.format, self.dataset, &self.project, self.batch);
+        for _ in 0..self.batch {
+            let n = self.series.len();
+            let s = &mut self.series[self.cursor % n];
+            self.cursor += 1;
+            s.step(&mut self.rng);
+            body.push(s);
+            s.next_ts += SAMPLE_SPACING_MS;
+        }
+        body.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_keep_their_decimals() {
+        let text = |v, d| {
+            let mut s = String::new();
+            push_value(&mut s, v, d);
+            s
+        };
+        assert_eq!(text(5000, 2), "50.00");
+        assert_eq!(text(-7, 2), "-0.07");
+        assert_eq!(text(42, 0), "42");
+    }
+
+    #[test]
+    fn timed_bodies_are_valid_requests_with_past_distinct_timestamps() {
+        let now = 1_800_000_000_000;
+        let mut g = TimedSource::new(Format::Webhook, Dataset::Mix, "p", 7, 2, 1, 5, 1.0, now);
+        assert_eq!(g.series.len(), 3, "series 1, 3, 5");
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10 {
+            let mut body = g.body().to_vec();
+            let batch = crate::ingest::parse_batch(&mut body, now).expect("a valid request");
+            assert_eq!(batch.project_id, "p");
+            assert_eq!(batch.metrics.len(), 5);
+            for m in &batch.metrics {
+                assert!(m.timestamp_ms < now);
+                assert!(
+                    seen.insert((m.metric_id.to_owned(), m.timestamp_ms)),
+                    "a repeat"
+                );
+            }
+        }
+        // Counters never fall; gauges stay on cents.
+        let counter = g.series.iter().find(|s| s.index == 3).unwrap();
+        assert_eq!(counter.decimals(), 0);
+        assert!(counter.scaled >= 0);
+        let gauge = g.series.iter().find(|s| s.index == 1).unwrap();
+        assert_eq!(gauge.decimals(), 2);
+    }
+
+    #[test]
+    fn a_fixed_dataset_is_time_major_in_full_batches_in_both_formats() {
+        let now = 1_800_000_000_000;
+        let d = fixed_dataset(Dataset::Quiet, Format::Webhook, "p", 5, 4, 3, now);
+        assert_eq!(d.bodies.len(), 7, "20 samples in batches of 3");
+        assert_eq!(d.last_ts - d.first_ts, 3 * SAMPLE_SPACING_MS);
+        let mut all = Vec::new();
+        for b in &d.bodies {
+            let mut body = b.to_vec();
+            let batch = crate::ingest::parse_batch(&mut body, now).unwrap();
+            all.extend(
+                batch
+                    .metrics
+                    .iter()
+                    .map(|m| (m.timestamp_ms, m.metric_id.to_owned())),
+            );
+        }
+        assert_eq!(all.len(), 20);
+        assert!(all.windows(2).all(|w| w[0].0 <= w[1].0), "time-major");
+        // Series 0 and 3 are counters (log2 6 bits a step), 1 and 4 gauges (log2 3), 2 a
+        // constant (0); 4 points are 3 steps.
+        let bits = 2.0 * 6f64.log2() * 3.0 + 2.0 * 3f64.log2() * 3.0;
+        assert!((d.floor_bytes_per_sample - bits / 8.0 / 20.0).abs() < 1e-12);
+
+        let influx = fixed_dataset(Dataset::Quiet, Format::Influx, "p", 5, 4, 3, now);
+        let lines: Vec<String> = influx
+            .bodies
+            .iter()
+            .flat_map(|b| {
+                String::from_utf8(b.to_vec())
+                    .unwrap()
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(lines.len(), 20);
+        // The same samples: series 1 is a 2-decimal gauge starting at 50.01.
+        assert_eq!(lines[1], format!("metric,id=s1 value=50.01 {}", d.first_ts));
+    }
+}
