@@ -13,10 +13,9 @@ mod probe;
 pub use payload::{Dataset, Format, SAMPLE_SPACING_MS};
 pub use probe::QueryReport;
 
-use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
-use payload::{fixed_dataset, TimedSource};
+use payload::{fixed_dataset, Bodies, Body, TimedSource};
 use probe::{connect, cpu_seconds, exchange, quantile_ms, tls_connector};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -136,11 +135,11 @@ enum Source {
     /// Made as they are sent, until the deadline.
     Timed(Box<TimedSource>),
     /// Made before the clock starts; each sent once.
-    Fixed(std::vec::IntoIter<Bytes>),
+    Fixed(std::vec::IntoIter<Body>),
 }
 
 impl Source {
-    fn next(&mut self, deadline: Instant) -> Option<Bytes> {
+    fn next(&mut self, deadline: Instant) -> Option<Body> {
         match self {
             Source::Timed(g) => (Instant::now() < deadline).then(|| g.body()),
             Source::Fixed(bodies) => bodies.next(),
@@ -198,7 +197,12 @@ pub async fn run(a: BenchArgs) -> Result<BenchReport, String> {
         Format::Influx => "text/plain",
     };
     let auth = a.key.as_ref().map(|k| format!("Bearer {k}"));
-    let project = a.project.clone().unwrap_or_default();
+    let spec = Bodies {
+        format: a.format,
+        dataset: a.dataset,
+        project: a.project.clone().unwrap_or_default(),
+        batch: a.batch,
+    };
     let now_ms = crate::clock::now_ms();
     let mut report = BenchReport {
         connections: a.connections,
@@ -208,15 +212,13 @@ pub async fn run(a: BenchArgs) -> Result<BenchReport, String> {
     };
     let mut sources: Vec<Source> = match a.points {
         Some(points) => {
-            let d = fixed_dataset(
-                a.dataset, a.format, &project, a.series, points, a.batch, now_ms,
-            );
+            let d = fixed_dataset(&spec, a.series, points, now_ms);
             report.first_ts = Some(d.first_ts);
             report.last_ts = Some(d.last_ts);
             report.floor_bytes_per_sample = Some(d.floor_bytes_per_sample);
             // Request r goes on connection r % connections, in order: each connection
             // sends its stripe oldest first, so the server sees (nearly) time-ordered writes.
-            let mut stripes = vec![Vec::new(); a.connections];
+            let mut stripes: Vec<Vec<Body>> = (0..a.connections).map(|_| Vec::new()).collect();
             for (r, b) in d.bodies.into_iter().enumerate() {
                 stripes[r % a.connections].push(b);
             }
@@ -228,13 +230,10 @@ pub async fn run(a: BenchArgs) -> Result<BenchReport, String> {
         None => (0..a.connections)
             .map(|c| {
                 Source::Timed(Box::new(TimedSource::new(
-                    a.format,
-                    a.dataset,
-                    &project,
+                    spec.clone(),
                     a.series,
                     a.connections,
                     c,
-                    a.batch,
                     a.duration.as_secs_f64(),
                     now_ms,
                 )))
@@ -259,12 +258,11 @@ pub async fn run(a: BenchArgs) -> Result<BenchReport, String> {
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();
             let mut sent = 0u32;
-            while let Some(body) = source.next(deadline) {
+            while let Some(Body { bytes, samples }) = source.next(deadline) {
                 if let Some(p) = pace {
                     tokio::time::sleep_until((start + p * sent).into()).await;
                 }
                 sent += 1;
-                let samples = count_samples(&body, content_type);
                 let mut req = Request::post(uri.clone())
                     .header(hyper::header::HOST, &host_header)
                     .header(hyper::header::CONTENT_TYPE, content_type);
@@ -272,7 +270,7 @@ pub async fn run(a: BenchArgs) -> Result<BenchReport, String> {
                     req = req.header(hyper::header::AUTHORIZATION, auth);
                 }
                 let req = req
-                    .body(Full::new(body))
+                    .body(Full::new(bytes))
                     .expect("BUG: the request is well-formed");
                 let t = Instant::now();
                 match exchange(&mut send, req).await {
@@ -341,16 +339,6 @@ pub async fn run(a: BenchArgs) -> Result<BenchReport, String> {
         max: quantile_ms(&all, 1.0),
     };
     Ok(report)
-}
-
-/// Samples in one body: the webhook's `"metricId"` keys, or the lines of line protocol.
-fn count_samples(body: &Bytes, content_type: &str) -> u64 {
-    let needle: &[u8] = if content_type == "text/plain" {
-        b"\n"
-    } else {
-        b"\"metricId\""
-    };
-    body.windows(needle.len()).filter(|w| *w == needle).count() as u64
 }
 
 /// Every `every`, prints the latencies sent to it since the last line, to stderr:

@@ -49,25 +49,20 @@ const COUNTER_STEPS: &[i64] = &[0, 1, 2, 3, 4, 5];
 const QUIET_GAUGE_STEPS: &[i64] = &[-1, 0, 1];
 const CONSTANT_STEPS: &[i64] = &[0];
 /// −20…+20 hundredths.
-const NOISY_STEPS: &[i64] = &{
-    let mut s = [0i64; 41];
-    let mut i = 0;
-    while i < 41 {
-        s[i] = i as i64 - 20;
-        i += 1;
-    }
-    s
-};
+const NOISY_STEPS: &[i64] = &symmetric_steps::<41>();
 /// −100…+100 hundredths (±1.00).
-const MIX_GAUGE_STEPS: &[i64] = &{
-    let mut s = [0i64; 201];
+const MIX_GAUGE_STEPS: &[i64] = &symmetric_steps::<201>();
+
+/// −(N−1)/2 … +(N−1)/2, each once.
+const fn symmetric_steps<const N: usize>() -> [i64; N] {
+    let mut s = [0i64; N];
     let mut i = 0;
-    while i < 201 {
-        s[i] = i as i64 - 100;
+    while i < N {
+        s[i] = i as i64 - (N as i64 - 1) / 2;
         i += 1;
     }
     s
-};
+}
 
 fn shape(dataset: Dataset, series: usize) -> Shape {
     let i = series as i64;
@@ -158,8 +153,41 @@ fn push_value(out: &mut String, scaled: i64, decimals: u32) {
     );
 }
 
+/// What every body of a run shares: its format, series shapes, project and size.
+#[derive(Clone, Debug)]
+pub struct Bodies {
+    pub format: Format,
+    pub dataset: Dataset,
+    /// The webhook's `projectId` (unused by line protocol).
+    pub project: String,
+    /// Samples per body.
+    pub batch: usize,
+}
+
+impl Bodies {
+    fn writer(&self) -> BodyWriter {
+        let mut out = String::with_capacity(self.batch * 110 + 64);
+        if self.format == Format::Webhook {
+            let project = serde_json::to_string(&self.project).expect("BUG: strings serialize");
+            let _ = write!(out, "{{\"projectId\":{project},\"metrics\":[");
+        }
+        BodyWriter {
+            format: self.format,
+            dataset: self.dataset,
+            out,
+            samples: 0,
+        }
+    }
+}
+
+/// One request body and the samples it holds.
+pub struct Body {
+    pub bytes: Bytes,
+    pub samples: u64,
+}
+
 /// Builds one request body of samples in either format.
-pub struct BodyWriter {
+struct BodyWriter {
     format: Format,
     dataset: Dataset,
     out: String,
@@ -167,22 +195,8 @@ pub struct BodyWriter {
 }
 
 impl BodyWriter {
-    pub fn new(format: Format, dataset: Dataset, project: &str, batch: usize) -> BodyWriter {
-        let mut out = String::with_capacity(batch * 110 + 64);
-        if format == Format::Webhook {
-            let project = serde_json::to_string(project).expect("BUG: strings serialize");
-            let _ = write!(out, "{{\"projectId\":{project},\"metrics\":[");
-        }
-        BodyWriter {
-            format,
-            dataset,
-            out,
-            samples: 0,
-        }
-    }
-
     /// Adds the series' current value at its `next_ts`.
-    pub fn push(&mut self, s: &Series) {
+    fn push(&mut self, s: &Series) {
         let (i, ts) = (s.index, s.next_ts);
         match self.format {
             Format::Webhook => {
@@ -214,11 +228,14 @@ impl BodyWriter {
         self.samples += 1;
     }
 
-    pub fn finish(mut self) -> Bytes {
+    fn finish(mut self) -> Body {
         if self.format == Format::Webhook {
             self.out.push_str("]}");
         }
-        Bytes::from(self.out)
+        Body {
+            bytes: Bytes::from(self.out),
+            samples: self.samples as u64,
+        }
     }
 }
 
@@ -226,7 +243,7 @@ impl BodyWriter {
 /// an hour before `now_ms` (rounded to a whole step, so every system buckets it alike).
 pub struct FixedDataset {
     /// Request bodies of `batch` samples each, time-major (all series' point 0, then 1, …).
-    pub bodies: Vec<Bytes>,
+    pub bodies: Vec<Body>,
     pub first_ts: i64,
     pub last_ts: i64,
     /// The information in the samples, in bytes per sample (timestamps are regular and
@@ -234,15 +251,8 @@ pub struct FixedDataset {
     pub floor_bytes_per_sample: f64,
 }
 
-pub fn fixed_dataset(
-    dataset: Dataset,
-    format: Format,
-    project: &str,
-    series: usize,
-    points: usize,
-    batch: usize,
-    now_ms: i64,
-) -> FixedDataset {
+pub fn fixed_dataset(spec: &Bodies, series: usize, points: usize, now_ms: i64) -> FixedDataset {
+    let (dataset, batch) = (spec.dataset, spec.batch);
     let last_ts = (now_ms - 3_600_000) / SAMPLE_SPACING_MS * SAMPLE_SPACING_MS;
     let first_ts = last_ts - (points as i64 - 1) * SAMPLE_SPACING_MS;
     let mut all: Vec<Series> = (0..series)
@@ -254,7 +264,7 @@ pub fn fixed_dataset(
         .sum();
     let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let mut bodies = Vec::with_capacity((series * points).div_ceil(batch));
-    let mut body = BodyWriter::new(format, dataset, project, batch);
+    let mut body = spec.writer();
     for p in 0..points {
         for s in all.iter_mut() {
             if p > 0 {
@@ -263,8 +273,7 @@ pub fn fixed_dataset(
             }
             body.push(s);
             if body.samples == batch {
-                let full =
-                    std::mem::replace(&mut body, BodyWriter::new(format, dataset, project, batch));
+                let full = std::mem::replace(&mut body, spec.writer());
                 bodies.push(full.finish());
             }
         }
@@ -284,11 +293,8 @@ pub fn fixed_dataset(
 /// `c + connections`, … (each connection owns its own, so timestamps never collide across
 /// connections), round-robin, each sample 10 s after that series' previous one.
 pub struct TimedSource {
-    format: Format,
-    dataset: Dataset,
-    project: String,
+    spec: Bodies,
     series: Vec<Series>,
-    batch: usize,
     cursor: usize,
     rng: Rng,
 }
@@ -296,15 +302,11 @@ pub struct TimedSource {
 impl TimedSource {
     /// The series start far enough in the past that `duration_s` at an implausible 1 M
     /// samples/s per connection still ends before now.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        format: Format,
-        dataset: Dataset,
-        project: &str,
+        spec: Bodies,
         series: usize,
         connections: usize,
         c: usize,
-        batch: usize,
         duration_s: f64,
         now_ms: i64,
     ) -> TimedSource {
@@ -312,23 +314,20 @@ impl TimedSource {
         let per_series = (duration_s * 1e6 / mine.len().max(1) as f64) as i64 + 1;
         let start = now_ms - per_series * SAMPLE_SPACING_MS;
         TimedSource {
-            format,
-            dataset,
-            project: project.to_owned(),
             series: mine
                 .into_iter()
-                .map(|i| Series::new(dataset, i, start))
+                .map(|i| Series::new(spec.dataset, i, start))
                 .collect(),
-            batch,
+            spec,
             cursor: 0,
             rng: Rng::new(0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1)),
         }
     }
 
     /// The next request body: `batch` samples, round-robin over this connection's series.
-    pub fn body(&mut self) -> Bytes {
-        let mut body = BodyWriter::new(self.format, self.dataset, &self.project, self.batch);
-        for _ in 0..self.batch {
+    pub fn body(&mut self) -> Body {
+        let mut body = self.spec.writer();
+        for _ in 0..self.spec.batch {
             let n = self.series.len();
             let s = &mut self.series[self.cursor % n];
             self.cursor += 1;
@@ -343,6 +342,22 @@ impl TimedSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec(format: Format, dataset: Dataset, batch: usize) -> Bodies {
+        Bodies {
+            format,
+            dataset,
+            project: "p".into(),
+            batch,
+        }
+    }
+
+    #[test]
+    fn symmetric_steps_are_centred() {
+        assert_eq!(symmetric_steps::<3>(), [-1, 0, 1]);
+        assert_eq!((NOISY_STEPS[0], NOISY_STEPS[40]), (-20, 20));
+        assert_eq!((MIX_GAUGE_STEPS[0], MIX_GAUGE_STEPS[200]), (-100, 100));
+    }
 
     #[test]
     fn values_keep_their_decimals() {
@@ -359,11 +374,13 @@ mod tests {
     #[test]
     fn timed_bodies_are_valid_requests_with_past_distinct_timestamps() {
         let now = 1_800_000_000_000;
-        let mut g = TimedSource::new(Format::Webhook, Dataset::Mix, "p", 7, 2, 1, 5, 1.0, now);
+        let mut g = TimedSource::new(spec(Format::Webhook, Dataset::Mix, 5), 7, 2, 1, 1.0, now);
         assert_eq!(g.series.len(), 3, "series 1, 3, 5");
         let mut seen = std::collections::HashSet::new();
         for _ in 0..10 {
-            let mut body = g.body().to_vec();
+            let body = g.body();
+            assert_eq!(body.samples, 5);
+            let mut body = body.bytes.to_vec();
             let batch = crate::ingest::parse_batch(&mut body, now).expect("a valid request");
             assert_eq!(batch.project_id, "p");
             assert_eq!(batch.metrics.len(), 5);
@@ -386,12 +403,12 @@ mod tests {
     #[test]
     fn a_fixed_dataset_is_time_major_in_full_batches_in_both_formats() {
         let now = 1_800_000_000_000;
-        let d = fixed_dataset(Dataset::Quiet, Format::Webhook, "p", 5, 4, 3, now);
+        let d = fixed_dataset(&spec(Format::Webhook, Dataset::Quiet, 3), 5, 4, now);
         assert_eq!(d.bodies.len(), 7, "20 samples in batches of 3");
         assert_eq!(d.last_ts - d.first_ts, 3 * SAMPLE_SPACING_MS);
         let mut all = Vec::new();
         for b in &d.bodies {
-            let mut body = b.to_vec();
+            let mut body = b.bytes.to_vec();
             let batch = crate::ingest::parse_batch(&mut body, now).unwrap();
             all.extend(
                 batch
@@ -407,12 +424,14 @@ mod tests {
         let bits = 2.0 * 6f64.log2() * 3.0 + 2.0 * 3f64.log2() * 3.0;
         assert!((d.floor_bytes_per_sample - bits / 8.0 / 20.0).abs() < 1e-12);
 
-        let influx = fixed_dataset(Dataset::Quiet, Format::Influx, "p", 5, 4, 3, now);
+        let samples: Vec<u64> = d.bodies.iter().map(|b| b.samples).collect();
+        assert_eq!(samples, [3, 3, 3, 3, 3, 3, 2]);
+        let influx = fixed_dataset(&spec(Format::Influx, Dataset::Quiet, 3), 5, 4, now);
         let lines: Vec<String> = influx
             .bodies
             .iter()
             .flat_map(|b| {
-                String::from_utf8(b.to_vec())
+                String::from_utf8(b.bytes.to_vec())
                     .unwrap()
                     .lines()
                     .map(str::to_owned)
