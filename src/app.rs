@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::http;
 use crate::journal::{Journal, RecoveryReport};
 use crate::memtable::Memtable;
-use crate::service::{retention_ms, Accounts, Credentials, Ingest, Maintenance, Reader, Services};
+use crate::service::{Accounts, Credentials, Ingest, Maintenance, Reader, Services};
 use crate::store::{Store, Webhook};
 use parking_lot::Mutex;
 use std::fs;
@@ -98,7 +98,7 @@ impl App {
             default_retention_ms: config.retention_ms,
             backup_tmp_dir: config.backup_tmp_dir(),
         };
-        let (cutoff_store, default_retention) = (store.clone(), config.retention_ms);
+        let sweeps = maintenance.clone();
         let compactor = compact::spawn(
             store.clone(),
             journal.clone(),
@@ -108,9 +108,7 @@ impl App {
                 interval: config.compact_interval,
                 max_pending: config.compact_max_pending,
                 expire_interval: config.expire_interval,
-                cutoff: Box::new(move |project, now| {
-                    retention_ms(&cutoff_store, default_retention, project).map(|r| now - r)
-                }),
+                cutoff: Box::new(move |project, now| sweeps.cutoff_ms(project, now)),
             },
         );
         let services = Services {

@@ -54,22 +54,24 @@ impl Maintenance {
     /// Runs one retention sweep as if the time were `now_ms`; returns the samples removed.
     pub fn expire_now(&self, now_ms: i64) -> Result<u64, String> {
         let _round = self.rounds.lock();
-        let (store, default) = (&self.store, self.default_retention_ms);
-        compact::expire_once(store, &self.memtable, &|p| {
-            retention_ms(store, default, p).map(|r| now_ms - r)
-        })
+        compact::expire_once(&self.store, &self.memtable, &|p| self.cutoff_ms(p, now_ms))
     }
-}
 
-/// A project's retention in ms: its own setting, else the server default; None = forever.
-pub fn retention_ms(store: &Store, default: Option<i64>, project: &str) -> Option<i64> {
-    match store
-        .project(project)
-        .ok()
-        .flatten()
-        .and_then(|p| p.retention)
-    {
-        Some(setting) => crate::config::parse_retention(&setting).unwrap_or(default),
-        None => default,
+    /// The first timestamp a project keeps at `now_ms`: its own retention, else the server
+    /// default; None = forever. The background compactor's sweeps use it too.
+    pub fn cutoff_ms(&self, project: &str, now_ms: i64) -> Option<i64> {
+        let own = self
+            .store
+            .project(project)
+            .ok()
+            .flatten()
+            .and_then(|p| p.retention);
+        let retention = match own {
+            Some(setting) => {
+                crate::config::parse_retention(&setting).unwrap_or(self.default_retention_ms)
+            }
+            None => self.default_retention_ms,
+        };
+        retention.map(|r| now_ms - r)
     }
 }

@@ -6,7 +6,7 @@
 
 mod maintenance;
 
-pub use maintenance::{retention_ms, Maintenance};
+pub use maintenance::Maintenance;
 
 use crate::auth::ratelimit::{AuthFailures, RateLimiter};
 use crate::auth::usage::UsageTracker;
