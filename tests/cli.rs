@@ -561,27 +561,29 @@ async fn bench_sends_a_fixed_dataset_once_and_times_a_query() {
     let c = child.client();
     let key = c.setup("p").await;
     let pid = child.process.id().to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_stathook"))
-        .args([
-            "bench",
-            "--url",
-            &child.url,
-            "--key",
-            &key,
-            "--project",
-            "p",
-        ])
-        .args(["--series", "20", "--points", "6", "--batch", "7"])
-        .args(["--dataset", "quiet", "--connections", "2", "--json"])
-        .args(["--server-pid", &pid])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (ok, stdout, stderr) = bench(&[
+        "--url",
+        &child.url,
+        "--key",
+        &key,
+        "--project",
+        "p",
+        "--series",
+        "20",
+        "--points",
+        "6",
+        "--batch",
+        "7",
+        "--dataset",
+        "quiet",
+        "--connections",
+        "2",
+        "--json",
+        "--server-pid",
+        &pid,
+    ]);
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["samples"], 120, "{report}");
     assert_eq!(
         report["requests"], 18,
@@ -594,10 +596,10 @@ async fn bench_sends_a_fixed_dataset_once_and_times_a_query() {
     );
     assert_eq!(last - first, 5 * 10_000);
     assert!(report["floorBytesPerSample"].as_f64().unwrap() > 0.0);
-    assert!(
-        report["serverCpuSeconds"].as_f64().unwrap() >= 0.0,
-        "{report}"
-    );
+    // The server's CPU time over the run, and the same per million samples stored.
+    let cpu = report["serverCpuSeconds"].as_f64().unwrap();
+    let per_million = report["cpuSecondsPerMillion"].as_f64().unwrap();
+    assert!((per_million - cpu / 120.0 * 1e6).abs() < 1e-6, "{report}");
     let catalog = c.catalog("p").await;
     assert_eq!(catalog.len(), 20);
     for m in &catalog {
@@ -607,17 +609,19 @@ async fn bench_sends_a_fixed_dataset_once_and_times_a_query() {
     }
 
     let path = format!("/api/v1/projects/p/metrics/s1/points?from={first}&to={last}");
-    let out = Command::new(env!("CARGO_BIN_EXE_stathook"))
-        .args(["bench", "--url", &child.url, "--key", &child.admin_token])
-        .args(["--query", &path, "--rounds", "5", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let q: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (ok, stdout, stderr) = bench(&[
+        "--url",
+        &child.url,
+        "--key",
+        &child.admin_token,
+        "--query",
+        &path,
+        "--rounds",
+        "5",
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    let q: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(q["rounds"], 5);
     assert!(q["p50Ms"].as_f64().unwrap() <= q["maxMs"].as_f64().unwrap());
     // The answer timed is the whole points reply: the six points of s1 are in it.
@@ -629,13 +633,23 @@ async fn bench_sends_a_fixed_dataset_once_and_times_a_query() {
         "{q}"
     );
     // A read the server refuses stops the timing with its words.
+    let (ok, _, stderr) = bench(&["--url", &child.url, "--key", "shk_wrong", "--query", &path]);
+    assert!(!ok);
+    assert!(stderr.contains("401"), "{stderr}");
+}
+
+/// `stathook bench ARGS`: success, stdout, stderr.
+fn bench(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_stathook"))
-        .args(["bench", "--url", &child.url, "--key", "shk_wrong"])
-        .args(["--query", &path])
+        .arg("bench")
+        .args(args)
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 #[tokio::test]
