@@ -31,7 +31,7 @@ TOKEN="$(cat "$WORK/data/admin-token")"
 
 "$BIN" bench --url "$URL" --key "$KEY" --project soak --connections 4 --series 400 \
   --rate "$RATE" --duration "${TOTAL}s" --report-every 10s --server-pid "$SERVER_PID" \
-  > "$WORK/loadgen.out" 2> "$WORK/intervals" &
+  > "$WORK/bench.out" 2> "$WORK/intervals" &
 LOAD_PID=$!
 
 echo "   t_s  rss_mb  fds  data_mb  query_ms"
@@ -51,7 +51,7 @@ wait "$LOAD_PID" || true
 echo "--- load generator, per interval"
 cat "$WORK/intervals"
 echo "--- load generator, whole run"
-cat "$WORK/loadgen.out"
+cat "$WORK/bench.out"
 
 # Flat: the last third's maxima within 1.5× (RSS, p99) or +5 (descriptors) of the first third's.
 awk -v n="$(wc -l < "$WORK/samples")" '
