@@ -27,6 +27,12 @@ fn client(ca_cert: Option<&std::path::Path>) -> Result<HttpsClient, String> {
 
 /// The TLS settings of every client: Mozilla's roots plus the PEM certificate(s) in
 /// `ca_cert`.
+/// `s` percent-encoded for a URL path segment or query value (everything but letters and
+/// digits), as every client request of stathook's builds its URLs.
+pub fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 pub fn tls_config(ca_cert: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();

@@ -180,7 +180,7 @@ pub async fn run(a: BenchArgs) -> Result<BenchReport, String> {
     check(&a)?;
     let path = match a.format {
         Format::Webhook => "/api/webhooks/custom".to_owned(),
-        Format::Influx => format!("/write?db={}&precision=ms", enc(&a.db)),
+        Format::Influx => format!("/write?db={}&precision=ms", crate::client::enc(&a.db)),
     };
     let uri: hyper::Uri = format!("{}{path}", a.url.trim_end_matches('/'))
         .parse()
@@ -387,8 +387,4 @@ pub async fn query(
     }
     let url = format!("{}{path}", url.trim_end_matches('/'));
     probe::time_query(&url, key, rounds, ca_cert).await
-}
-
-fn enc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

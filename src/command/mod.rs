@@ -10,6 +10,7 @@ mod query;
 mod serve;
 
 use crate::cli::{AdminTokenCommand, Command, Remote};
+use crate::client::enc;
 use hyper::Method;
 use serde_json::Value;
 
@@ -109,10 +110,7 @@ fn bench(a: crate::cli::BenchCli) -> Result<(), String> {
             a.rounds,
             a.ca_cert.as_deref(),
         ))?;
-        match a.json {
-            true => print_json(&serde_json::to_value(&report).expect("BUG: reports serialize")),
-            false => print!("{}", report.text()),
-        }
+        print_report(a.json, &report, report.text());
         return Ok(());
     }
     let args = crate::bench::BenchArgs {
@@ -134,10 +132,7 @@ fn bench(a: crate::cli::BenchCli) -> Result<(), String> {
     };
     let fixed = args.points.is_some();
     let report = rt.block_on(crate::bench::run(args))?;
-    match a.json {
-        true => print_json(&serde_json::to_value(&report).expect("BUG: reports serialize")),
-        false => print!("{}", report.text()),
-    }
+    print_report(a.json, &report, report.text());
     if report.requests == 0 {
         return Err("no request succeeded (see errors)".into());
     }
@@ -145,6 +140,14 @@ fn bench(a: crate::cli::BenchCli) -> Result<(), String> {
         return Err("some of the dataset was not stored (see errors)".into());
     }
     Ok(())
+}
+
+/// A bench report as JSON, or as its text.
+fn print_report(json: bool, report: &impl serde::Serialize, text: String) {
+    match json {
+        true => print_json(&serde_json::to_value(report).expect("BUG: reports serialize")),
+        false => print!("{text}"),
+    }
 }
 
 /// Runs one client call to completion on a small single-threaded runtime.
@@ -189,8 +192,4 @@ fn time(v: &Value) -> String {
 
 fn s(v: &Value) -> &str {
     v.as_str().unwrap_or("-")
-}
-
-fn enc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
