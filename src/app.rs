@@ -11,7 +11,9 @@ use crate::config::Config;
 use crate::http;
 use crate::journal::{Journal, RecoveryReport};
 use crate::memtable::Memtable;
-use crate::service::{Accounts, Credentials, Ingest, Maintenance, Reader, Services};
+use crate::service::{
+    Accounts, ChangeFeed, Credentials, Ingest, Maintenance, Reader, Services, Sessions,
+};
 use crate::store::{Store, Webhook};
 use parking_lot::Mutex;
 use std::fs;
@@ -111,10 +113,22 @@ impl App {
                 cutoff: Box::new(move |project, now| sweeps.cutoff_ms(project, now)),
             },
         );
+        let sessions = Arc::new(
+            Sessions::open(
+                store.clone(),
+                config.session_idle.as_millis() as i64,
+                crate::config::MAX_SESSION_AGE.as_millis() as i64,
+                crate::clock::now_ms(),
+            )
+            .map_err(|e| AppError(format!("could not load the sign-in sessions: {e}")))?,
+        );
+        let changes = Arc::new(ChangeFeed::default());
         let services = Services {
             credentials: Credentials {
                 admin_token_hash,
                 keys: keys.clone(),
+                sessions,
+                session_cookie: crate::http::session_cookie(tls.is_some()),
             },
             auth_failures: Arc::new(AuthFailures::new(
                 config.auth_failures_per_minute,
@@ -127,11 +141,13 @@ impl App {
                 journal: journal.clone(),
                 memtable: memtable.clone(),
                 max_pending_samples: config.max_pending_samples,
+                changes: changes.clone(),
             },
             reader: Reader {
                 store: store.clone(),
                 journal: journal.clone(),
                 memtable: memtable.clone(),
+                changes,
             },
             accounts: Accounts {
                 store: store.clone(),

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
@@ -53,6 +54,13 @@ pub enum Command {
     Metric {
         #[command(subcommand)]
         command: MetricCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Manage the accounts that sign in to the web app.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
         #[command(flatten)]
         remote: Remote,
     },
@@ -237,6 +245,10 @@ pub struct ServeArgs {
     /// `webhook list`; `never` turns it off.
     #[arg(long, env = "STATHOOK_MAX_KEY_AGE", default_value = "never", value_parser = parse_max_key_age)]
     pub max_key_age: Retention,
+    /// A web app session ends after this long without a request (e.g. 12h, 7d); it ends
+    /// after 30 days whatever happens, and at sign-out.
+    #[arg(long, env = "STATHOOK_SESSION_IDLE", default_value = "7d", value_parser = parse_session_idle)]
+    pub session_idle: Duration,
     /// Seconds between compaction rounds while samples wait in the journal.
     #[arg(long, env = "STATHOOK_COMPACT_INTERVAL_SECS", default_value_t = crate::config::DEFAULT_COMPACT_INTERVAL.as_secs())]
     pub compact_interval_secs: u64,
@@ -288,6 +300,17 @@ fn parse_max_key_age(s: &str) -> Result<Retention, String> {
     crate::query::plan::parse_duration_ms(s)
         .map(|ms| Retention(Some(ms)))
         .ok_or_else(|| format!("expected never or a duration such as 90d; not {s:?}"))
+}
+
+fn parse_session_idle(s: &str) -> Result<Duration, String> {
+    match crate::query::plan::parse_duration_ms(s) {
+        Some(ms) if (60_000..=crate::config::MAX_SESSION_AGE.as_millis() as i64).contains(&ms) => {
+            Ok(Duration::from_millis(ms as u64))
+        }
+        _ => Err(format!(
+            "expected a duration from 1m to 30d such as 12h or 7d; not {s:?}"
+        )),
+    }
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -442,6 +465,34 @@ pub enum WebhookCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Add an account. Without --password-stdin a random password is made and printed once.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// admin: what the admin token can do; viewer: look at everything, change nothing.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the accounts.
+    List,
+    /// Remove an account; its sessions end at once.
+    Remove {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Viewer,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -48,6 +48,12 @@ pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 20;
 /// How long an address that crossed it is refused.
 pub const DEFAULT_AUTH_COOLDOWN: Duration = Duration::from_secs(300);
 
+/// A web session left alone this long ends (Grafana's default inactive lifetime).
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(7 * 86_400);
+/// A session ends this long after sign-in however active it is: a stolen cookie does not
+/// work forever.
+pub const MAX_SESSION_AGE: Duration = Duration::from_secs(30 * 86_400);
+
 /// A clean shutdown compacts a store file up to this size (~2–3 s of rewriting here).
 pub const DEFAULT_COMPACT_ON_CLOSE_MAX_BYTES: u64 = 256 << 20;
 
@@ -101,6 +107,8 @@ pub struct Config {
     pub trust_proxy: bool,
     /// Keys older than this are logged (hourly) and flagged in listings; None = never.
     pub max_key_age_ms: Option<i64>,
+    /// A web session ends after this long without a request (`--session-idle`).
+    pub session_idle: Duration,
     /// How often key usage counters are written to the store (and at shutdown).
     pub usage_flush_interval: Duration,
     /// At a clean shutdown, a store file at most this big is rewritten without its free
@@ -136,6 +144,7 @@ impl Config {
             auth_cooldown: DEFAULT_AUTH_COOLDOWN,
             trust_proxy: false,
             max_key_age_ms: None,
+            session_idle: DEFAULT_SESSION_IDLE,
             usage_flush_interval: DEFAULT_USAGE_FLUSH_INTERVAL,
             compact_on_close_max_bytes: DEFAULT_COMPACT_ON_CLOSE_MAX_BYTES,
             // A 200 survives power loss unless the operator trades that away.

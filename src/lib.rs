@@ -22,3 +22,4 @@ pub mod query;
 pub mod segment;
 pub mod service;
 pub mod store;
+pub mod web;

@@ -8,6 +8,7 @@
 use parking_lot::RwLock;
 use std::collections::HashMap;
 
+pub mod password;
 pub mod ratelimit;
 pub mod usage;
 

@@ -8,6 +8,7 @@ mod offline;
 mod project;
 mod query;
 mod serve;
+mod user;
 
 use crate::cli::{AdminTokenCommand, Command, Remote};
 use crate::client::enc;
@@ -25,6 +26,7 @@ pub fn run(command: Command) -> Result<(), String> {
         Command::Project { command, remote } => manage(&remote, project::project(command)),
         Command::Webhook { command, remote } => manage(&remote, keys::webhook(command)),
         Command::Key { command, remote } => manage(&remote, keys::key(command)),
+        Command::User { command, remote } => user::user(&remote, command),
         Command::Metric { command, remote } => manage(&remote, project::metric(command)),
         Command::Query(args) => query::query(args),
         Command::Backup { to, remote } => backup(&to, &remote),

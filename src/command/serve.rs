@@ -28,6 +28,7 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     config.auth_cooldown = std::time::Duration::from_secs(args.auth_cooldown_secs);
     config.trust_proxy = args.trust_proxy;
     config.max_key_age_ms = args.max_key_age.0;
+    config.session_idle = args.session_idle;
     config.max_connections = args.max_connections.max(1);
     config.max_header_bytes = args.max_header_bytes;
     config.header_read_timeout =

@@ -5,17 +5,21 @@
 
 mod body;
 mod cors;
+mod events;
 mod keys;
 mod maintenance;
+mod pages;
 mod projects;
 mod read;
 mod reply;
 mod route;
+mod session;
 pub mod tls;
 mod webhook;
 
 pub use body::BodyLimits;
 pub use route::REFUSED_ADDRESS_DELAY;
+pub use session::cookie_name as session_cookie;
 
 use crate::service::Services;
 use hyper::service::service_fn;

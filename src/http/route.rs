@@ -2,12 +2,12 @@
 //! splitting, so a metricId may contain an encoded `/`.
 
 use super::reply::{ApiError, Reply};
-use super::{cors, keys, maintenance, projects, read, webhook};
+use super::{cors, events, keys, maintenance, pages, projects, read, session, webhook};
 use super::{BodyLimits, Front};
 use crate::auth::{self, Bearer};
 use crate::clock;
-use crate::service::{Credentials, Services};
-use crate::store::Scope;
+use crate::service::{Credentials, Services, SignedIn};
+use crate::store::{Role, Scope};
 use hyper::body::Incoming;
 use hyper::{header, Method, Request, StatusCode};
 use percent_encoding::percent_decode_str;
@@ -28,7 +28,9 @@ pub(super) async fn handle(
     req: Request<Incoming>,
     peer: IpAddr,
 ) -> Result<Reply, Infallible> {
-    let has_credentials = req.headers().contains_key(header::AUTHORIZATION);
+    // A sign-in attempt is a credential too: wrong passwords count like wrong keys.
+    let has_credentials = req.headers().contains_key(header::AUTHORIZATION)
+        || (req.method() == Method::POST && req.uri().path() == "/api/v1/session");
     // Only requests with credentials are guarded or counted.
     let client = if has_credentials {
         client_addr(front.settings.trust_proxy, &req, peer)
@@ -150,6 +152,8 @@ async fn dispatch(
 ) -> Result<Reply, ApiError> {
     let (accounts, reader, maintenance) = (&svc.accounts, &svc.reader, &svc.maintenance);
     let creds = &svc.credentials;
+    let sessions = &*creds.sessions;
+    let cookie = creds.session_cookie;
     let path = req.uri().path().to_owned();
     let query = Query::parse(req.uri().query().unwrap_or(""))?;
     let segs: Vec<String> = path
@@ -169,8 +173,43 @@ async fn dispatch(
         }
         (["api", "webhooks", "custom"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
 
+        // The web app: every page is the same shell at its own URL; assets by content hash.
+        ([""] | ["projects", ..] | ["share", ..], &Method::GET) => Ok(pages::page(&segs)),
+        (["assets", hash, file @ ..], &Method::GET) => pages::asset(
+            hash,
+            &file.join("/"),
+            header_str(&req, header::ACCEPT_ENCODING),
+        ),
+        (["api", "v1", "session"], &Method::GET) => {
+            session::current(sessions, session::token(req.headers(), cookie))
+        }
+        (["api", "v1", "session"], &Method::POST) => {
+            same_origin(&req)?;
+            session::sign_in(sessions, cookie, json_body(body, req).await?)
+        }
+        (["api", "v1", "session"], &Method::DELETE) => {
+            same_origin(&req)?;
+            session::sign_out(sessions, cookie, session::token(req.headers(), cookie))
+        }
+        (["api", "v1", "session"], _) => Err(ApiError::MethodNotAllowed {
+            allow: "GET, POST, DELETE",
+        }),
+        (["api", "v1", "users"], &Method::GET) => {
+            session::list_users(sessions, authorize_admin(creds, &req)?)
+        }
+        (["api", "v1", "users"], &Method::POST) => {
+            let token = authorize_admin(creds, &req)?;
+            session::add_user(sessions, token, json_body(body, req).await?)
+        }
+        (["api", "v1", "users", name], &Method::DELETE) => {
+            session::remove_user(sessions, authorize_admin(creds, &req)?, name)
+        }
+        (["api", "v1", "projects", p, "events"], &Method::GET) => {
+            events::stream(reader, &authorize_read(creds, &req)?, p)
+        }
+
         (["api", "v1", "projects"], &Method::GET) => {
-            projects::list_projects(accounts, authorize_admin(creds, &req)?)
+            projects::list_projects(accounts, authorize_view(creds, &req)?)
         }
         (["api", "v1", "projects"], &Method::POST) => {
             let token = authorize_admin(creds, &req)?;
@@ -178,18 +217,18 @@ async fn dispatch(
         }
         (["api", "v1", "projects"], _) => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
         (["api", "v1", "projects", p], &Method::GET) => {
-            projects::get_project(accounts, authorize_admin(creds, &req)?, p)
+            projects::get_project(accounts, authorize_view(creds, &req)?, p)
         }
         (["api", "v1", "projects", p, "webhooks"], &Method::POST) => {
             let token = authorize_admin(creds, &req)?;
             keys::create_webhook(accounts, token, p, json_body(body, req).await?)
         }
         (["api", "v1", "projects", p, "webhooks"], &Method::GET) => {
-            keys::list_webhooks(accounts, authorize_admin(creds, &req)?, Some(p))
+            keys::list_webhooks(accounts, authorize_view(creds, &req)?, Some(p))
         }
         (["api", "v1", "webhooks"], &Method::GET) => keys::list_webhooks(
             accounts,
-            authorize_admin(creds, &req)?,
+            authorize_view(creds, &req)?,
             query.get("projectId"),
         ),
         (["api", "v1", "webhooks", id, "rotate"], &Method::POST) => keys::rotate_key(
@@ -199,10 +238,10 @@ async fn dispatch(
             query.get("grace"),
         ),
         (["api", "v1", "webhooks", id, "usage"], &Method::GET) => {
-            keys::usage(accounts, authorize_admin(creds, &req)?, None, id)
+            keys::usage(accounts, authorize_view(creds, &req)?, None, id)
         }
         (["api", "v1", "projects", p, "webhooks", id, "usage"], &Method::GET) => {
-            keys::usage(accounts, authorize_admin(creds, &req)?, Some(p), id)
+            keys::usage(accounts, authorize_view(creds, &req)?, Some(p), id)
         }
         (["api", "v1", "webhooks", id, "revoke"], &Method::POST) => {
             keys::revoke_key(accounts, authorize_admin(creds, &req)?, id)
@@ -212,7 +251,7 @@ async fn dispatch(
             keys::create_key(accounts, token, p, json_body(body, req).await?)
         }
         (["api", "v1", "projects", p, "keys"], &Method::GET) => {
-            keys::list_keys(accounts, authorize_admin(creds, &req)?, p)
+            keys::list_keys(accounts, authorize_view(creds, &req)?, p)
         }
         (["api", "v1", "projects", p, "metrics"], &Method::GET) => {
             read::catalog(reader, &authorize_read(creds, &req)?, p)
@@ -225,7 +264,7 @@ async fn dispatch(
             maintenance::compact(maintenance, authorize_admin(creds, &req)?)
         }
         (["api", "v1", "admin", "journal"], &Method::GET) => {
-            maintenance::journal_status(maintenance, authorize_admin(creds, &req)?)
+            maintenance::journal_status(maintenance, authorize_view(creds, &req)?)
         }
         (["api", "v1", "admin", "journal"], _) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         (["api", "v1", "projects", p, "tier"], &Method::PUT) => {
@@ -253,17 +292,93 @@ async fn dispatch(
     }
 }
 
-/// Proof that the request carried the admin token; handlers that need it take one.
+/// Proof that the request may do what the admin token can: it carried the token, or came
+/// from an admin's session (checked for a cross-site origin when it changes anything).
+/// `authorize_view` also hands one to a viewer's session, for the admin records it may see.
 pub struct AdminToken(());
 
+/// The signed-in user of the request's session cookie, when it has no Authorization header:
+/// None without a cookie, a 401 for an ended session.
+fn session_user(
+    creds: &Credentials,
+    req: &Request<Incoming>,
+) -> Result<Option<SignedIn>, ApiError> {
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        return Ok(None);
+    }
+    match super::session::token(req.headers(), creds.session_cookie) {
+        None => Ok(None),
+        Some(t) => match creds.sessions.lookup(t, clock::now_ms()) {
+            Some(who) => Ok(Some(who)),
+            None => Err(ApiError::Unauthorized(
+                "your session has ended; sign in again".into(),
+            )),
+        },
+    }
+}
+
 fn authorize_admin(creds: &Credentials, req: &Request<Incoming>) -> Result<AdminToken, ApiError> {
+    match session_user(creds, req)? {
+        Some(who) if who.role == Role::Admin => {
+            if !matches!(*req.method(), Method::GET | Method::HEAD) {
+                same_origin(req)?;
+            }
+            Ok(AdminToken(()))
+        }
+        Some(who) => Err(ApiError::Forbidden(format!(
+            "{} is a viewer: viewers can look at everything but change nothing",
+            who.user
+        ))),
+        None => authorize_admin_token(creds, req),
+    }
+}
+
+/// As `authorize_admin`, and a viewer's session passes too: for the admin records a viewer
+/// may look at (projects, connections, usage). Only for GET routes.
+fn authorize_view(creds: &Credentials, req: &Request<Incoming>) -> Result<AdminToken, ApiError> {
+    match session_user(creds, req)? {
+        Some(_) => Ok(AdminToken(())),
+        None => authorize_admin_token(creds, req),
+    }
+}
+
+/// A state-changing request carried by a session cookie must come from this server's own
+/// pages: Fetch Metadata first (`Sec-Fetch-Site` from every current browser), else `Origin`
+/// against `Host`. A request with neither is not from a browser, so no cross-site forgery.
+fn same_origin(req: &Request<Incoming>) -> Result<(), ApiError> {
+    if let Some(site) = header_str(req, header::HeaderName::from_static("sec-fetch-site")) {
+        return match site {
+            "same-origin" | "none" => Ok(()),
+            other => Err(ApiError::Forbidden(format!(
+                "cross-site request refused (Sec-Fetch-Site: {other}); use this server's own pages or an API key"
+            ))),
+        };
+    }
+    let Some(origin) = header_str(req, header::ORIGIN) else {
+        return Ok(());
+    };
+    let host = header_str(req, header::HOST).unwrap_or("");
+    let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or("");
+    if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "cross-site request refused (Origin {origin:?} is not this server, {host:?})"
+        )))
+    }
+}
+
+fn authorize_admin_token(
+    creds: &Credentials,
+    req: &Request<Incoming>,
+) -> Result<AdminToken, ApiError> {
     match auth::bearer(
         req.headers()
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes()),
     ) {
         Bearer::Missing => Err(ApiError::Unauthorized(
-            "missing Authorization header; expected 'Authorization: Bearer ADMIN_TOKEN'".into(),
+            "missing Authorization header; expected 'Authorization: Bearer ADMIN_TOKEN' (or sign in)".into(),
         )),
         Bearer::Malformed => Err(ApiError::Unauthorized(
             "malformed Authorization header; expected 'Authorization: Bearer ADMIN_TOKEN'".into(),
@@ -303,6 +418,10 @@ impl ReadAccess {
 }
 
 fn authorize_read(creds: &Credentials, req: &Request<Incoming>) -> Result<ReadAccess, ApiError> {
+    if session_user(creds, req)?.is_some() {
+        // Admins and viewers alike see every project.
+        return Ok(ReadAccess::Admin);
+    }
     const EXPECTED: &str = "expected 'Authorization: Bearer READ_KEY' or the admin token";
     match auth::bearer(
         req.headers()

@@ -152,8 +152,21 @@ async fn store(
     }
     let n = batch.metrics.len() as u64;
     let durable = ingest.journal.append(&batch);
+    // Only copied when a live page listens to this project.
+    let changed: Option<Vec<String>> = ingest.changes.listening(batch.project_id).then(|| {
+        batch
+            .metrics
+            .iter()
+            .map(|m| m.metric_id.to_owned())
+            .collect()
+    });
     drop(batch);
     drop(bytes);
     durable.await?;
+    if let Some(ids) = changed {
+        ingest
+            .changes
+            .publish(&owner.project_id, ids.iter().map(String::as_str));
+    }
     Ok(n)
 }

@@ -4,9 +4,13 @@
 //! the one service it needs, never the whole server. Below `http` and above the storage
 //! engine: nothing here parses HTTP or picks a status; `app` owns the parts' lifetimes.
 
+mod changes;
 mod maintenance;
+mod sessions;
 
+pub use changes::{ChangeFeed, Subscription};
 pub use maintenance::Maintenance;
+pub use sessions::{SessionError, Sessions, SignedIn};
 
 use crate::auth::ratelimit::{AuthFailures, RateLimiter};
 use crate::auth::usage::UsageTracker;
@@ -27,11 +31,15 @@ pub struct Services {
     pub maintenance: Maintenance,
 }
 
-/// What a presented secret is checked against: the admin token's hash and the key index.
+/// What a presented secret is checked against: the admin token's hash, the key index and
+/// the sign-in sessions.
 #[derive(Clone)]
 pub struct Credentials {
     pub admin_token_hash: [u8; 32],
     pub keys: Arc<KeyIndex>,
+    pub sessions: Arc<Sessions>,
+    /// The session cookie's name (it depends on whether the server speaks TLS).
+    pub session_cookie: &'static str,
 }
 
 /// The webhook's path: key lookup, rate limits, usage counts, the journal append.
@@ -45,6 +53,8 @@ pub struct Ingest {
     pub memtable: Arc<Memtable>,
     /// Past this many samples waiting for compaction, a webhook request gets 503.
     pub max_pending_samples: usize,
+    /// Told which metrics each acknowledged request wrote (live pages listen).
+    pub changes: Arc<ChangeFeed>,
 }
 
 /// Reads: the project records, the live catalog and queries over segments + journal tail.
@@ -54,6 +64,8 @@ pub struct Reader {
     pub store: Arc<Store>,
     pub journal: Arc<Journal>,
     pub memtable: Arc<Memtable>,
+    /// Where live pages subscribe to change notices.
+    pub changes: Arc<ChangeFeed>,
 }
 
 /// The admin records: projects, webhooks and keys (the store and the key index kept in

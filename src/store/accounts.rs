@@ -129,7 +129,7 @@ impl Store {
         self.one_json(WEBHOOKS, id, "webhook")
     }
 
-    fn one_json<T: for<'de> Deserialize<'de>>(
+    pub(super) fn one_json<T: for<'de> Deserialize<'de>>(
         &self,
         table: redb::TableDefinition<&str, &[u8]>,
         id: &str,

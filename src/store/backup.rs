@@ -51,6 +51,9 @@ impl Snapshot {
         copy_table(&self.txn, &txn, TAILS)?;
         copy_table(&self.txn, &txn, API_KEYS)?;
         copy_table(&self.txn, &txn, USAGE)?;
+        copy_table(&self.txn, &txn, USERS)?;
+        copy_table(&self.txn, &txn, DASHBOARDS)?;
+        // Sessions are not copied: whoever restores a backup signs in again.
         txn.commit()?;
         Ok(stats)
     }

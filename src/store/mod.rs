@@ -10,6 +10,7 @@ mod compaction;
 mod segments;
 mod tables;
 pub mod tails;
+mod web;
 
 use crate::segment::{self, SegmentError};
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
@@ -66,6 +67,7 @@ pub use backup::{BackupStats, Snapshot};
 pub use catalog::CatalogRow;
 pub use compaction::{Compaction, Expiry, SegmentVisitor};
 pub use segments::{Sizes, TableSize};
+pub use web::{Role, Session, User};
 
 pub struct Store {
     path: std::path::PathBuf,
@@ -122,6 +124,9 @@ impl Store {
             txn.open_table(TAILS)?;
             txn.open_table(CATALOG)?;
             txn.open_table(USAGE)?;
+            txn.open_table(USERS)?;
+            txn.open_table(SESSIONS)?;
+            txn.open_table(DASHBOARDS)?;
         }
         txn.commit()?;
         Ok(Store {

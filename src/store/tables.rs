@@ -29,3 +29,9 @@ pub const META_FORMAT_VERSION: &str = "format_version";
 pub const META_WATERMARK: &str = "compacted_through_generation";
 /// META key: 32 bytes, blake3 of the admin token.
 pub const META_ADMIN_TOKEN_HASH: &str = "admin_token_hash";
+/// user name → User as JSON (`web.rs`): role and the argon2id PHC string of the password.
+pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// blake3(session token) → Session as JSON (`web.rs`). Never the token itself.
+pub const SESSIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("sessions");
+/// (project id, dashboard id) → Dashboard as JSON (`web.rs`), with its own format version.
+pub const DASHBOARDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("dashboards");

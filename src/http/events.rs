@@ -1,0 +1,59 @@
+//! `GET /api/v1/projects/{p}/events`: a Server-Sent Events stream of change notices for
+//! live pages. Each `change` event names the metricIds that acknowledged requests wrote
+//! since the last one (`service::ChangeFeed`); events are at least `MIN_EVENT_GAP` apart, so
+//! a busy project sends a few a second, not one per request. A comment every
+//! `KEEPALIVE` keeps proxies from closing an idle stream and finds closed connections.
+
+use super::reply::{streamed, ApiError, Reply};
+use super::route::ReadAccess;
+use crate::service::Reader;
+use bytes::Bytes;
+use std::time::Duration;
+
+const MIN_EVENT_GAP: Duration = Duration::from_millis(200);
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+pub fn stream(reader: &Reader, access: &ReadAccess, project: &str) -> Result<Reply, ApiError> {
+    access.check(project)?;
+    if reader.store.project(project)?.is_none() {
+        return Err(ApiError::NotFound(format!("no project {project:?}")));
+    }
+    let sub = reader.changes.subscribe(project);
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::spawn(async move {
+        // Tells the browser how soon to reconnect after a drop.
+        if tx
+            .send(Ok(Bytes::from_static(b"retry: 2000\n\n")))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        loop {
+            tokio::select! {
+                _ = sub.listener.notify.notified() => {}
+                _ = tokio::time::sleep(KEEPALIVE) => {
+                    if tx.send(Ok(Bytes::from_static(b": keepalive\n\n"))).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            let ids: Vec<String> = sub.listener.take().into_iter().collect();
+            if !ids.is_empty() {
+                let data = serde_json::json!({ "metricIds": ids });
+                let event = format!("event: change\ndata: {data}\n\n");
+                if tx.send(Ok(Bytes::from(event))).await.is_err() {
+                    return;
+                }
+            }
+            tokio::time::sleep(MIN_EVENT_GAP).await;
+        }
+    });
+    let mut r = streamed("text/event-stream", rx);
+    r.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(r)
+}

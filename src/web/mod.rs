@@ -1,0 +1,154 @@
+//! The embedded web app: its files (`static/`, compiled into the binary), served under one
+//! content hash of the whole set (`/assets/{hash}/{file}`, cached forever and safe to
+//! replace: a new build has a new hash), and the one HTML shell every page URL answers with.
+//! The pages are plain ES modules over the JSON API (`static/app.js` routes on the URL),
+//! with nothing inline, so the Content-Security-Policy can forbid inline script and style.
+//! No I/O and no HTTP here: `http/pages.rs` serves what this holds.
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+/// One embedded file.
+pub struct Asset {
+    pub name: &'static str,
+    pub content_type: &'static str,
+    pub bytes: &'static [u8],
+    /// gzip of `bytes`, made once at first use.
+    pub gzip: Vec<u8>,
+}
+
+/// Every file of the app and the hash that names this set.
+pub struct Assets {
+    pub hash: String,
+    pub files: Vec<Asset>,
+    /// The HTML shell, its asset paths filled in.
+    pub shell: Vec<u8>,
+}
+
+macro_rules! files {
+    ($($name:literal => $ct:literal),* $(,)?) => {
+        [$(($name, $ct, include_bytes!(concat!("static/", $name)) as &'static [u8])),*]
+    };
+}
+
+fn embedded() -> [(&'static str, &'static str, &'static [u8]); 13] {
+    files![
+        "app.js" => "text/javascript; charset=utf-8",
+        "api.js" => "text/javascript; charset=utf-8",
+        "format.js" => "text/javascript; charset=utf-8",
+        "chart.js" => "text/javascript; charset=utf-8",
+        "live.js" => "text/javascript; charset=utf-8",
+        "dom.js" => "text/javascript; charset=utf-8",
+        "pages/projects.js" => "text/javascript; charset=utf-8",
+        "pages/integrations.js" => "text/javascript; charset=utf-8",
+        "pages/metrics.js" => "text/javascript; charset=utf-8",
+        "pages/metric.js" => "text/javascript; charset=utf-8",
+        "app.css" => "text/css; charset=utf-8",
+        "vendor/uplot/uPlot.iife.min.js" => "text/javascript; charset=utf-8",
+        "vendor/uplot/uPlot.min.css" => "text/css; charset=utf-8",
+    ]
+}
+
+const SHELL: &str = include_str!("static/index.html");
+
+/// The policy of every page: only this server's own scripts, styles, connections and
+/// images; no inline script or style; not framed (the embed route relaxes only that).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+pub fn assets() -> &'static Assets {
+    static ASSETS: OnceLock<Assets> = OnceLock::new();
+    ASSETS.get_or_init(|| {
+        let mut hasher = blake3::Hasher::new();
+        let files: Vec<Asset> = embedded()
+            .into_iter()
+            .map(|(name, content_type, bytes)| {
+                hasher.update(name.as_bytes());
+                hasher.update(&(bytes.len() as u64).to_le_bytes());
+                hasher.update(bytes);
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                gz.write_all(bytes)
+                    .expect("BUG: writing to a Vec cannot fail");
+                let gzip = gz.finish().expect("BUG: writing to a Vec cannot fail");
+                Asset {
+                    name,
+                    content_type,
+                    bytes,
+                    gzip,
+                }
+            })
+            .collect();
+        let hash = hasher.finalize().to_hex()[..16].to_owned();
+        let shell = SHELL
+            .replace("{{assets}}", &format!("/assets/{hash}"))
+            .into_bytes();
+        Assets { hash, files, shell }
+    })
+}
+
+impl Assets {
+    /// The file `name` of the set `hash` (a stale hash finds nothing: the page is reloaded).
+    pub fn get(&self, hash: &str, name: &str) -> Option<&Asset> {
+        if hash != self.hash {
+            return None;
+        }
+        self.files.iter().find(|a| a.name == name)
+    }
+
+    /// Bytes of every file, gzipped, summed: what a first visit downloads at most.
+    pub fn gzip_bytes(&self) -> usize {
+        self.files.iter().map(|a| a.gzip.len()).sum::<usize>() + self.shell.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shell_names_assets_that_exist_under_the_sets_hash() {
+        let a = assets();
+        let shell = std::str::from_utf8(&a.shell).unwrap();
+        let prefix = format!("/assets/{}/", a.hash);
+        let mut named = 0;
+        for part in shell.split('"').filter(|p| p.starts_with(&prefix)) {
+            let name = &part[prefix.len()..];
+            assert!(a.get(&a.hash, name).is_some(), "{name} is not embedded");
+            named += 1;
+        }
+        assert!(named >= 3, "{shell}");
+        assert!(!shell.contains("<script>") && !shell.contains("style="));
+        assert!(a.get("0000", "app.js").is_none());
+    }
+
+    #[test]
+    fn every_module_import_is_embedded() {
+        let a = assets();
+        for f in a
+            .files
+            .iter()
+            .filter(|f| f.name.ends_with(".js") && !f.name.starts_with("vendor"))
+        {
+            let text = std::str::from_utf8(f.bytes).unwrap();
+            let dir = f.name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+            for line in text.lines().filter(|l| l.starts_with("import ")) {
+                let spec = line.split(['"', '\'']).nth(1).unwrap();
+                let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+                for seg in spec.split('/') {
+                    match seg {
+                        "." => {}
+                        ".." => {
+                            parts.pop();
+                        }
+                        s => parts.push(s),
+                    }
+                }
+                let target = parts.join("/");
+                assert!(
+                    a.get(&a.hash, &target).is_some(),
+                    "{}: {spec} → {target}",
+                    f.name
+                );
+            }
+        }
+    }
+}
