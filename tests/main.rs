@@ -16,4 +16,5 @@ mod ratelimit;
 mod storage;
 mod tidy;
 mod tls;
+mod web;
 mod webhook;

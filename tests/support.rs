@@ -182,6 +182,7 @@ pub struct Client {
     pub http: reqwest::Client,
 }
 
+#[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub body: Value,
