@@ -14,8 +14,10 @@ function cssVar(name) {
  * A time-series chart in `el`. `data` is [timestamps (ms), ...values per series];
  * `series` names them. Returns the uPlot instance (its `.ctx.canvas` is the PNG source).
  */
-export function timeChart(el, { data, series, unit, kind = "line", height = 260 }) {
-  const width = Math.max(el.clientWidth || 600, 200);
+export function timeChart(el, { data, series, unit, kind = "line", height = 260, xRange = null }) {
+  // `xRange()` gives the [from, to] the chart spans, so a sparse metric is drawn where it
+  // lies in the range instead of stretched across it.
+  const width = Math.max((el.clientWidth || 600) - 16, 200);
   const axis = { stroke: cssVar("--muted"), grid: { stroke: cssVar("--grid") }, ticks: { stroke: cssVar("--grid") } };
   const opts = {
     width,
@@ -23,7 +25,7 @@ export function timeChart(el, { data, series, unit, kind = "line", height = 260 
     ms: 1,
     legend: { show: series.length > 1 },
     cursor: { drag: { x: true, y: false } },
-    scales: { x: { time: true } },
+    scales: { x: { time: true, range: (u, min, max) => (xRange ? xRange() : [min, max]) } },
     axes: [axis, { ...axis, size: 70, values: (u, vals) => vals.map((v) => formatValue(v, unit)) }],
     series: [
       {},
@@ -42,7 +44,7 @@ export function timeChart(el, { data, series, unit, kind = "line", height = 260 
   };
   const plot = new window.uPlot(opts, data, el);
   const ro = new ResizeObserver(() => {
-    const w = el.clientWidth;
+    const w = el.clientWidth - 16;
     if (w > 0 && Math.abs(w - plot.width) > 2) plot.setSize({ width: w, height });
   });
   ro.observe(el);

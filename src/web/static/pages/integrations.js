@@ -147,7 +147,8 @@ function connection(w, project, section) {
         err.append(notice(ex.message));
       }
     });
-    actions.append(grace, regen, w.status === "active" ? revoke : null);
+    actions.append(grace, regen);
+    if (w.status === "active") actions.append(revoke);
   }
   const card = h(
     "article",

@@ -39,6 +39,7 @@ export async function metricPage(main, project, metricId) {
     points,
   );
   let plot = null;
+  let span = [0, 0];
   const syncUrl = () => {
     const u = new URL(location.href);
     for (const [k, v] of Object.entries(state)) v ? u.searchParams.set(k, v) : u.searchParams.delete(k);
@@ -58,6 +59,7 @@ export async function metricPage(main, project, metricId) {
       lastSeen.textContent = `last seen ${ago(cat.lastTimestamp)} · ${dateTime(cat.lastTimestamp)} · ${cat.sampleCount.toLocaleString()} samples`;
       const to = Math.max(Date.now(), cat.lastTimestamp);
       const from = to - rangeMs(state.range);
+      span = [from, to];
       csv.href = `${base}/points?from=${from}&to=${to}&limit=all&format=csv${filter()}`;
       const n = maxPointsFor(chartBox.clientWidth || 800);
       const [series, raw] = await Promise.all([
@@ -68,7 +70,7 @@ export async function metricPage(main, project, metricId) {
       if (plot) plot.setData(data);
       else {
         clear(chartBox);
-        plot = timeChart(chartBox, { data, series: [cat.metricName], unit: cat.unit });
+        plot = timeChart(chartBox, { data, series: [cat.metricName], unit: cat.unit, xRange: () => span });
       }
       chartBox.dataset.points = String(series.points.length);
       showPoints(points, raw, cat.unit);
@@ -107,8 +109,8 @@ function showPoints(el, raw, unit) {
     el.append(h("p", { class: "empty" }, "No point in this range."));
     return;
   }
+  if (raw.truncated) el.append(h("p", { class: "muted small" }, "More than 1,000 points in this range: the newest of the first 1,000 are shown. Narrow the range or download the CSV."));
   el.append(
-    raw.truncated ? h("p", { class: "muted small" }, "More than 1,000 points in this range: the newest of the first 1,000 are shown. Narrow the range or download the CSV.") : null,
     h(
       "table",
       { class: "list" },

@@ -13,7 +13,9 @@ export async function metricsPage(main, project, home) {
   const params = new URLSearchParams(location.search);
   const search = h("input", { type: "search", id: "metric-search", placeholder: "Search by name or id", value: params.get("q") || "", "aria-label": "Search metrics" });
   const table = h("div", { id: "catalog" });
-  main.append(h("h1", {}, home ? p.name : "Metrics"), home ? h("p", { class: "muted" }, `Project ID `, h("code", {}, p.id), ` · tier ${p.tier}`) : null, search, table);
+  main.append(h("h1", {}, home ? p.name : "Metrics"));
+  if (home) main.append(h("p", { class: "muted" }, `Project ID `, h("code", {}, p.id), ` · tier ${p.tier}`));
+  main.append(search, table);
   let catalog = [];
   const draw = () => {
     const q = search.value.trim().toLowerCase();

@@ -40,7 +40,7 @@ export async function projectsPage(main) {
 function createForm() {
   const err = h("div", {});
   const name = h("input", { name: "name", id: "project-name", required: true, maxlength: 200, placeholder: "My Project" });
-  const id = h("input", { name: "id", id: "project-id", pattern: "[A-Za-z0-9_-]{1,64}", placeholder: "optional, e.g. my-project" });
+  const id = h("input", { name: "id", id: "project-id", pattern: "[A-Za-z0-9_\\-]{1,64}", placeholder: "optional, e.g. my-project" });
   const tier = h("select", { name: "tier", id: "project-tier" }, ["", "free", "pro", "scale", "unlimited"].map((t) => h("option", { value: t }, t || "server default")));
   const retention = h("input", { name: "retention", id: "project-retention", placeholder: "e.g. 90d or forever (optional)" });
   const form = h(
