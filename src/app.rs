@@ -12,7 +12,7 @@ use crate::http;
 use crate::journal::{Journal, RecoveryReport};
 use crate::memtable::Memtable;
 use crate::service::{
-    Accounts, ChangeFeed, Credentials, Ingest, Maintenance, Reader, Services, Sessions,
+    Accounts, ChangeFeed, Credentials, Dashboards, Ingest, Maintenance, Reader, Services, Sessions,
 };
 use crate::store::{Store, Webhook};
 use parking_lot::Mutex;
@@ -159,6 +159,9 @@ impl App {
                 max_key_age_ms: config.max_key_age_ms,
             },
             maintenance,
+            dashboards: Dashboards {
+                store: store.clone(),
+            },
         };
         let app = App {
             config,

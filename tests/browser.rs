@@ -298,6 +298,86 @@ async fn the_web_app_in_chromium() {
     );
     page_done(&driver, &b, &shots, "06-metric-live").await;
 
+    // A dashboard with three widget types, which a reload finds intact.
+    b.goto(&format!("{}/projects/demo/dashboards", s.url))
+        .await
+        .unwrap();
+    fill(&b, "#dashboard-name", "Ops").await;
+    click(&b, "#create-dashboard button[type=submit]").await;
+    for (kind, agg, interval) in [
+        ("line", "avg", ""),
+        ("stat", "last", ""),
+        ("heartbeat", "count", "60"),
+    ] {
+        click(&b, "#add-widget").await;
+        b.wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css("#widget-editor"))
+            .await
+            .unwrap();
+        let script = format!(
+            "document.querySelector('#widget-type').value = '{kind}';
+             document.querySelector('#widget-agg').value = '{agg}';
+             document.querySelector('#widget-metrics option').selected = true;
+             document.querySelector('#widget-interval').value = '{interval}';
+             return 1;"
+        );
+        b.execute(&script, vec![]).await.unwrap();
+        click(&b, "#widget-save").await;
+        b.wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(&format!("[data-type={kind}]")))
+            .await
+            .unwrap();
+    }
+    b.refresh().await.unwrap();
+    let started: Value = b
+        .execute("return performance.now();", vec![])
+        .await
+        .unwrap();
+    b.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#grid[data-drawn]"))
+        .await
+        .unwrap();
+    let widgets = b
+        .find_all(Locator::Css("#grid [data-widget]"))
+        .await
+        .unwrap();
+    assert_eq!(widgets.len(), 3, "three widgets after a reload");
+    wait_text(
+        &b,
+        "[data-type=stat] .stat-value",
+        "109",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(b
+        .find(Locator::Css("[data-type=line] canvas"))
+        .await
+        .is_ok());
+    let beats = b
+        .find_all(Locator::Css("[data-type=heartbeat] .strip .beat"))
+        .await
+        .unwrap();
+    assert!(
+        !beats.is_empty(),
+        "the heartbeat strip shows the minute that had points"
+    );
+    let drawn: Value = b
+        .execute(
+            "return Number(document.querySelector('#grid').dataset.drawn);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    eprintln!(
+        "dashboard of 3 widgets drawn {:.0} ms after navigation start (script reached at {:.0} ms)",
+        drawn.as_f64().unwrap(),
+        started.as_f64().unwrap()
+    );
+    page_done(&driver, &b, &shots, "07-dashboard").await;
+
     // Sign out: the next page asks to sign in again.
     click(&b, "#sign-out").await;
     b.wait()
@@ -305,7 +385,7 @@ async fn the_web_app_in_chromium() {
         .for_element(Locator::Css("#sign-in"))
         .await
         .unwrap();
-    page_done(&driver, &b, &shots, "07-signed-out").await;
+    page_done(&driver, &b, &shots, "08-signed-out").await;
     b.close().await.unwrap();
     s.stop().await;
 }

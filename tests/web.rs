@@ -382,3 +382,84 @@ async fn pages_and_assets_carry_their_headers_and_fit_the_budget() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn dashboards_are_stored_checked_exported_and_imported() {
+    let (_dir, s, c, _key) = Server::with_project("p1").await;
+    let path = "/api/v1/projects/p1/dashboards";
+    let body = json!({"name": "Ops", "widgets": [
+        {"type": "line", "metricIds": ["a", "b"], "w": 8},
+        {"type": "heartbeat", "metricIds": ["backup_done"], "expectedIntervalS": 86400, "x": 8, "w": 4}]});
+    let r = c.admin(Method::POST, path, Some(body)).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("db_"));
+    assert_eq!(r.body["version"], 1);
+    let exported = c.get(&format!("{path}/{id}")).await.body;
+    assert_eq!(exported["widgets"].as_array().unwrap().len(), 2);
+    assert!(exported["widgets"][0]["id"]
+        .as_str()
+        .unwrap()
+        .starts_with("w_"));
+
+    // Import is the export posted back: a new dashboard, the same widgets.
+    let r = c.admin(Method::POST, path, Some(exported.clone())).await;
+    assert_eq!(r.status, 201);
+    assert_ne!(r.body["id"], exported["id"]);
+    assert_eq!(r.body["widgets"], exported["widgets"]);
+    let list = c.get(path).await.body;
+    assert_eq!(list["dashboards"].as_array().unwrap().len(), 2);
+
+    // Bad widgets are refused, naming the field, and change nothing.
+    let mut bad = exported.clone();
+    bad["widgets"][1]["type"] = json!("pie");
+    let r = c
+        .admin(Method::PUT, &format!("{path}/{id}"), Some(bad))
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("widgets[1].type"),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(c.get(&format!("{path}/{id}")).await.body, exported);
+
+    let mut renamed = exported.clone();
+    renamed["name"] = json!("Operations");
+    let r = c
+        .admin(Method::PUT, &format!("{path}/{id}"), Some(renamed))
+        .await;
+    assert_eq!(
+        (r.status, r.body["name"].as_str()),
+        (200, Some("Operations"))
+    );
+
+    // A viewer looks but does not write; a webhook key sees nothing.
+    add_user(&c, "vic", "viewer").await;
+    let viewer = sign_in(&c, "vic", "pass word 1").await.unwrap();
+    let r = with_cookie(&c, Method::GET, &format!("{path}/{id}"), &viewer, None, &[]).await;
+    assert_eq!(r.status, 200);
+    let r = with_cookie(
+        &c,
+        Method::DELETE,
+        &format!("{path}/{id}"),
+        &viewer,
+        None,
+        &[("Sec-Fetch-Site", "same-origin")],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let r = c
+        .send(c.http.get(format!("{}{path}", c.url)).bearer_auth(&_key))
+        .await;
+    assert_eq!(r.status, 403);
+
+    let r = c.delete(&format!("{path}/{id}")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(c.get(&format!("{path}/{id}")).await.status, 404);
+    assert_eq!(c.get("/api/v1/projects/nope/dashboards").await.status, 404);
+    s.stop().await;
+}

@@ -5,6 +5,7 @@
 
 mod body;
 mod cors;
+mod dashboards;
 mod events;
 mod keys;
 mod maintenance;

@@ -2,7 +2,7 @@
 //! splitting, so a metricId may contain an encoded `/`.
 
 use super::reply::{ApiError, Reply};
-use super::{cors, events, keys, maintenance, pages, projects, read, session, webhook};
+use super::{cors, dashboards, events, keys, maintenance, pages, projects, read, session, webhook};
 use super::{BodyLimits, Front};
 use crate::auth::{self, Bearer};
 use crate::clock;
@@ -203,6 +203,23 @@ async fn dispatch(
         }
         (["api", "v1", "users", name], &Method::DELETE) => {
             session::remove_user(sessions, authorize_admin(creds, &req)?, name)
+        }
+        (["api", "v1", "projects", p, "dashboards"], &Method::GET) => {
+            dashboards::list(&svc.dashboards, &authorize_read(creds, &req)?, p)
+        }
+        (["api", "v1", "projects", p, "dashboards"], &Method::POST) => {
+            let token = authorize_admin(creds, &req)?;
+            dashboards::create(&svc.dashboards, token, p, json_body(body, req).await?)
+        }
+        (["api", "v1", "projects", p, "dashboards", id], &Method::GET) => {
+            dashboards::get(&svc.dashboards, &authorize_read(creds, &req)?, p, id)
+        }
+        (["api", "v1", "projects", p, "dashboards", id], &Method::PUT) => {
+            let token = authorize_admin(creds, &req)?;
+            dashboards::replace(&svc.dashboards, token, p, id, json_body(body, req).await?)
+        }
+        (["api", "v1", "projects", p, "dashboards", id], &Method::DELETE) => {
+            dashboards::delete(&svc.dashboards, authorize_admin(creds, &req)?, p, id)
         }
         (["api", "v1", "projects", p, "events"], &Method::GET) => {
             events::stream(reader, &authorize_read(creds, &req)?, p)

@@ -29,6 +29,13 @@ pub struct Services {
     pub reader: Reader,
     pub accounts: Accounts,
     pub maintenance: Maintenance,
+    pub dashboards: Dashboards,
+}
+
+/// The projects' dashboards (stored as `web::dashboard::Dashboard` JSON).
+#[derive(Clone)]
+pub struct Dashboards {
+    pub store: Arc<Store>,
 }
 
 /// What a presented secret is checked against: the admin token's hash, the key index and

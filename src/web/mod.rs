@@ -5,6 +5,8 @@
 //! with nothing inline, so the Content-Security-Policy can forbid inline script and style.
 //! No I/O and no HTTP here: `http/pages.rs` serves what this holds.
 
+pub mod dashboard;
+
 use std::io::Write;
 use std::sync::OnceLock;
 
@@ -31,7 +33,7 @@ macro_rules! files {
     };
 }
 
-fn embedded() -> [(&'static str, &'static str, &'static [u8]); 13] {
+fn embedded() -> [(&'static str, &'static str, &'static [u8]); 15] {
     files![
         "app.js" => "text/javascript; charset=utf-8",
         "api.js" => "text/javascript; charset=utf-8",
@@ -43,6 +45,8 @@ fn embedded() -> [(&'static str, &'static str, &'static [u8]); 13] {
         "pages/integrations.js" => "text/javascript; charset=utf-8",
         "pages/metrics.js" => "text/javascript; charset=utf-8",
         "pages/metric.js" => "text/javascript; charset=utf-8",
+        "pages/dashboards.js" => "text/javascript; charset=utf-8",
+        "pages/dashboard.js" => "text/javascript; charset=utf-8",
         "app.css" => "text/css; charset=utf-8",
         "vendor/uplot/uPlot.iife.min.js" => "text/javascript; charset=utf-8",
         "vendor/uplot/uPlot.min.css" => "text/css; charset=utf-8",

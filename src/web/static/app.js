@@ -8,6 +8,8 @@ import { projectsPage } from "./pages/projects.js";
 import { integrationsPage } from "./pages/integrations.js";
 import { metricsPage } from "./pages/metrics.js";
 import { metricPage } from "./pages/metric.js";
+import { dashboardsPage } from "./pages/dashboards.js";
+import { dashboardPage } from "./pages/dashboard.js";
 
 const root = document.getElementById("app");
 let me = null;
@@ -61,6 +63,10 @@ async function render() {
       if (parts[3]) await metricPage(main, project, parts[3]);
       else await metricsPage(main, project, !parts[2]);
     } else if (parts[2] === "integrations") await integrationsPage(main, project);
+    else if (parts[2] === "dashboards") {
+      if (parts[3]) await dashboardPage(main, project, parts[3]);
+      else await dashboardsPage(main, project);
+    }
     else main.append(notice(`No such page: ${location.pathname}`));
   } catch (err) {
     main.append(notice(err.message));
@@ -92,7 +98,7 @@ function sidebar(project, current) {
     { class: "side", "aria-label": "Project" },
     h("p", { class: "muted small" }, "Project"),
     h("p", { class: "project-id" }, project),
-    h("ul", {}, item("", "Home"), item("metrics", "Metrics"), item("integrations", "Integrations")),
+    h("ul", {}, item("", "Home"), item("dashboards", "Dashboards"), item("metrics", "Metrics"), item("integrations", "Integrations")),
   );
 }
 
