@@ -81,6 +81,11 @@ const OWNED: &[(&[&str], &[&str], &str)] = &[
         &["simd_json"],
         "simd-json is used only in src/ingest/parse.rs",
     ),
+    (
+        &["auth/password.rs"],
+        &["argon2::", "use argon2"],
+        "argon2 is used only in src/auth/password.rs",
+    ),
 ];
 
 /// Inside `src/journal/`, only `file.rs` touches the file system.
