@@ -463,3 +463,56 @@ async fn dashboards_are_stored_checked_exported_and_imported() {
     assert_eq!(c.get("/api/v1/projects/nope/dashboards").await.status, 404);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_connections_request_log_shows_each_request_and_its_exact_error() {
+    let (_dir, s, c, key) = Server::with_project("p1").await;
+    let wh = c.get("/api/v1/projects/p1/webhooks").await.body["webhooks"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ok = c
+        .post(&key, &batch("p1", vec![metric("a", 1.0, now_ms())]))
+        .await;
+    assert_eq!(ok.status, 200);
+    let bad = c
+        .post(
+            &key,
+            &json!({"projectId": "p1", "metrics": [{"metricId": "a", "value": "x"}]}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    let r = c
+        .get(&format!("/api/v1/projects/p1/webhooks/{wh}/requests"))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let log = r.body["requests"].as_array().unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(
+        (log[0]["status"].as_u64(), log[1]["status"].as_u64()),
+        (Some(400), Some(200))
+    );
+    assert_eq!(
+        log[0]["error"], bad.body["error"],
+        "the exact message the client got"
+    );
+    assert_eq!(log[1]["samples"], 1);
+    assert!(log[1].get("error").is_none());
+    for _ in 0..110 {
+        c.post(&key, &batch("p1", vec![metric("a", 2.0, now_ms())]))
+            .await;
+    }
+    let r = c
+        .get(&format!("/api/v1/projects/p1/webhooks/{wh}/requests"))
+        .await;
+    assert_eq!(
+        r.body["requests"].as_array().unwrap().len(),
+        100,
+        "the last 100 only"
+    );
+    let r = c
+        .get(&format!("/api/v1/projects/other/webhooks/{wh}/requests"))
+        .await;
+    assert_eq!(r.status, 404);
+    s.stop().await;
+}

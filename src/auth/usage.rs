@@ -104,6 +104,26 @@ pub struct KeyUsage {
     /// When the use of a retired key was last reported, so it is reported once a minute.
     #[serde(default)]
     pub retired_use_reported_at: i64,
+    /// The last `REQUEST_LOG_LEN` webhook requests, oldest first; in memory only (a
+    /// restart starts it empty), so a busy key costs no store writes for it.
+    #[serde(skip)]
+    pub recent: std::collections::VecDeque<LoggedRequest>,
+}
+
+/// Requests kept in a key's request log.
+pub const REQUEST_LOG_LEN: usize = 100;
+
+/// One webhook request as the request log shows it: when, from where, the status, the
+/// samples stored and, for a refusal, the exact error message the client got.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggedRequest {
+    pub at: i64,
+    pub status: u16,
+    pub samples: u64,
+    pub source_ip: IpAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What `record` noticed that deserves a warning.
@@ -221,15 +241,30 @@ impl UsageTracker {
         }
     }
 
+    /// Counts one webhook request and adds it to the key's request log (`status` and, for a
+    /// refusal, the error message sent).
     pub fn record(
         &self,
         key_id: &str,
         outcome: Result<u64, Reason>,
         source: IpAddr,
         now_ms: i64,
+        status: u16,
+        error: Option<String>,
     ) -> Option<Notice> {
-        let notice = self.entry(key_id).lock().record(outcome, source, now_ms);
-        notice
+        let entry = self.entry(key_id);
+        let mut u = entry.lock();
+        if u.recent.len() >= REQUEST_LOG_LEN {
+            u.recent.pop_front();
+        }
+        u.recent.push_back(LoggedRequest {
+            at: now_ms,
+            status,
+            samples: *outcome.as_ref().unwrap_or(&0),
+            source_ip: source,
+            error,
+        });
+        u.record(outcome, source, now_ms)
     }
 
     fn entry(&self, key_id: &str) -> Arc<Mutex<KeyUsage>> {

@@ -372,3 +372,25 @@ pub fn usage(
         }),
     ))
 }
+
+/// `GET …/webhooks/{id}/requests`: the key's last webhook requests, newest first, with the
+/// exact error each refused one got ("Metrics not appearing", answered in one click).
+pub fn requests(
+    accounts: &Accounts,
+    _: AdminToken,
+    project: &str,
+    id: &str,
+) -> Result<Reply, ApiError> {
+    let (w, _) = webhook(accounts, id)?;
+    if w.project_id != project {
+        return Err(ApiError::NotFound(format!(
+            "webhook {id:?} not found in project {project:?}"
+        )));
+    }
+    let u = accounts.usage.get(&w.id);
+    let newest_first: Vec<_> = u.recent.iter().rev().collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "webhookId": w.id, "requests": newest_first }),
+    ))
+}

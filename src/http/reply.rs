@@ -106,6 +106,12 @@ impl ApiError {
         }
     }
 
+    /// The reply, and the message it carries (for the webhook's request log).
+    pub fn reply_and_message(self) -> (Reply, Result<u64, String>) {
+        let message = self.message();
+        (self.into_reply(), Err(message))
+    }
+
     pub fn into_reply(self) -> Reply {
         let status = self.status();
         if status.is_server_error() {

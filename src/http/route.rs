@@ -260,6 +260,9 @@ async fn dispatch(
         (["api", "v1", "projects", p, "webhooks", id, "usage"], &Method::GET) => {
             keys::usage(accounts, authorize_view(creds, &req)?, Some(p), id)
         }
+        (["api", "v1", "projects", p, "webhooks", id, "requests"], &Method::GET) => {
+            keys::requests(accounts, authorize_view(creds, &req)?, p, id)
+        }
         (["api", "v1", "webhooks", id, "revoke"], &Method::POST) => {
             keys::revoke_key(accounts, authorize_admin(creds, &req)?, id)
         }

@@ -61,13 +61,17 @@ pub async fn ingest(
     // A refcount bump; the printable prefix is made only if a warning needs it.
     let presented = req.headers().get(header::AUTHORIZATION).cloned();
     let (reply, stored) = accept(ingest, limits, req, &owner, now_ms).await;
-    let outcome = stored.ok_or_else(|| Reason::of_status(reply.status().as_u16()));
+    let status = reply.status().as_u16();
+    let (outcome, error) = match stored {
+        Ok(n) => (Ok(n), None),
+        Err(message) => (Err(Reason::of_status(status)), Some(message)),
+    };
     if let Some(Notice::VolumeJump {
         this_hour,
         mean_per_hour,
     }) = ingest
         .usage
-        .record(&owner.webhook_id, outcome, client, now_ms)
+        .record(&owner.webhook_id, outcome, client, now_ms, status, error)
     {
         let key_prefix = super::route::presented_key_prefix(presented.as_ref());
         tracing::warn!(key_id = %owner.webhook_id, %key_prefix,
@@ -78,19 +82,19 @@ pub async fn ingest(
 }
 
 /// Everything after the key lookup: scope, rate limit, then `store`. Returns the reply and,
-/// for a 200, the samples stored.
+/// for a 200, the samples stored, else the error message sent (for the request log).
 async fn accept(
     ingest: &Ingest,
     limits: BodyLimits,
     req: Request<Incoming>,
     owner: &auth::KeyOwner,
     now_ms: i64,
-) -> (Reply, Option<u64>) {
+) -> (Reply, Result<u64, String>) {
     if owner.scope != crate::store::Scope::Ingest {
         let e = ApiError::Forbidden(
             "this is a read key: it can query its project but not send metrics; use the webhook's API key".into(),
         );
-        return (e.into_reply(), None);
+        return e.reply_and_message();
     }
     let limit = ingest.limiter.check(&owner.project_id, now_ms);
     let result = match limit {
@@ -110,9 +114,9 @@ async fn accept(
                 "application/json",
                 format!("{{\"success\":true,\"metricsStored\":{n}}}").into_bytes(),
             ),
-            Some(n),
+            Ok(n),
         ),
-        Err(e) => (e.into_reply(), None),
+        Err(e) => e.reply_and_message(),
     };
     if let Some(d) = limit {
         let h = reply.headers_mut();

@@ -165,11 +165,40 @@ function connection(w, project, section) {
     actions,
     err,
     usage,
+    requestLog(project, w),
   );
   api("GET", `/api/v1/projects/${enc(project)}/webhooks/${enc(w.id)}/usage`)
     .then((u) => showUsage(usage, u))
     .catch((ex) => usage.append(notice(ex.message)));
   return card;
+}
+
+/** The last 100 requests of a connection, with the exact error each refused one got. */
+function requestLog(project, w) {
+  const body = h("div", {});
+  const d = h("details", { class: "request-log" }, h("summary", {}, "Request log (last 100)"), body);
+  d.addEventListener("toggle", async () => {
+    if (!d.open) return;
+    clear(body);
+    try {
+      const { requests } = await api("GET", `/api/v1/projects/${enc(project)}/webhooks/${enc(w.id)}/requests`);
+      if (requests.length === 0) {
+        body.append(h("p", { class: "empty" }, "No request since the server started."));
+        return;
+      }
+      body.append(
+        h(
+          "table",
+          { class: "list compact" },
+          h("thead", {}, h("tr", {}, ["Time", "Status", "Samples", "From", "Error"].map((t) => h("th", {}, t)))),
+          h("tbody", {}, requests.map((r) => h("tr", { class: r.status === 200 ? "" : "refused" }, h("td", {}, dateTime(r.at)), h("td", {}, r.status), h("td", { class: "num" }, r.samples), h("td", {}, r.sourceIp), h("td", {}, r.error || "")))),
+        ),
+      );
+    } catch (ex) {
+      body.append(notice(ex.message));
+    }
+  });
+  return d;
 }
 
 function showUsage(el, u) {
