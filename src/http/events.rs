@@ -21,6 +21,7 @@ pub fn stream(reader: &Reader, access: &ReadAccess, project: &str) -> Result<Rep
     let sub = reader.changes.subscribe(project);
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
     tokio::spawn(async move {
+        let feed = sub.project_feed.clone();
         // Tells the browser how soon to reconnect after a drop.
         if tx
             .send(Ok(Bytes::from_static(b"retry: 2000\n\n")))
@@ -29,17 +30,25 @@ pub fn stream(reader: &Reader, access: &ReadAccess, project: &str) -> Result<Rep
         {
             return;
         }
+        let mut seen = feed.generation();
         loop {
-            tokio::select! {
-                _ = sub.listener.notify.notified() => {}
-                _ = tokio::time::sleep(KEEPALIVE) => {
-                    if tx.send(Ok(Bytes::from_static(b": keepalive\n\n"))).await.is_err() {
-                        return;
+            // Registered before the generation is read, so a publish in between still wakes.
+            let notified = feed.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if feed.generation() == seen {
+                tokio::select! {
+                    _ = &mut notified => {}
+                    _ = tokio::time::sleep(KEEPALIVE) => {
+                        if tx.send(Ok(Bytes::from_static(b": keepalive\n\n"))).await.is_err() {
+                            return;
+                        }
+                        continue;
                     }
-                    continue;
                 }
             }
-            let ids: Vec<String> = sub.listener.take().into_iter().collect();
+            let (ids, now) = feed.changed_since(seen);
+            seen = now;
             if !ids.is_empty() {
                 let data = serde_json::json!({ "metricIds": ids });
                 let event = format!("event: change\ndata: {data}\n\n");

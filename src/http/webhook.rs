@@ -156,21 +156,17 @@ async fn store(
     }
     let n = batch.metrics.len() as u64;
     let durable = ingest.journal.append(&batch);
-    // Only copied when a live page listens to this project.
-    let changed: Option<Vec<String>> = ingest.changes.listening(batch.project_id).then(|| {
-        batch
-            .metrics
-            .iter()
-            .map(|m| m.metric_id.to_owned())
-            .collect()
-    });
-    drop(batch);
-    drop(bytes);
-    durable.await?;
-    if let Some(ids) = changed {
+    if ingest.changes.listening(batch.project_id) {
+        // A live page listens: the batch (borrowing the body) is kept until the 200 so
+        // its metricIds can be announced without copying them first.
+        durable.await?;
         ingest
             .changes
-            .publish(&owner.project_id, ids.iter().map(String::as_str));
+            .publish(&owner.project_id, batch.metrics.iter().map(|m| m.metric_id));
+    } else {
+        drop(batch);
+        drop(bytes);
+        durable.await?;
     }
     Ok(n)
 }

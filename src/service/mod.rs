@@ -8,7 +8,7 @@ mod changes;
 mod maintenance;
 mod sessions;
 
-pub use changes::{ChangeFeed, Subscription};
+pub use changes::{ChangeFeed, ProjectFeed, Subscription};
 pub use maintenance::Maintenance;
 pub use sessions::{SessionError, Sessions, SignedIn};
 
