@@ -720,3 +720,91 @@ async fn check_sizes_accounts_for_every_segment_byte() {
     assert!(stdout.contains("values int/"), "{stdout}");
     assert!(stdout.contains("\nok\n"), "{stdout}");
 }
+
+#[tokio::test]
+async fn user_commands_add_list_and_remove_accounts_that_can_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Child::start(dir.path(), &[]);
+    let url = child.url.clone();
+    let d = dir.path();
+    let sign_in = |name: &str, password: &str| {
+        let body = serde_json::json!({"username": name, "password": password}).to_string();
+        let url = url.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{url}/api/v1/session"))
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+
+    // A generated password, printed once, works.
+    let (ok, out, err) = stathook(
+        &["user", "add", "--name", "ann", "--role", "admin"],
+        &url,
+        d,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(value_of(&out, "User:"), "ann (admin)");
+    let password = value_of(&out, "Password:").to_owned();
+    assert_eq!(password.len(), 20);
+    assert!(err.contains("not shown again"), "{err}");
+    assert_eq!(sign_in("ann", &password).await, 200);
+
+    // A password from stdin.
+    let mut p = Command::new(env!("CARGO_BIN_EXE_stathook"))
+        .args([
+            "user",
+            "add",
+            "--name",
+            "vic",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ])
+        .args(["--server", &url, "--data-dir"])
+        .arg(d)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    p.stdin
+        .take()
+        .unwrap()
+        .write_all(b"from stdin 123\n")
+        .unwrap();
+    let out = p.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let out = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !out.contains("Password:"),
+        "a given password is not echoed: {out}"
+    );
+    assert_eq!(sign_in("vic", "from stdin 123").await, 200);
+
+    let (ok, out, _) = stathook(&["user", "list"], &url, d);
+    assert!(ok);
+    assert!(out.contains("ann") && out.contains("viewer"), "{out}");
+    let (ok, _, err) = stathook(
+        &["user", "add", "--name", "ann", "--role", "viewer"],
+        &url,
+        d,
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("409") && err.contains("already exists"),
+        "{err}"
+    );
+    let (ok, _, _) = stathook(&["user", "remove", "--name", "vic"], &url, d);
+    assert!(ok);
+    assert_eq!(sign_in("vic", "from stdin 123").await, 401);
+    let (ok, _, err) = stathook(&["user", "remove", "--name", "vic"], &url, d);
+    assert!(!ok);
+    assert!(err.contains("404"), "{err}");
+}

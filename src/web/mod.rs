@@ -125,6 +125,29 @@ mod tests {
     }
 
     #[test]
+    fn no_page_code_writes_markup_or_inline_style() {
+        // The CSP forbids inline script and style, and text must never become markup: the
+        // pages build elements through `dom.js` only.
+        for f in assets()
+            .files
+            .iter()
+            .filter(|f| !f.name.starts_with("vendor"))
+        {
+            let text = std::str::from_utf8(f.bytes).unwrap();
+            for banned in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "eval(",
+                "setAttribute(\"style\"",
+            ] {
+                assert!(!text.contains(banned), "{} uses {banned}", f.name);
+            }
+        }
+    }
+
+    #[test]
     fn every_module_import_is_embedded() {
         let a = assets();
         for f in a

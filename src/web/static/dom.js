@@ -1,4 +1,4 @@
-// Building elements without innerHTML: every text is a text node, so a metric name can
+// Building elements without ever parsing an HTML string: every text is a text node, so a metric name can
 // never become markup.
 
 /** h("a", {href: "/x", class: "btn", onclick: f}, "text", child, [more]) */
