@@ -14,7 +14,17 @@ export async function metricsPage(main, project, home) {
   const search = h("input", { type: "search", id: "metric-search", placeholder: "Search by name or id", value: params.get("q") || "", "aria-label": "Search metrics" });
   const table = h("div", { id: "catalog" });
   main.append(h("h1", {}, home ? p.name : "Metrics"));
-  if (home) main.append(h("p", { class: "muted" }, `Project ID `, h("code", {}, p.id), ` · tier ${p.tier}`));
+  if (home) {
+    main.append(h("p", { class: "muted" }, `Project ID `, h("code", {}, p.id), ` · tier ${p.tier}`));
+    const { dashboards } = await api("GET", `/api/v1/projects/${enc(project)}/dashboards`);
+    main.append(
+      h("h2", {}, "Dashboards"),
+      dashboards.length
+        ? h("ul", { class: "dashboard-links" }, dashboards.map((d) => h("li", {}, link(`/projects/${enc(project)}/dashboards/${enc(d.id)}`, d.name))))
+        : h("p", { class: "empty" }, "No dashboard yet. ", link(`/projects/${enc(project)}/dashboards`, "Create one"), "."),
+      h("h2", {}, "Metrics"),
+    );
+  }
   main.append(search, table);
   let catalog = [];
   const draw = () => {
