@@ -376,6 +376,37 @@ async fn the_web_app_in_chromium() {
         drawn.as_f64().unwrap(),
         started.as_f64().unwrap()
     );
+    // A custom range, kept in the URL, survives a reload.
+    b.execute(
+        "const s = document.querySelector('#dashboard-range'); s.value = 'custom';
+         s.dispatchEvent(new Event('change')); return 1;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let url = b.current_url().await.unwrap();
+    assert!(url.query().unwrap_or("").contains("range=custom"), "{url}");
+    b.refresh().await.unwrap();
+    b.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#grid[data-drawn]"))
+        .await
+        .unwrap();
+    let shown: Value = b
+        .execute(
+            "return document.querySelector('#dashboard-range').value;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown, json!("custom"));
+    wait_text(
+        &b,
+        "[data-type=stat] .stat-value",
+        "109",
+        Duration::from_secs(10),
+    )
+    .await;
     page_done(&driver, &b, &shots, "07-dashboard").await;
 
     // Sign out: the next page asks to sign in again.

@@ -33,13 +33,14 @@ macro_rules! files {
     };
 }
 
-fn embedded() -> [(&'static str, &'static str, &'static [u8]); 15] {
+fn embedded() -> [(&'static str, &'static str, &'static [u8]); 16] {
     files![
         "app.js" => "text/javascript; charset=utf-8",
         "api.js" => "text/javascript; charset=utf-8",
         "format.js" => "text/javascript; charset=utf-8",
         "chart.js" => "text/javascript; charset=utf-8",
         "live.js" => "text/javascript; charset=utf-8",
+        "range.js" => "text/javascript; charset=utf-8",
         "dom.js" => "text/javascript; charset=utf-8",
         "pages/projects.js" => "text/javascript; charset=utf-8",
         "pages/integrations.js" => "text/javascript; charset=utf-8",

@@ -7,7 +7,8 @@
 import { api, enc } from "../api.js";
 import { h, clear, notice } from "../dom.js";
 import { canWrite, navigate, onLeave } from "../app.js";
-import { ago, formatValue, RANGES, rangeMs } from "../format.js";
+import { ago, formatValue } from "../format.js";
+import { rangePicker } from "../range.js";
 import { timeChart, sparkline, maxPointsFor } from "../chart.js";
 import { listen } from "../live.js";
 
@@ -18,14 +19,12 @@ export async function dashboardPage(main, project, id) {
   const path = `/api/v1/projects/${enc(project)}/dashboards/${enc(id)}`;
   let dash = await api("GET", path);
   const catalog = (await api("GET", `/api/v1/projects/${enc(project)}/metrics`)).metrics;
-  const params = new URLSearchParams(location.search);
-  let range = params.get("range") || "24h";
   const title = h("h1", { id: "dashboard-title" }, dash.name);
   const grid = h("div", { class: "grid", id: "grid" });
   const err = h("div", {});
   const editor = h("div", {});
-  const rangeSel = h("select", { id: "dashboard-range", "aria-label": "Range" }, RANGES.map(([n]) => h("option", { value: n, selected: n === range }, `Last ${n}`)));
-  const controls = h("div", { class: "controls" }, rangeSel);
+  const range = rangePicker("dashboard-range", () => layout());
+  const controls = h("div", { class: "controls" }, range.el);
   main.append(title, controls, err, editor, grid);
   const cells = new Map(); // widget id → { widget, el, draw }
 
@@ -164,13 +163,6 @@ export async function dashboardPage(main, project, id) {
     a.click();
   });
   controls.append(exp);
-  rangeSel.addEventListener("change", () => {
-    range = rangeSel.value;
-    const u = new URL(location.href);
-    u.searchParams.set("range", range);
-    history.replaceState(null, "", u);
-    layout();
-  });
   layout();
   onLeave(
     listen(project, (ids) => {
@@ -179,13 +171,8 @@ export async function dashboardPage(main, project, id) {
   );
 }
 
-function span(range) {
-  const to = Date.now();
-  return [to - rangeMs(range), to];
-}
-
 function dataUrl(project, w, range, maxPoints, format = "json") {
-  const [from, to] = span(range);
+  const [from, to] = range.span();
   const agg = w.agg === "last" && ["line", "area", "bars"].includes(w.type) ? "avg" : w.agg;
   return `/api/v1/projects/${enc(project)}/query?metricIds=${enc(w.metricIds.join(","))}&from=${from}&to=${to}&maxPoints=${maxPoints}&agg=${agg}&format=${format}`;
 }
@@ -200,7 +187,7 @@ function level(v, thresholds) {
 async function drawWidget(body, project, w, range, catalog) {
   const meta = (id) => catalog.find((m) => m.metricId === id) || { metricId: id, metricName: id, unit: null };
   const unit = w.unit || meta(w.metricIds[0]).unit;
-  const [from, to] = span(range);
+  const [from, to] = range.span();
   if (["line", "area", "bars"].includes(w.type)) {
     const q = await api("GET", dataUrl(project, w, range, maxPointsFor(body.clientWidth || 500)));
     clear(body);
@@ -231,7 +218,7 @@ async function drawWidget(body, project, w, range, catalog) {
     } else {
       if (prev !== null && v !== null && prev !== 0) {
         const pct = ((v - prev) / Math.abs(prev)) * 100;
-        body.append(h("p", { class: `change ${pct >= 0 ? "up" : "down"}` }, `${pct >= 0 ? "▲" : "▼"} ${Math.abs(pct).toFixed(1)} % vs previous ${range}`));
+        body.append(h("p", { class: `change ${pct >= 0 ? "up" : "down"}` }, `${pct >= 0 ? "▲" : "▼"} ${Math.abs(pct).toFixed(1)} % vs previous ${range.label()}`));
       }
       const s = h("div", { class: "stat-spark" });
       body.append(s);

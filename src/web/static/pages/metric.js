@@ -5,7 +5,8 @@
 import { api, enc } from "../api.js";
 import { h, clear, notice } from "../dom.js";
 import { canWrite, navigate, onLeave } from "../app.js";
-import { ago, dateTime, formatValue, RANGES, rangeMs } from "../format.js";
+import { ago, dateTime, formatValue } from "../format.js";
+import { rangePicker } from "../range.js";
 import { timeChart, downloadPng, maxPointsFor } from "../chart.js";
 import { listen } from "../live.js";
 
@@ -13,7 +14,7 @@ const AGGS = ["avg", "min", "max", "sum", "count", "last", "p95"];
 
 export async function metricPage(main, project, metricId) {
   const params = new URLSearchParams(location.search);
-  const state = { range: params.get("range") || "24h", agg: params.get("agg") || "avg", where: params.get("where") || "" };
+  const state = { agg: params.get("agg") || "avg", where: params.get("where") || "" };
   const base = `/api/v1/projects/${enc(project)}/metrics/${enc(metricId)}`;
   const title = h("h1", {}, metricId);
   const last = h("p", { class: "big-value", id: "last-value" }, "—");
@@ -21,7 +22,7 @@ export async function metricPage(main, project, metricId) {
   const chartBox = h("div", { class: "chart", id: "metric-chart" });
   const points = h("div", { id: "points" });
   const err = h("div", {});
-  const range = h("select", { id: "range", "aria-label": "Range" }, RANGES.map(([n]) => h("option", { value: n, selected: n === state.range }, `Last ${n}`)));
+  const range = rangePicker("range", () => refresh());
   const agg = h("select", { id: "agg", "aria-label": "Aggregation" }, AGGS.map((a) => h("option", { value: a, selected: a === state.agg }, a)));
   const where = h("input", { id: "where", placeholder: "metadata.region:eu", value: state.where, "aria-label": "Metadata filter" });
   const csv = h("a", { class: "button", download: `${metricId}.csv` }, "Download CSV");
@@ -32,7 +33,7 @@ export async function metricPage(main, project, metricId) {
     h("p", { class: "muted" }, h("code", {}, metricId)),
     last,
     lastSeen,
-    h("div", { class: "controls" }, range, agg, where, csv, png, del),
+    h("div", { class: "controls" }, range.el, agg, where, csv, png, del),
     err,
     chartBox,
     h("h2", {}, "Points"),
@@ -57,8 +58,7 @@ export async function metricPage(main, project, metricId) {
       title.textContent = cat.metricName;
       last.textContent = formatValue(cat.lastValue, cat.unit);
       lastSeen.textContent = `last seen ${ago(cat.lastTimestamp)} · ${dateTime(cat.lastTimestamp)} · ${cat.sampleCount.toLocaleString()} samples`;
-      const to = Math.max(Date.now(), cat.lastTimestamp);
-      const from = to - rangeMs(state.range);
+      const [from, to] = range.span();
       span = [from, to];
       csv.href = `${base}/points?from=${from}&to=${to}&limit=all&format=csv${filter()}`;
       const n = maxPointsFor(chartBox.clientWidth || 800);
@@ -84,7 +84,6 @@ export async function metricPage(main, project, metricId) {
       syncUrl();
       refresh();
     });
-  change("range", range);
   change("agg", agg);
   change("where", where);
   png.addEventListener("click", () => plot && downloadPng(plot, metricId));
