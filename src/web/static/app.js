@@ -58,7 +58,8 @@ async function render() {
   if (parts[0] === "projects" && parts[1]) project = parts[1];
   clear(root).append(header(), h("div", { class: "body" }, project ? sidebar(project, parts[2] || "") : null, main));
   try {
-    if (!project) await projectsPage(main);
+    if (parts[0] === "share") main.append(notice("Shared dashboard links are not available in this version of stathook yet; sign in to see the dashboard.", "info"));
+    else if (!project) await projectsPage(main);
     else if (!parts[2] || parts[2] === "metrics") {
       if (parts[3]) await metricPage(main, project, parts[3]);
       else await metricsPage(main, project, !parts[2]);
