@@ -122,26 +122,21 @@ async fn wait_text(b: &Browser, css: &str, want: &str, within: Duration) -> Dura
     }
 }
 
-async fn fill(b: &Browser, css: &str, text: &str) {
+/// The element `css` once it exists (within 10 s).
+async fn wait_for(b: &Browser, css: &str) -> fantoccini::elements::Element {
     b.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .send_keys(text)
-        .await
-        .unwrap();
+}
+
+async fn fill(b: &Browser, css: &str, text: &str) {
+    wait_for(b, css).await.send_keys(text).await.unwrap();
 }
 
 async fn click(b: &Browser, css: &str) {
-    b.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap();
+    wait_for(b, css).await.click().await.unwrap();
 }
 
 /// Saves a screenshot as target/browser/NAME.png and checks the console is clean.
@@ -192,12 +187,7 @@ async fn the_web_app_in_chromium() {
     click(&b, "#connect").await;
     fill(&b, "#webhook-name", "Cron Job Metrics").await;
     click(&b, "#create").await;
-    let key_el = b
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("#api-key"))
-        .await
-        .unwrap();
+    let key_el = wait_for(&b, "#api-key").await;
     let key = key_el.text().await.unwrap();
     assert!(key.starts_with("shk_"), "{key}");
     let project = b
@@ -227,11 +217,7 @@ async fn the_web_app_in_chromium() {
         curl.contains(&key) && curl.contains("daily_signups"),
         "{curl}"
     );
-    b.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("#connections [data-webhook]"))
-        .await
-        .unwrap();
+    wait_for(&b, "#connections [data-webhook]").await;
     page_done(&driver, &b, &shots, "03-integrations").await;
 
     // The spec's curl body, with the key read off the page.
@@ -310,11 +296,7 @@ async fn the_web_app_in_chromium() {
         ("heartbeat", "count", "60"),
     ] {
         click(&b, "#add-widget").await;
-        b.wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css("#widget-editor"))
-            .await
-            .unwrap();
+        wait_for(&b, "#widget-editor").await;
         let script = format!(
             "document.querySelector('#widget-type').value = '{kind}';
              document.querySelector('#widget-agg').value = '{agg}';
@@ -324,22 +306,14 @@ async fn the_web_app_in_chromium() {
         );
         b.execute(&script, vec![]).await.unwrap();
         click(&b, "#widget-save").await;
-        b.wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(&format!("[data-type={kind}]")))
-            .await
-            .unwrap();
+        wait_for(&b, &format!("[data-type={kind}]")).await;
     }
     b.refresh().await.unwrap();
     let started: Value = b
         .execute("return performance.now();", vec![])
         .await
         .unwrap();
-    b.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("#grid[data-drawn]"))
-        .await
-        .unwrap();
+    wait_for(&b, "#grid[data-drawn]").await;
     let widgets = b
         .find_all(Locator::Css("#grid [data-widget]"))
         .await
@@ -387,11 +361,7 @@ async fn the_web_app_in_chromium() {
     let url = b.current_url().await.unwrap();
     assert!(url.query().unwrap_or("").contains("range=custom"), "{url}");
     b.refresh().await.unwrap();
-    b.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("#grid[data-drawn]"))
-        .await
-        .unwrap();
+    wait_for(&b, "#grid[data-drawn]").await;
     let shown: Value = b
         .execute(
             "return document.querySelector('#dashboard-range').value;",
@@ -411,12 +381,40 @@ async fn the_web_app_in_chromium() {
 
     // Sign out: the next page asks to sign in again.
     click(&b, "#sign-out").await;
-    b.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("#sign-in"))
+    wait_for(&b, "#sign-in").await;
+    page_done(&driver, &b, &shots, "08-signed-out").await;
+
+    // Dark mode, as a system set to dark shows it (Chromium's media emulation).
+    let id = b.session_id().await.unwrap().unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/session/{id}/goog/cdp/execute", driver.url))
+        .header("Content-Type", "application/json")
+        .body(
+            json!({"cmd": "Emulation.setEmulatedMedia",
+            "params": {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}})
+            .to_string(),
+        )
+        .send()
         .await
         .unwrap();
-    page_done(&driver, &b, &shots, "08-signed-out").await;
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+    fill(&b, "#username", "ann").await;
+    fill(&b, "#password", "pass word 1").await;
+    click(&b, "#sign-in button[type=submit]").await;
+    wait_for(&b, "#sign-out").await;
+    b.goto(&format!("{}/projects/demo/metrics/daily_signups", s.url))
+        .await
+        .unwrap();
+    wait_text(&b, "#last-value", "109", Duration::from_secs(10)).await;
+    let bg: Value = b
+        .execute(
+            "return getComputedStyle(document.body).backgroundColor;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(bg, json!("rgb(17, 20, 25)"), "the dark theme's background");
+    page_done(&driver, &b, &shots, "09-metric-dark").await;
     b.close().await.unwrap();
     s.stop().await;
 }

@@ -91,6 +91,7 @@ async function drawSparks(project, rows) {
   q.series.forEach((s, i) => {
     const el = rows.find((r) => r.m.metricId === s.metricId)?.spark || rows[i].spark;
     clear(el);
-    if (q.timestamps.length > 0) sparkline(el, q.timestamps, s.values);
+    // One point draws as a lone marker, which reads as a glyph: a line needs two.
+    if (s.values.filter((v) => v !== null).length >= 2) sparkline(el, q.timestamps, s.values);
   });
 }
