@@ -27,31 +27,41 @@ pub struct Assets {
     pub shell: Vec<u8>,
 }
 
+/// `(name, bytes)` of each listed file under `static/`, compiled in.
 macro_rules! files {
-    ($($name:literal => $ct:literal),* $(,)?) => {
-        [$(($name, $ct, include_bytes!(concat!("static/", $name)) as &'static [u8])),*]
+    ($($name:literal),* $(,)?) => {
+        [$(($name, include_bytes!(concat!("static/", $name)) as &'static [u8])),*]
     };
 }
 
-fn embedded() -> [(&'static str, &'static str, &'static [u8]); 16] {
+fn embedded() -> [(&'static str, &'static [u8]); 16] {
     files![
-        "app.js" => "text/javascript; charset=utf-8",
-        "api.js" => "text/javascript; charset=utf-8",
-        "format.js" => "text/javascript; charset=utf-8",
-        "chart.js" => "text/javascript; charset=utf-8",
-        "live.js" => "text/javascript; charset=utf-8",
-        "range.js" => "text/javascript; charset=utf-8",
-        "dom.js" => "text/javascript; charset=utf-8",
-        "pages/projects.js" => "text/javascript; charset=utf-8",
-        "pages/integrations.js" => "text/javascript; charset=utf-8",
-        "pages/metrics.js" => "text/javascript; charset=utf-8",
-        "pages/metric.js" => "text/javascript; charset=utf-8",
-        "pages/dashboards.js" => "text/javascript; charset=utf-8",
-        "pages/dashboard.js" => "text/javascript; charset=utf-8",
-        "app.css" => "text/css; charset=utf-8",
-        "vendor/uplot/uPlot.iife.min.js" => "text/javascript; charset=utf-8",
-        "vendor/uplot/uPlot.min.css" => "text/css; charset=utf-8",
+        "app.js",
+        "api.js",
+        "format.js",
+        "chart.js",
+        "live.js",
+        "range.js",
+        "dom.js",
+        "pages/projects.js",
+        "pages/integrations.js",
+        "pages/metrics.js",
+        "pages/metric.js",
+        "pages/dashboards.js",
+        "pages/dashboard.js",
+        "app.css",
+        "vendor/uplot/uPlot.iife.min.js",
+        "vendor/uplot/uPlot.min.css",
     ]
+}
+
+/// The content type of an embedded file, from its extension (the set holds only these).
+fn content_type(name: &str) -> &'static str {
+    if name.ends_with(".css") {
+        "text/css; charset=utf-8"
+    } else {
+        "text/javascript; charset=utf-8"
+    }
 }
 
 const SHELL: &str = include_str!("static/index.html");
@@ -66,7 +76,7 @@ pub fn assets() -> &'static Assets {
         let mut hasher = blake3::Hasher::new();
         let files: Vec<Asset> = embedded()
             .into_iter()
-            .map(|(name, content_type, bytes)| {
+            .map(|(name, bytes)| {
                 hasher.update(name.as_bytes());
                 hasher.update(&(bytes.len() as u64).to_le_bytes());
                 hasher.update(bytes);
@@ -76,7 +86,7 @@ pub fn assets() -> &'static Assets {
                 let gzip = gz.finish().expect("BUG: writing to a Vec cannot fail");
                 Asset {
                     name,
-                    content_type,
+                    content_type: content_type(name),
                     bytes,
                     gzip,
                 }
