@@ -14,6 +14,7 @@ mod hostile;
 mod keys;
 mod query;
 mod ratelimit;
+mod share;
 mod storage;
 mod tidy;
 mod tls;

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-async fn add_user(c: &Client, name: &str, role: &str) {
+pub async fn add_user(c: &Client, name: &str, role: &str) {
     let r = c
         .admin(
             Method::POST,
@@ -18,7 +18,7 @@ async fn add_user(c: &Client, name: &str, role: &str) {
 }
 
 /// Signs in; returns the session cookie (`name=value`).
-async fn sign_in(c: &Client, name: &str, password: &str) -> Result<String, Reply> {
+pub async fn sign_in(c: &Client, name: &str, password: &str) -> Result<String, Reply> {
     let r = c
         .send(
             c.http

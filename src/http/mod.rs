@@ -15,8 +15,10 @@ mod read;
 mod reply;
 mod route;
 mod session;
+mod share;
 pub mod tls;
 mod webhook;
+mod widgets;
 
 pub use body::BodyLimits;
 pub use route::REFUSED_ADDRESS_DELAY;

@@ -6,7 +6,8 @@ use crate::web;
 use hyper::header::{self, HeaderValue};
 use hyper::StatusCode;
 
-fn secure_headers(r: &mut Reply, embed: bool) {
+/// `share`: a share link's page, whose URL holds the token: no Referer leaves it.
+fn secure_headers(r: &mut Reply, share: bool, embed: bool) {
     let h = r.headers_mut();
     let csp = if embed {
         web::CONTENT_SECURITY_POLICY.replace("frame-ancestors 'none'", "frame-ancestors *")
@@ -22,7 +23,7 @@ fn secure_headers(r: &mut Reply, embed: bool) {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
+        HeaderValue::from_static(if share { "no-referrer" } else { "same-origin" }),
     );
     if !embed {
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -32,6 +33,7 @@ fn secure_headers(r: &mut Reply, embed: bool) {
 /// Any page URL: the shell, which routes on the URL in the browser. `/share/{token}/embed`
 /// may be framed by other sites; nothing else may.
 pub fn page(segs: &[&str]) -> Reply {
+    let share = segs.first() == Some(&"share");
     let embed = matches!(segs, ["share", _, "embed"]);
     let mut r = raw(
         StatusCode::OK,
@@ -40,7 +42,7 @@ pub fn page(segs: &[&str]) -> Reply {
     );
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    secure_headers(&mut r, embed);
+    secure_headers(&mut r, share, embed);
     r
 }
 

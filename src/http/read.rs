@@ -352,7 +352,7 @@ pub fn multi(
 }
 
 /// The union of bucket timestamps, and per series a value or None for each.
-fn align(series: &[&Vec<(i64, f64)>]) -> (Vec<i64>, Vec<Vec<Option<f64>>>) {
+pub(super) fn align(series: &[&Vec<(i64, f64)>]) -> (Vec<i64>, Vec<Vec<Option<f64>>>) {
     let mut timestamps: Vec<i64> = series.iter().flat_map(|s| s.iter().map(|p| p.0)).collect();
     timestamps.sort_unstable();
     timestamps.dedup();
@@ -582,7 +582,7 @@ fn push_raw_rows(out: &mut String, metric: Option<&str>, points: &[RawPoint]) {
 }
 
 /// `timestamp,<metricId>…` with an empty cell where a series has no value in a bucket.
-fn wide_csv(ids: &[&str], series: &[&Vec<(i64, f64)>]) -> String {
+pub(super) fn wide_csv(ids: &[&str], series: &[&Vec<(i64, f64)>]) -> String {
     let mut out = String::from("timestamp");
     for id in ids {
         out.push(',');
@@ -604,7 +604,7 @@ fn wide_csv(ids: &[&str], series: &[&Vec<(i64, f64)>]) -> String {
 }
 
 /// RFC 4180 quoting, only when needed.
-fn csv_field(s: &str) -> String {
+pub(super) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -615,7 +615,7 @@ fn csv_field(s: &str) -> String {
 /// A value as JSON replies write it: whole numbers without a fraction, others in their
 /// shortest round-trip form, with an exponent when very large or small. (`{v}` wrote
 /// 1.8e308 as 309 digits and 5e-324 as 0.000… over 300 characters.)
-fn push_number(out: &mut String, v: f64) {
+pub(super) fn push_number(out: &mut String, v: f64) {
     if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
         let _ = write!(out, "{}", v as i64);
     } else {
@@ -623,12 +623,12 @@ fn push_number(out: &mut String, v: f64) {
     }
 }
 
-fn csv_reply(body: String) -> Reply {
+pub(super) fn csv_reply(body: String) -> Reply {
     raw(StatusCode::OK, "text/csv; charset=utf-8", body.into_bytes())
 }
 
 /// A value written as the client sent it: whole numbers without a fraction (`42`, not `42.0`).
-struct Number(f64);
+pub(super) struct Number(pub(super) f64);
 
 impl Serialize for Number {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

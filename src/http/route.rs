@@ -2,7 +2,8 @@
 //! splitting, so a metricId may contain an encoded `/`.
 
 use super::reply::{ApiError, Reply};
-use super::{cors, dashboards, events, keys, maintenance, pages, projects, read, session, webhook};
+use super::{cors, dashboards, events, keys, maintenance, pages, projects, read, session};
+use super::{share, webhook, widgets};
 use super::{BodyLimits, Front};
 use crate::auth::{self, Bearer};
 use crate::clock;
@@ -29,8 +30,10 @@ pub(super) async fn handle(
     peer: IpAddr,
 ) -> Result<Reply, Infallible> {
     // A sign-in attempt is a credential too: wrong passwords count like wrong keys.
+    // So is a share link's token, in the path.
     let has_credentials = req.headers().contains_key(header::AUTHORIZATION)
-        || (req.method() == Method::POST && req.uri().path() == "/api/v1/session");
+        || (req.method() == Method::POST && req.uri().path() == "/api/v1/session")
+        || req.uri().path().starts_with("/api/v1/share/");
     // Only requests with credentials are guarded or counted.
     let client = if has_credentials {
         client_addr(front.settings.trust_proxy, &req, peer)
@@ -221,6 +224,26 @@ async fn dispatch(
         (["api", "v1", "projects", p, "dashboards", id], &Method::DELETE) => {
             dashboards::delete(&svc.dashboards, authorize_admin(creds, &req)?, p, id)
         }
+        (["api", "v1", "projects", p, "dashboards", d, "widgets", w, "data"], &Method::GET) => {
+            let format = read::Format::pick(&query, header_str(&req, header::ACCEPT))?;
+            let access = authorize_read(creds, &req)?;
+            widgets::project_widget(reader, &access, p, d, w, &query, format)
+        }
+        (["api", "v1", "projects", p, "dashboards", d, "shares"], &Method::GET) => {
+            share::list(&svc.dashboards, authorize_view(creds, &req)?, p, d)
+        }
+        (["api", "v1", "projects", p, "dashboards", d, "shares"], &Method::POST) => {
+            share::create(&svc.dashboards, authorize_admin(creds, &req)?, p, d)
+        }
+        (["api", "v1", "projects", p, "dashboards", d, "shares", id], &Method::DELETE) => {
+            share::revoke(&svc.dashboards, authorize_admin(creds, &req)?, p, d, id)
+        }
+        (["api", "v1", "share", token], &Method::GET) => share::dashboard(reader, token),
+        (["api", "v1", "share", token, "widgets", w, "data"], &Method::GET) => {
+            let format = read::Format::pick(&query, header_str(&req, header::ACCEPT))?;
+            share::widget_data(reader, token, w, &query, format)
+        }
+        (["api", "v1", "share", token, "events"], &Method::GET) => share::events(reader, token),
         (["api", "v1", "projects", p, "events"], &Method::GET) => {
             events::stream(reader, &authorize_read(creds, &req)?, p)
         }

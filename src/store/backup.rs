@@ -53,6 +53,7 @@ impl Snapshot {
         copy_table(&self.txn, &txn, USAGE)?;
         copy_table(&self.txn, &txn, USERS)?;
         copy_table(&self.txn, &txn, DASHBOARDS)?;
+        copy_table(&self.txn, &txn, SHARES)?;
         // Sessions are not copied: whoever restores a backup signs in again.
         txn.commit()?;
         Ok(stats)

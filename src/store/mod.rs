@@ -67,7 +67,7 @@ pub use backup::{BackupStats, Snapshot};
 pub use catalog::CatalogRow;
 pub use compaction::{Compaction, Expiry, SegmentVisitor};
 pub use segments::{Sizes, TableSize};
-pub use web::{Role, Session, User};
+pub use web::{Role, Session, Share, User};
 
 pub struct Store {
     path: std::path::PathBuf,
@@ -127,6 +127,7 @@ impl Store {
             txn.open_table(USERS)?;
             txn.open_table(SESSIONS)?;
             txn.open_table(DASHBOARDS)?;
+            txn.open_table(SHARES)?;
         }
         txn.commit()?;
         Ok(Store {

@@ -35,3 +35,6 @@ pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 pub const SESSIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("sessions");
 /// (project id, dashboard id) → Dashboard as JSON (`web.rs`), with its own format version.
 pub const DASHBOARDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("dashboards");
+/// blake3(share link token) → Share as JSON (`web.rs`): a read-only link to one dashboard.
+/// Never the token itself.
+pub const SHARES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("shares");

@@ -1,6 +1,7 @@
-//! The web app's records: user accounts, sign-in sessions (by the hash of their token) and
-//! dashboards, as JSON rows in their tables (`tables.rs`). The store keeps them; it does not
-//! check passwords, expire sessions or validate widgets (`service::sessions`, `web`).
+//! The web app's records: user accounts, sign-in sessions and dashboard share links (both by
+//! the hash of their token) and dashboards, as JSON rows in their tables (`tables.rs`). The
+//! store keeps them; it does not check passwords, expire sessions or validate widgets
+//! (`service::sessions`, `web`).
 
 use super::tables::*;
 use super::*;
@@ -48,6 +49,19 @@ pub struct Session {
     pub created_at: i64,
     /// Last request seen with it, written at most once a minute (`service::sessions`).
     pub last_seen_at: i64,
+}
+
+/// A read-only link to one dashboard, found by the hash of its token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Share {
+    /// Public id (`sh_…`), to list and revoke it by.
+    pub id: String,
+    pub project: String,
+    pub dashboard: String,
+    /// The token's first characters, to tell links apart in a list.
+    pub token_prefix: String,
+    pub created_at: i64,
 }
 
 impl Store {
@@ -171,11 +185,82 @@ impl Store {
         Ok(())
     }
 
-    /// False if there was no such dashboard.
+    /// Removes a dashboard and its share links in one transaction; false if there was no
+    /// such dashboard.
     pub fn remove_dashboard(&self, project: &str, id: &str) -> Result<bool> {
         let txn = self.db()?.begin_write()?;
         let existed = txn.open_table(DASHBOARDS)?.remove((project, id))?.is_some();
+        {
+            let mut t = txn.open_table(SHARES)?;
+            let links = matching_shares(&t, |s| s.project == project && s.dashboard == id)?;
+            for h in &links {
+                t.remove(h)?;
+            }
+        }
         txn.commit()?;
         Ok(existed)
     }
+
+    /// Every share link, with the hash of its token. Few (made by hand), so scanned.
+    pub fn shares(&self) -> Result<Vec<([u8; 32], Share)>> {
+        let txn = self.db()?.begin_read()?;
+        let t = txn.open_table(SHARES)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push((*k.value(), from_json(v.value(), "share link")?));
+        }
+        Ok(out)
+    }
+
+    pub fn share(&self, token_hash: &[u8; 32]) -> Result<Option<Share>> {
+        let txn = self.db()?.begin_read()?;
+        let t = txn.open_table(SHARES)?;
+        let out = match t.get(token_hash)? {
+            Some(v) => Some(from_json(v.value(), "share link")?),
+            None => None,
+        };
+        Ok(out)
+    }
+
+    pub fn put_share(&self, token_hash: &[u8; 32], s: &Share) -> Result<()> {
+        let txn = self.db()?.begin_write()?;
+        txn.open_table(SHARES)?
+            .insert(token_hash, to_json(s).as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Revokes a dashboard's link by its public id; false if it has no such link.
+    pub fn remove_share(&self, project: &str, dashboard: &str, id: &str) -> Result<bool> {
+        let txn = self.db()?.begin_write()?;
+        let found = {
+            let mut t = txn.open_table(SHARES)?;
+            let links = matching_shares(&t, |s| {
+                s.project == project && s.dashboard == dashboard && s.id == id
+            })?;
+            for h in &links {
+                t.remove(h)?;
+            }
+            !links.is_empty()
+        };
+        txn.commit()?;
+        Ok(found)
+    }
+}
+
+/// The token hashes of the links `keep` picks, read in the caller's write transaction.
+fn matching_shares(
+    t: &redb::Table<&[u8; 32], &[u8]>,
+    keep: impl Fn(&Share) -> bool,
+) -> Result<Vec<[u8; 32]>> {
+    let mut out = Vec::new();
+    for row in t.iter()? {
+        let (k, v) = row?;
+        let s: Share = from_json(v.value(), "share link")?;
+        if keep(&s) {
+            out.push(*k.value());
+        }
+    }
+    Ok(out)
 }
