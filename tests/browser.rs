@@ -139,12 +139,78 @@ async fn click(b: &Browser, css: &str) {
     wait_for(b, css).await.click().await.unwrap();
 }
 
-/// Saves a screenshot as target/browser/NAME.png and checks the console is clean.
+/// Saves a screenshot as target/browser/NAME.png and checks the console is clean and the
+/// page fits the window's width (no horizontal scrollbar at 1280 px).
 async fn page_done(driver: &Driver, b: &Browser, shots: &Path, name: &str) {
     let png = b.screenshot().await.unwrap();
     std::fs::write(shots.join(format!("{name}.png")), png).unwrap();
     let errors = console_errors(driver, b).await;
     assert!(errors.is_empty(), "console errors on {name}: {errors:#?}");
+    let widths: Value = b
+        .execute(
+            "const e = document.documentElement; return [e.scrollWidth, e.clientWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        widths[0].as_f64() <= widths[1].as_f64(),
+        "{name} is wider than the window (scrollWidth, clientWidth) = {widths}"
+    );
+}
+
+/// Drags `handle` by (dx, dy) pixels with the mouse, starting `from_left` px inside its
+/// left edge (a title bar's tools sit at its right end).
+async fn drag(
+    b: &Browser,
+    handle: fantoccini::elements::Element,
+    from_left: Option<f64>,
+    dx: f64,
+    dy: f64,
+) {
+    use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
+    let (_, _, width, _) = handle.rectangle().await.unwrap();
+    let x = from_left.map_or(0.0, |l| l - width / 2.0);
+    let step = Some(Duration::from_millis(50));
+    let mouse = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement {
+            element: handle,
+            duration: None,
+            x,
+            y: 0.0,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::MoveBy {
+            duration: step,
+            x: dx / 2.0,
+            y: dy / 2.0,
+        })
+        .then(PointerAction::MoveBy {
+            duration: step,
+            x: dx / 2.0,
+            y: dy / 2.0,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    b.perform_actions(mouse).await.unwrap();
+}
+
+/// The stored dashboard `id` of project `demo`, once `ready` says it is as expected.
+async fn stored_dashboard(c: &Client, id: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let d = c
+            .get(&format!("/api/v1/projects/demo/dashboards/{id}"))
+            .await
+            .body;
+        if ready(&d) || start.elapsed() > Duration::from_secs(10) {
+            return d;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn browser_missing() -> bool {
@@ -379,10 +445,92 @@ async fn the_web_app_in_chromium() {
     .await;
     page_done(&driver, &b, &shots, "07-dashboard").await;
 
-    // Sign out: the next page asks to sign in again.
+    // Widgets move by dragging the title bar and resize by dragging the corner; saved.
+    let url = b.current_url().await.unwrap();
+    let dash_id = url.path().rsplit('/').next().unwrap().to_owned();
+    let pitch: Value = b
+        .execute(
+            "const g = document.querySelector('#grid'); return (g.clientWidth - 11 * 12) / 12 + 12;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let pitch = pitch.as_f64().unwrap();
+    let title = wait_for(&b, "[data-type=line] header h3").await;
+    drag(&b, title, Some(15.0), 3.0 * pitch, 0.0).await;
+    let moved = stored_dashboard(&c, &dash_id, |d| d["widgets"][0]["x"] == 3).await;
+    assert_eq!(
+        moved["widgets"][0]["x"], 3,
+        "dragged 3 columns right: {moved}"
+    );
+    wait_for(&b, "#grid[data-drawn]").await;
+    let corner = wait_for(&b, "[data-type=stat] .resize-handle").await;
+    drag(&b, corner, None, 2.0 * pitch, 52.0).await;
+    let resized = stored_dashboard(&c, &dash_id, |d| d["widgets"][1]["w"] == 8).await;
+    assert_eq!(
+        (
+            resized["widgets"][1]["w"].clone(),
+            resized["widgets"][1]["h"].clone()
+        ),
+        (json!(8), json!(5)),
+        "resized 2 columns wider and a row higher: {resized}"
+    );
+    wait_for(&b, "#grid[data-drawn]").await;
+
+    // A share link, made on the dashboard, opens it signed out, live, and in an iframe form.
+    click(&b, "#share summary").await;
+    click(&b, "#create-share").await;
+    let share_url = wait_for(&b, "#share-url").await.text().await.unwrap();
+    assert!(
+        share_url.starts_with(&format!("{}/share/shl_", s.url)),
+        "{share_url}"
+    );
+    wait_for(&b, "#share-links tbody tr").await;
+    page_done(&driver, &b, &shots, "08-dashboard-share").await;
     click(&b, "#sign-out").await;
     wait_for(&b, "#sign-in").await;
-    page_done(&driver, &b, &shots, "08-signed-out").await;
+    b.goto(&share_url).await.unwrap();
+    wait_for(&b, "#grid[data-drawn]").await;
+    let widgets = b
+        .find_all(Locator::Css("#grid [data-widget]"))
+        .await
+        .unwrap();
+    assert_eq!(widgets.len(), 3, "the shared dashboard's three widgets");
+    wait_text(
+        &b,
+        "[data-type=stat] .stat-value",
+        "109",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        b.find(Locator::Css("#sign-in")).await.is_err(),
+        "no sign-in on a share link"
+    );
+    let body = json!({"projectId": "demo", "metrics": [{"metricId": "daily_signups",
+        "metricName": "Daily Signups", "value": 150, "unit": "count", "timestamp": now_ms()}]});
+    assert_eq!(c.post(&key, &body).await.status, 200);
+    wait_text(
+        &b,
+        "[data-type=stat] .stat-value",
+        "150",
+        Duration::from_secs(10),
+    )
+    .await;
+    page_done(&driver, &b, &shots, "09-shared").await;
+    b.goto(&format!("{share_url}/embed")).await.unwrap();
+    wait_for(&b, "#grid[data-drawn]").await;
+    assert!(b.find(Locator::Css("main.embed")).await.is_ok());
+    assert!(
+        b.find(Locator::Css("header.top")).await.is_err(),
+        "an embed has no app header"
+    );
+    page_done(&driver, &b, &shots, "10-embed").await;
+
+    // Signed out: the app's pages ask to sign in again.
+    b.goto(&s.url).await.unwrap();
+    wait_for(&b, "#sign-in").await;
+    page_done(&driver, &b, &shots, "11-signed-out").await;
 
     // Dark mode, as a system set to dark shows it (Chromium's media emulation).
     let id = b.session_id().await.unwrap().unwrap();
@@ -405,7 +553,7 @@ async fn the_web_app_in_chromium() {
     b.goto(&format!("{}/projects/demo/metrics/daily_signups", s.url))
         .await
         .unwrap();
-    wait_text(&b, "#last-value", "109", Duration::from_secs(10)).await;
+    wait_text(&b, "#last-value", "150", Duration::from_secs(10)).await;
     let bg: Value = b
         .execute(
             "return getComputedStyle(document.body).backgroundColor;",
@@ -414,7 +562,7 @@ async fn the_web_app_in_chromium() {
         .await
         .unwrap();
     assert_eq!(bg, json!("rgb(17, 20, 25)"), "the dark theme's background");
-    page_done(&driver, &b, &shots, "09-metric-dark").await;
+    page_done(&driver, &b, &shots, "12-metric-dark").await;
     b.close().await.unwrap();
     s.stop().await;
 }

@@ -34,7 +34,7 @@ macro_rules! files {
     };
 }
 
-fn embedded() -> [(&'static str, &'static [u8]); 16] {
+fn embedded() -> [(&'static str, &'static [u8]); 19] {
     files![
         "app.js",
         "api.js",
@@ -43,12 +43,15 @@ fn embedded() -> [(&'static str, &'static [u8]); 16] {
         "live.js",
         "range.js",
         "dom.js",
+        "widgets.js",
+        "grid.js",
         "pages/projects.js",
         "pages/integrations.js",
         "pages/metrics.js",
         "pages/metric.js",
         "pages/dashboards.js",
         "pages/dashboard.js",
+        "pages/share.js",
         "app.css",
         "vendor/uplot/uPlot.iife.min.js",
         "vendor/uplot/uPlot.min.css",

@@ -10,6 +10,7 @@ import { metricsPage } from "./pages/metrics.js";
 import { metricPage } from "./pages/metric.js";
 import { dashboardsPage } from "./pages/dashboards.js";
 import { dashboardPage } from "./pages/dashboard.js";
+import { sharePage } from "./pages/share.js";
 
 const root = document.getElementById("app");
 let me = null;
@@ -47,19 +48,20 @@ window.addEventListener("signed-out", () => {
 async function render() {
   for (const f of cleanups) f();
   cleanups = [];
+  const parts = location.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+  // A share link's page needs no account: no sign-in, no header, no sidebar.
+  if (parts[0] === "share") return shared(parts[1] || "", parts[2] === "embed");
   if (!me) {
     const s = await api("GET", "/api/v1/session");
     if (!s.signedIn) return signIn(s.firstUserNeeded);
     me = s;
   }
-  const parts = location.pathname.split("/").filter(Boolean).map(decodeURIComponent);
   const main = h("main", { id: "main" });
   let project = null;
   if (parts[0] === "projects" && parts[1]) project = parts[1];
   clear(root).append(header(), h("div", { class: "body" }, project ? sidebar(project, parts[2] || "") : null, main));
   try {
-    if (parts[0] === "share") main.append(notice("Shared dashboard links are not available in this version of stathook yet; sign in to see the dashboard.", "info"));
-    else if (!project) await projectsPage(main);
+    if (!project) await projectsPage(main);
     else if (!parts[2] || parts[2] === "metrics") {
       if (parts[3]) await metricPage(main, project, parts[3]);
       else await metricsPage(main, project, !parts[2]);
@@ -69,6 +71,16 @@ async function render() {
       else await dashboardsPage(main, project);
     }
     else main.append(notice(`No such page: ${location.pathname}`));
+  } catch (err) {
+    main.append(notice(err.message));
+  }
+}
+
+async function shared(token, embed) {
+  const main = h("main", { id: "main", class: embed ? "embed" : "shared" });
+  clear(root).append(main);
+  try {
+    onLeave(await sharePage(main, token, embed));
   } catch (err) {
     main.append(notice(err.message));
   }

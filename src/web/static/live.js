@@ -1,13 +1,26 @@
 // Change notices from the server (Server-Sent Events): `onChange(metricIds)` runs when an
 // acknowledged request wrote one of the project's metrics. The stream is closed while the
-// tab is hidden and reopened (with one refresh) when it is shown again.
+// tab is hidden and reopened (with one refresh) when it is shown again. A stream the server
+// refuses (an ended session, a revoked share link) is not retried by the browser: one last
+// refresh then shows the server's reason in each widget.
 
 export function listen(projectId, onChange) {
+  return listenAt(`/api/v1/projects/${encodeURIComponent(projectId)}/events`, onChange);
+}
+
+/** As `listen`, on any change stream (a share link's). Returns the function that stops it. */
+export function listenAt(url, onChange) {
   let source = null;
   const open = () => {
     if (source) return;
-    source = new EventSource(`/api/v1/projects/${encodeURIComponent(projectId)}/events`);
-    source.addEventListener("change", (e) => {
+    const s = new EventSource(url);
+    source = s;
+    s.addEventListener("error", () => {
+      if (s.readyState !== EventSource.CLOSED || source !== s) return;
+      source = null;
+      onChange(null);
+    });
+    s.addEventListener("change", (e) => {
       try {
         onChange(new Set(JSON.parse(e.data).metricIds));
       } catch (err) {

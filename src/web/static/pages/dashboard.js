@@ -1,16 +1,17 @@
 // `/projects/{p}/dashboards/{id}`: widgets on a 12-column grid over one time range (in the
 // URL as `range`). Widgets: line, area and bar charts, stat (with sparkline, change against
 // the previous period and threshold colours), gauge, table of latest values, heartbeat
-// strip. Admins add, edit, move, resize, remove; every change is saved. Widgets whose
-// metrics change are refetched live.
+// strip. Admins add, edit, move and resize (by dragging, or with the tool buttons), remove;
+// every change is saved. Each widget's data comes from the server (`../widgets.js`);
+// widgets whose metrics change are refetched live. Share links in `./share.js`.
 
 import { api, enc } from "../api.js";
 import { h, clear, notice } from "../dom.js";
 import { canWrite, navigate, onLeave } from "../app.js";
-import { ago, formatValue } from "../format.js";
 import { rangePicker } from "../range.js";
-import { timeChart, sparkline, maxPointsFor } from "../chart.js";
+import { COLUMNS, enableDrag, renderGrid } from "../grid.js";
 import { listen } from "../live.js";
+import { shareCard } from "./share.js";
 
 const TYPES = [["line", "Line chart"], ["area", "Area chart"], ["bars", "Bars per bucket"], ["stat", "Stat"], ["gauge", "Gauge"], ["table", "Table of latest values"], ["heartbeat", "Heartbeat strip"]];
 const AGGS = ["avg", "min", "max", "sum", "count", "last", "p95"];
@@ -25,8 +26,9 @@ export async function dashboardPage(main, project, id) {
   const editor = h("div", {});
   const range = rangePicker("dashboard-range", () => layout());
   const controls = h("div", { class: "controls" }, range.el);
-  main.append(title, controls, err, editor, grid);
-  const cells = new Map(); // widget id → { widget, el, draw }
+  main.append(title, controls, err, shareCard(project, id), editor, grid);
+  let cells = new Map();
+  const base = path;
 
   const save = async () => {
     clear(err);
@@ -36,57 +38,52 @@ export async function dashboardPage(main, project, id) {
       err.append(notice(ex.message));
     }
   };
+  const editTools = (w, tools) => {
+    const tool = (label, name, f) => {
+      const b = h("button", { type: "button", class: "tool", title: name, "aria-label": name }, label);
+      b.addEventListener("click", async () => {
+        f(dash.widgets.find((x) => x.id === w.id));
+        await save();
+        layout();
+      });
+      tools.append(b);
+    };
+    // The keyboard's way to do what dragging does.
+    tool("◀", "Move left", (x) => (x.x = Math.max(0, x.x - 1)));
+    tool("▶", "Move right", (x) => (x.x = Math.min(COLUMNS - x.w, x.x + 1)));
+    tool("▲", "Move up", (x) => (x.y = Math.max(0, x.y - 1)));
+    tool("▼", "Move down", (x) => (x.y += 1));
+    tool("−", "Narrower", (x) => (x.w = Math.max(1, x.w - 1)));
+    tool("+", "Wider", (x) => {
+      x.w = Math.min(COLUMNS, x.w + 1);
+      x.x = Math.min(x.x, COLUMNS - x.w);
+    });
+    const edit = h("button", { type: "button", class: "tool" }, "Edit");
+    edit.addEventListener("click", () => openEditor(w));
+    const remove = h("button", { type: "button", class: "tool danger" }, "Remove");
+    remove.addEventListener("click", async () => {
+      dash.widgets = dash.widgets.filter((x) => x.id !== w.id);
+      await save();
+      layout();
+    });
+    tools.append(edit, remove);
+  };
   const layout = () => {
-    clear(grid);
-    cells.clear();
-    const widgets = [...dash.widgets].sort((a, b) => a.y - b.y || a.x - b.x);
-    if (widgets.length === 0) grid.append(h("p", { class: "empty" }, canWrite() ? "No widget yet: add one." : "This dashboard has no widget yet."));
-    for (const w of widgets) {
-      const body = h("div", { class: "widget-body" });
-      const tools = h("div", { class: "widget-tools" });
-      const el = h("section", { class: `widget widget-${w.type}`, dataset: { widget: w.id, type: w.type } }, h("header", {}, h("h3", {}, w.title || w.metricIds.join(", ")), tools), body);
-      el.style.gridColumn = `${w.x + 1} / span ${w.w}`;
-      el.style.gridRow = `span ${w.h}`;
-      const csv = h("a", { class: "small", href: dataUrl(project, w, range, 500, "csv"), download: `${w.title || w.metricIds[0]}.csv` }, "CSV");
-      tools.append(csv);
-      if (canWrite()) {
-        const tool = (label, name, f) => {
-          const b = h("button", { type: "button", class: "tool", title: name, "aria-label": name }, label);
-          b.addEventListener("click", async () => {
-            f();
-            await save();
-            layout();
-          });
-          tools.append(b);
-        };
-        tool("◀", "Move left", () => (w.x = Math.max(0, w.x - 1)));
-        tool("▶", "Move right", () => (w.x = Math.min(12 - w.w, w.x + 1)));
-        tool("▲", "Move up", () => (w.y = Math.max(0, w.y - 1)));
-        tool("▼", "Move down", () => (w.y += 1));
-        tool("−", "Narrower", () => (w.w = Math.max(1, w.w - 1)));
-        tool("+", "Wider", () => {
-          w.w = Math.min(12, w.w + 1);
-          w.x = Math.min(w.x, 12 - w.w);
-        });
-        const edit = h("button", { type: "button", class: "tool" }, "Edit");
-        edit.addEventListener("click", () => openEditor(w));
-        const remove = h("button", { type: "button", class: "tool danger" }, "Remove");
-        remove.addEventListener("click", async () => {
-          dash.widgets = dash.widgets.filter((x) => x.id !== w.id);
-          await save();
-          layout();
-        });
-        tools.append(edit, remove);
-      }
-      grid.append(el);
-      const draw = () => drawWidget(body, project, w, range, catalog).catch((ex) => clear(body).append(notice(ex.message)));
-      cells.set(w.id, { widget: w, draw });
-    }
-    requestAnimationFrame(() => Promise.all([...cells.values()].map((c) => c.draw())).then(() => (grid.dataset.drawn = String(performance.now()))));
+    cells = renderGrid(grid, dash.widgets, {
+      base,
+      range,
+      tools: canWrite() ? editTools : null,
+      empty: canWrite() ? "No widget yet: add one." : "This dashboard has no widget yet.",
+    });
+    if (canWrite())
+      enableDrag(grid, cells, async () => {
+        await save();
+        layout();
+      });
   };
 
   const openEditor = (existing) => {
-    const w = existing || { type: "line", metricIds: [], agg: "avg", title: "", x: 0, y: 1 + Math.max(0, ...dash.widgets.map((x) => x.y)), w: 6, h: 4 };
+    const w = existing || { type: "line", metricIds: [], agg: "avg", title: "", x: 0, y: Math.max(0, ...dash.widgets.map((x) => x.y + x.h)), w: 6, h: 4 };
     const type = h("select", { id: "widget-type" }, TYPES.map(([v, t]) => h("option", { value: v, selected: v === w.type }, t)));
     const metrics = h("select", { id: "widget-metrics", multiple: true, size: Math.min(8, Math.max(3, catalog.length)) }, catalog.map((m) => h("option", { value: m.metricId, selected: w.metricIds.includes(m.metricId) }, `${m.metricName} (${m.metricId})`)));
     const agg = h("select", { id: "widget-agg" }, AGGS.map((a) => h("option", { value: a, selected: a === w.agg }, a)));
@@ -169,88 +166,4 @@ export async function dashboardPage(main, project, id) {
       for (const c of cells.values()) if (!ids || c.widget.metricIds.some((m) => ids.has(m))) c.draw();
     }),
   );
-}
-
-function dataUrl(project, w, range, maxPoints, format = "json") {
-  const [from, to] = range.span();
-  const agg = w.agg === "last" && ["line", "area", "bars"].includes(w.type) ? "avg" : w.agg;
-  return `/api/v1/projects/${enc(project)}/query?metricIds=${enc(w.metricIds.join(","))}&from=${from}&to=${to}&maxPoints=${maxPoints}&agg=${agg}&format=${format}`;
-}
-
-function level(v, thresholds) {
-  if (!thresholds || thresholds.length === 0 || v === null) return "";
-  if (v >= thresholds[thresholds.length - 1]) return "bad";
-  if (v >= thresholds[0]) return "warn";
-  return "good";
-}
-
-async function drawWidget(body, project, w, range, catalog) {
-  const meta = (id) => catalog.find((m) => m.metricId === id) || { metricId: id, metricName: id, unit: null };
-  const unit = w.unit || meta(w.metricIds[0]).unit;
-  const [from, to] = range.span();
-  if (["line", "area", "bars"].includes(w.type)) {
-    const q = await api("GET", dataUrl(project, w, range, maxPointsFor(body.clientWidth || 500)));
-    clear(body);
-    timeChart(body, { data: [q.timestamps, ...q.series.map((s) => s.values)], series: q.series.map((s) => s.metricName), unit, kind: w.type, height: 40 * w.h, xRange: () => [from, to] });
-  } else if (w.type === "stat" || w.type === "gauge") {
-    const id = w.metricIds[0];
-    const base = `/api/v1/projects/${enc(project)}/metrics/${enc(id)}/points`;
-    const [now, before, spark, cat] = await Promise.all([
-      api("GET", `${base}?from=${from}&to=${to}&agg=${w.agg}`),
-      api("GET", `${base}?from=${from - (to - from)}&to=${from - 1}&agg=${w.agg}`),
-      api("GET", `${base}?from=${from}&to=${to}&maxPoints=60&agg=avg`),
-      api("GET", `/api/v1/projects/${enc(project)}/metrics`),
-    ]);
-    const v = w.agg === "last" ? (cat.metrics.find((m) => m.metricId === id) || {}).lastValue ?? null : now.points[0]?.value ?? null;
-    const prev = before.points[0]?.value ?? null;
-    clear(body);
-    const value = h("p", { class: `stat-value ${level(v, w.thresholds)}` }, formatValue(v, unit));
-    body.append(value);
-    if (w.type === "gauge") {
-      const max = w.max ?? (w.thresholds?.length ? w.thresholds[w.thresholds.length - 1] * 1.25 : Math.max(1, v || 1) * 1.5);
-      const m = h("meter", { min: 0, max, value: v ?? 0, class: "gauge" });
-      if (w.thresholds?.length) {
-        m.low = w.thresholds[0];
-        m.high = w.thresholds[w.thresholds.length - 1];
-        m.optimum = 0;
-      }
-      body.append(m, h("p", { class: "muted small" }, `of ${formatValue(max, unit)}`));
-    } else {
-      if (prev !== null && v !== null && prev !== 0) {
-        const pct = ((v - prev) / Math.abs(prev)) * 100;
-        body.append(h("p", { class: `change ${pct >= 0 ? "up" : "down"}` }, `${pct >= 0 ? "▲" : "▼"} ${Math.abs(pct).toFixed(1)} % vs previous ${range.label()}`));
-      }
-      const s = h("div", { class: "stat-spark" });
-      body.append(s);
-      if (spark.points.length > 1) sparkline(s, spark.points.map((p) => p.timestamp), spark.points.map((p) => p.value), Math.max(120, body.clientWidth - 10), 40);
-    }
-  } else if (w.type === "table") {
-    const cat = (await api("GET", `/api/v1/projects/${enc(project)}/metrics`)).metrics;
-    clear(body).append(
-      h(
-        "table",
-        { class: "list compact" },
-        h("tbody", {}, w.metricIds.map((id) => {
-          const m = cat.find((x) => x.metricId === id);
-          return h("tr", {}, h("td", {}, m ? m.metricName : id), h("td", { class: "num" }, m ? formatValue(m.lastValue, w.unit || m.unit) : "no data"), h("td", { class: "muted" }, m ? ago(m.lastTimestamp) : ""));
-        })),
-      ),
-    );
-  } else if (w.type === "heartbeat") {
-    const id = w.metricIds[0];
-    const expected = w.expectedIntervalS * 1000;
-    const slots = Math.min(120, Math.max(1, Math.round((to - from) / expected)));
-    const width = (to - from) / slots;
-    const q = await api("GET", `/api/v1/projects/${enc(project)}/metrics/${enc(id)}/points?from=${from}&to=${to}&step=${Math.max(1, Math.round(width))}&agg=count`);
-    const hit = new Set(q.points.map((p) => Math.floor((p.timestamp - from) / width)));
-    const cat = (await api("GET", `/api/v1/projects/${enc(project)}/metrics`)).metrics.find((m) => m.metricId === id);
-    const late = cat ? Date.now() - cat.lastTimestamp : Infinity;
-    const strip = h("div", { class: "strip" });
-    for (let i = 0; i < slots; i++) strip.append(h("span", { class: hit.has(i) ? "beat" : "gap", title: new Date(from + i * width).toLocaleString() }));
-    clear(body).append(
-      h("p", { class: `stat-value ${late > 2 * expected ? "bad" : late > expected ? "warn" : "good"}` }, cat ? `last ${ago(cat.lastTimestamp)}` : "never reported"),
-      h("p", { class: "muted small" }, `expected every ${w.expectedIntervalS} s`),
-      strip,
-    );
-  }
 }
