@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-struct Driver {
+pub(crate) struct Driver {
     process: std::process::Child,
     url: String,
     _profile: tempfile::TempDir,
@@ -30,7 +30,7 @@ impl Drop for Driver {
 }
 
 /// chromedriver on a free loopback port, once it answers.
-async fn start_driver() -> Driver {
+pub(crate) async fn start_driver() -> Driver {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -58,7 +58,7 @@ async fn start_driver() -> Driver {
     }
 }
 
-async fn open_browser(driver: &Driver) -> Browser {
+pub(crate) async fn open_browser(driver: &Driver) -> Browser {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -81,7 +81,7 @@ async fn open_browser(driver: &Driver) -> Browser {
 }
 
 /// The browser console's errors since the last call (chromedriver's log endpoint).
-async fn console_errors(driver: &Driver, b: &Browser) -> Vec<String> {
+pub(crate) async fn console_errors(driver: &Driver, b: &Browser) -> Vec<String> {
     let id = b.session_id().await.unwrap().unwrap();
     let bytes = reqwest::Client::new()
         .post(format!("{}/session/{id}/se/log", driver.url))
@@ -103,7 +103,7 @@ async fn console_errors(driver: &Driver, b: &Browser) -> Vec<String> {
         .collect()
 }
 
-async fn wait_text(b: &Browser, css: &str, want: &str, within: Duration) -> Duration {
+pub(crate) async fn wait_text(b: &Browser, css: &str, want: &str, within: Duration) -> Duration {
     let start = Instant::now();
     loop {
         if let Ok(e) = b.find(Locator::Css(css)).await {
@@ -123,7 +123,7 @@ async fn wait_text(b: &Browser, css: &str, want: &str, within: Duration) -> Dura
 }
 
 /// The element `css` once it exists (within 10 s).
-async fn wait_for(b: &Browser, css: &str) -> fantoccini::elements::Element {
+pub(crate) async fn wait_for(b: &Browser, css: &str) -> fantoccini::elements::Element {
     b.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css(css))
@@ -131,11 +131,25 @@ async fn wait_for(b: &Browser, css: &str) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("{css}: {e}"))
 }
 
-async fn fill(b: &Browser, css: &str, text: &str) {
+/// The value of the JavaScript expression `expr` on the page.
+pub(crate) async fn eval(b: &Browser, expr: &str) -> Value {
+    b.execute(&format!("return {expr};"), vec![]).await.unwrap()
+}
+
+/// The sign-in page with the first account's form filled in (ann, with the admin token),
+/// not yet submitted.
+pub(crate) async fn first_account(b: &Browser, s: &Server) {
+    b.goto(&s.url).await.unwrap();
+    fill(b, "#admin-token", &s.admin_token).await;
+    fill(b, "#username", "ann").await;
+    fill(b, "#password", "pass word 1").await;
+}
+
+pub(crate) async fn fill(b: &Browser, css: &str, text: &str) {
     wait_for(b, css).await.send_keys(text).await.unwrap();
 }
 
-async fn click(b: &Browser, css: &str) {
+pub(crate) async fn click(b: &Browser, css: &str) {
     wait_for(b, css).await.click().await.unwrap();
 }
 
@@ -213,7 +227,7 @@ async fn stored_dashboard(c: &Client, id: &str, ready: impl Fn(&Value) -> bool) 
     }
 }
 
-fn browser_missing() -> bool {
+pub(crate) fn browser_missing() -> bool {
     let missing = !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists();
     if missing {
         assert!(
@@ -238,10 +252,7 @@ async fn the_web_app_in_chromium() {
     let b = open_browser(&driver).await;
 
     // The first account, made on the sign-in page with the admin token.
-    b.goto(&s.url).await.unwrap();
-    fill(&b, "#admin-token", &s.admin_token).await;
-    fill(&b, "#username", "ann").await;
-    fill(&b, "#password", "pass word 1").await;
+    first_account(&b, &s).await;
     page_done(&driver, &b, &shots, "01-first-account").await;
     click(&b, "#sign-in button[type=submit]").await;
 
@@ -301,22 +312,13 @@ async fn the_web_app_in_chromium() {
     click(&b, "#catalog a[data-nav]").await;
     wait_text(&b, "h1", "Daily Signups", Duration::from_secs(10)).await;
     wait_text(&b, "#last-value", "42", Duration::from_secs(10)).await;
-    let text: Value = b
-        .execute("return document.body.innerText;", vec![])
-        .await
-        .unwrap();
+    let text: Value = eval(&b, "document.body.innerText").await;
     let text = text.as_str().unwrap();
     assert!(
         !text.contains("null") && !text.contains("undefined"),
         "{text}"
     );
-    let drawn: Value = b
-        .execute(
-            "return document.querySelector('#metric-chart').dataset.points;",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let drawn: Value = eval(&b, "document.querySelector('#metric-chart').dataset.points").await;
     assert_eq!(drawn, json!("1"), "one bucket drawn");
     assert!(b.find(Locator::Css("#metric-chart canvas")).await.is_ok());
     page_done(&driver, &b, &shots, "05-metric").await;
@@ -336,10 +338,7 @@ async fn the_web_app_in_chromium() {
         assert_eq!(r.status, 200);
         delays.push(wait_text(&b, "#last-value", &v.to_string(), Duration::from_secs(10)).await);
     }
-    let stayed: Value = b
-        .execute("return window.__stayed || 0;", vec![])
-        .await
-        .unwrap();
+    let stayed: Value = eval(&b, "window.__stayed || 0").await;
     assert_eq!(stayed, json!(1), "the page was not reloaded");
     delays.sort();
     eprintln!(
@@ -375,10 +374,7 @@ async fn the_web_app_in_chromium() {
         wait_for(&b, &format!("[data-type={kind}]")).await;
     }
     b.refresh().await.unwrap();
-    let started: Value = b
-        .execute("return performance.now();", vec![])
-        .await
-        .unwrap();
+    let started: Value = eval(&b, "performance.now()").await;
     wait_for(&b, "#grid[data-drawn]").await;
     let widgets = b
         .find_all(Locator::Css("#grid [data-widget]"))
@@ -404,13 +400,7 @@ async fn the_web_app_in_chromium() {
         !beats.is_empty(),
         "the heartbeat strip shows the minute that had points"
     );
-    let drawn: Value = b
-        .execute(
-            "return Number(document.querySelector('#grid').dataset.drawn);",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let drawn: Value = eval(&b, "Number(document.querySelector('#grid').dataset.drawn)").await;
     eprintln!(
         "dashboard of 3 widgets drawn {:.0} ms after navigation start (script reached at {:.0} ms)",
         drawn.as_f64().unwrap(),
@@ -428,13 +418,7 @@ async fn the_web_app_in_chromium() {
     assert!(url.query().unwrap_or("").contains("range=custom"), "{url}");
     b.refresh().await.unwrap();
     wait_for(&b, "#grid[data-drawn]").await;
-    let shown: Value = b
-        .execute(
-            "return document.querySelector('#dashboard-range').value;",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let shown: Value = eval(&b, "document.querySelector('#dashboard-range').value").await;
     assert_eq!(shown, json!("custom"));
     wait_text(
         &b,
@@ -554,13 +538,7 @@ async fn the_web_app_in_chromium() {
         .await
         .unwrap();
     wait_text(&b, "#last-value", "150", Duration::from_secs(10)).await;
-    let bg: Value = b
-        .execute(
-            "return getComputedStyle(document.body).backgroundColor;",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let bg: Value = eval(&b, "getComputedStyle(document.body).backgroundColor").await;
     assert_eq!(bg, json!("rgb(17, 20, 25)"), "the dark theme's background");
     page_done(&driver, &b, &shots, "12-metric-dark").await;
     b.close().await.unwrap();

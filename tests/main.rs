@@ -5,6 +5,7 @@ mod support;
 
 mod admin;
 mod browser;
+mod browser_bench;
 mod cli;
 mod crash;
 mod damage;

@@ -376,6 +376,7 @@ async fn pages_and_assets_carry_their_headers_and_fit_the_budget() {
         .unwrap();
     assert_eq!(r.status(), 404, "a stale hash finds nothing");
     let total = assets.gzip_bytes();
+    eprintln!("the app's assets: {total} bytes gzipped");
     assert!(
         total <= 200 * 1024,
         "the app's assets are {total} bytes gzipped; the budget is 200 KB"
