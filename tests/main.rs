@@ -5,7 +5,6 @@ mod support;
 
 mod admin;
 mod browser;
-mod browser_bench;
 mod cli;
 mod crash;
 mod damage;

@@ -3,15 +3,22 @@
 //! widgets over 30 days of 12 metrics at 10 s resolution (3.1 M points), the server's time
 //! for all its widget queries and the browser's time to draw it after navigation (the page's
 //! own `performance.now()` mark), then the delay from a webhook's 200 to the new value
-//! drawn on that dashboard, over many posts. Ignored by default (it loads 3 M samples); run
-//! it on a release build:
+//! drawn on that dashboard, over many posts. It drives the integration tests' own server
+//! and browser helpers, included here. Needs Debian's chromium and chromium-driver:
 //!
-//! cargo test --release --test integration -- --ignored --nocapture dashboard_of_12_widgets
+//! cargo bench --bench dashboard
 
-use crate::browser::*;
-use crate::support::*;
+#[path = "../tests/support.rs"]
+mod support;
+// Its own test (compiled out here) is what uses the rest.
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/browser.rs"]
+mod browser;
+
+use browser::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+use support::*;
 
 const METRICS: usize = 12;
 const SPACING_MS: i64 = 10_000;
@@ -92,12 +99,12 @@ fn spread(mut v: Vec<f64>) -> String {
     )
 }
 
-#[tokio::test]
-#[ignore = "loads 3 M samples; run on a release build for docs/benchmarks.md"]
-async fn dashboard_of_12_widgets_over_3m_points() {
-    if browser_missing() {
-        return;
-    }
+#[tokio::main]
+async fn main() {
+    assert!(
+        !browser_missing(),
+        "this bench drives Chromium: apt-get install chromium chromium-driver"
+    );
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
     let c = s.client();
