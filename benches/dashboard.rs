@@ -2,7 +2,7 @@
 //! asserted (the test asserts only that what it measured was right): a dashboard of 12
 //! widgets over 30 days of 12 metrics at 10 s resolution (3.1 M points), the server's time
 //! for all its widget queries and the browser's time to draw it after navigation (the page's
-//! own `performance.now()` mark), then the delay from a webhook's 200 to the new value
+//! own `performance.now()` mark; a screenshot in target/browser/), then the delay from a webhook's 200 to the new value
 //! drawn on that dashboard, over many posts. It drives the integration tests' own server
 //! and browser helpers, included here. Needs Debian's chromium and chromium-driver:
 //!
@@ -189,6 +189,13 @@ async fn main() {
         .unwrap();
     assert!(canvases.len() >= 6, "the charts drew: {}", canvases.len());
     drawn.remove(0); // the first load fills the browser's module cache
+    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser");
+    std::fs::create_dir_all(&shot).unwrap();
+    std::fs::write(
+        shot.join("dashboard-12-widgets.png"),
+        b.screenshot().await.unwrap(),
+    )
+    .unwrap();
     eprintln!(
         "dashboard of 12 widgets over 3.1 M points drawn after navigation: {}",
         spread(drawn)

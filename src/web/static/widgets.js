@@ -45,7 +45,8 @@ function chart(body, w, d) {
     series: d.series.map((s) => s.metricName),
     unit,
     kind: w.type,
-    height: 40 * w.h,
+    // The room the widget's body has under its header (uPlot's height is the canvas's).
+    height: Math.max(60, body.clientHeight || 40 * w.h - 30),
     xRange: () => [d.from, d.to],
   });
 }
