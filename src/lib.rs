@@ -5,6 +5,7 @@
 //! in-memory `memtable`, `compact` moves sealed journal generations into columnar `segment`s
 //! kept by `store` in one redb file, and `query` reads both. See ARCHITECTURE.md.
 
+pub mod alert;
 pub mod app;
 pub mod auth;
 pub mod bench;
@@ -18,6 +19,7 @@ pub mod http;
 pub mod ingest;
 pub mod journal;
 pub mod memtable;
+pub mod outbound;
 pub mod query;
 pub mod segment;
 pub mod service;

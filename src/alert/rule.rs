@@ -171,7 +171,10 @@ pub fn schedule(expr: &str) -> Result<croner::Cron, String> {
 }
 
 /// Checks a rule as posted. `known_channel` says whether a channel id exists in the project.
-pub fn parse(body: &serde_json::Value, known_channel: impl Fn(&str) -> bool) -> Result<Rule, String> {
+pub fn parse(
+    body: &serde_json::Value,
+    known_channel: impl Fn(&str) -> bool,
+) -> Result<Rule, String> {
     let mut r: Rule =
         serde_json::from_value(body.clone()).map_err(|e| format!("invalid alert rule: {e}"))?;
     if r.version > RULE_VERSION {
@@ -338,8 +341,11 @@ mod tests {
     fn refusals_name_the_field() {
         let base = |c: serde_json::Value| json!({"name": "n", "metricId": "m", "condition": c});
         let t = |extra: serde_json::Value| {
-            let mut c = json!({"type": "threshold", "agg": "avg", "window": "5m", "op": ">", "value": 1});
-            c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            let mut c =
+                json!({"type": "threshold", "agg": "avg", "window": "5m", "op": ">", "value": 1});
+            c.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
             base(c)
         };
         assert!(err(t(json!({"agg": "median"}))).starts_with("condition.agg"));
@@ -349,8 +355,12 @@ mod tests {
         assert!(err(t(json!({"clear": 2}))).starts_with("condition.clear"));
         assert!(err(t(json!({"op": "==", "clear": 1}))).starts_with("condition.clear"));
         assert!(err(base(json!({"type": "absence"}))).contains("either for"));
-        assert!(err(base(json!({"type": "absence", "cron": "61 * * * *"}))).starts_with("condition.cron"));
-        assert!(err(base(json!({"type": "absence", "for": "10m", "grace": "1m"}))).starts_with("condition.grace"));
+        assert!(err(base(json!({"type": "absence", "cron": "61 * * * *"})))
+            .starts_with("condition.cron"));
+        assert!(err(base(
+            json!({"type": "absence", "for": "10m", "grace": "1m"})
+        ))
+        .starts_with("condition.grace"));
         assert!(err(base(json!({"type": "sometimes"}))).starts_with("invalid alert rule"));
         let mut r = t(json!({}));
         r["channels"] = json!(["ch_2"]);

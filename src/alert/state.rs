@@ -193,7 +193,11 @@ pub fn step(rule: &Rule, st: &mut RuleState, verdict: Verdict, now: i64) -> (Opt
         (State::Nodata, Verdict::NoData) | (_, Verdict::Hold(_)) => None,
         (State::Firing, Verdict::NoData | Verdict::Clear(_)) => {
             st.enter(
-                if verdict == Verdict::NoData { State::Nodata } else { State::Ok },
+                if verdict == Verdict::NoData {
+                    State::Nodata
+                } else {
+                    State::Ok
+                },
                 value,
                 now,
             );
@@ -272,41 +276,86 @@ mod tests {
 
     #[test]
     fn a_threshold_fires_and_resolves_once() {
-        let r = rule(json!({"type": "threshold", "agg": "last", "window": "5m", "op": ">", "value": 100}), "0s");
-        let (n, st) = run(&r, &[obs(50.0), obs(150.0), obs(160.0), obs(40.0), obs(30.0)]);
+        let r = rule(
+            json!({"type": "threshold", "agg": "last", "window": "5m", "op": ">", "value": 100}),
+            "0s",
+        );
+        let (n, st) = run(
+            &r,
+            &[obs(50.0), obs(150.0), obs(160.0), obs(40.0), obs(30.0)],
+        );
         assert_eq!(n, vec![(1, Notice::Firing), (3, Notice::Resolved)]);
         assert_eq!(st.state, State::Ok);
         let path: Vec<(State, State)> = st.history.iter().map(|c| (c.from, c.to)).collect();
-        assert_eq!(path, vec![(State::Nodata, State::Ok), (State::Ok, State::Firing), (State::Firing, State::Ok)]);
+        assert_eq!(
+            path,
+            vec![
+                (State::Nodata, State::Ok),
+                (State::Ok, State::Firing),
+                (State::Firing, State::Ok)
+            ]
+        );
         assert_eq!(st.history[1].value, Some(150.0));
     }
 
     #[test]
     fn for_holds_a_rule_in_pending() {
-        let r = rule(json!({"type": "threshold", "agg": "avg", "window": "5m", "op": ">", "value": 1}), "2m");
-        let (n, st) = run(&r, &[obs(5.0), obs(5.0), obs(0.0), obs(5.0), obs(5.0), obs(5.0)]);
+        let r = rule(
+            json!({"type": "threshold", "agg": "avg", "window": "5m", "op": ">", "value": 1}),
+            "2m",
+        );
+        let (n, st) = run(
+            &r,
+            &[obs(5.0), obs(5.0), obs(0.0), obs(5.0), obs(5.0), obs(5.0)],
+        );
         // Pending at 0, cleared at 2 before the 2 minutes passed; pending again at 3, fires at 5.
         assert_eq!(n, vec![(5, Notice::Firing)]);
         assert_eq!(st.state, State::Firing);
-        assert!(st.history.iter().any(|c| c.from == State::Pending && c.to == State::Ok));
+        assert!(st
+            .history
+            .iter()
+            .any(|c| c.from == State::Pending && c.to == State::Ok));
     }
 
     #[test]
     fn hysteresis_stops_a_flap() {
-        let r = rule(json!({"type": "threshold", "agg": "last", "window": "5m", "op": ">", "value": 100, "clear": 90}), "0s");
-        let (n, _) = run(&r, &[obs(101.0), obs(99.0), obs(101.0), obs(95.0), obs(90.0)]);
+        let r = rule(
+            json!({"type": "threshold", "agg": "last", "window": "5m", "op": ">", "value": 100, "clear": 90}),
+            "0s",
+        );
+        let (n, _) = run(
+            &r,
+            &[obs(101.0), obs(99.0), obs(101.0), obs(95.0), obs(90.0)],
+        );
         assert_eq!(n, vec![(0, Notice::Firing), (4, Notice::Resolved)]);
-        let flat = rule(json!({"type": "threshold", "agg": "last", "window": "5m", "op": ">", "value": 100}), "0s");
+        let flat = rule(
+            json!({"type": "threshold", "agg": "last", "window": "5m", "op": ">", "value": 100}),
+            "0s",
+        );
         let (n, _) = run(&flat, &[obs(101.0), obs(99.0), obs(101.0)]);
-        assert_eq!(n.len(), 3, "without a clear value the same values flap: {n:?}");
+        assert_eq!(
+            n.len(),
+            3,
+            "without a clear value the same values flap: {n:?}"
+        );
     }
 
     #[test]
     fn a_firing_rule_repeats_after_its_interval() {
-        let mut r = rule(json!({"type": "threshold", "agg": "last", "window": "5m", "op": ">", "value": 1}), "0s");
+        let mut r = rule(
+            json!({"type": "threshold", "agg": "last", "window": "5m", "op": ">", "value": 1}),
+            "0s",
+        );
         r.repeat_interval = "3m".into();
         let (n, _) = run(&r, &vec![obs(5.0); 8]);
-        assert_eq!(n, vec![(0, Notice::Firing), (3, Notice::Repeat), (6, Notice::Repeat)]);
+        assert_eq!(
+            n,
+            vec![
+                (0, Notice::Firing),
+                (3, Notice::Repeat),
+                (6, Notice::Repeat)
+            ]
+        );
     }
 
     #[test]
@@ -326,12 +375,41 @@ mod tests {
     #[test]
     fn absence_fires_on_an_empty_span_and_change_compares_windows() {
         let r = rule(json!({"type": "absence", "for": "10m"}), "0s");
-        let (n, _) = run(&r, &[obs(3.0), Observation { reported: true, current: None, ..Default::default() }, obs(1.0)]);
+        let (n, _) = run(
+            &r,
+            &[
+                obs(3.0),
+                Observation {
+                    reported: true,
+                    current: None,
+                    ..Default::default()
+                },
+                obs(1.0),
+            ],
+        );
         assert_eq!(n, vec![(1, Notice::Firing), (2, Notice::Resolved)]);
-        let c = rule(json!({"type": "change", "agg": "sum", "window": "1d", "op": "<", "percent": -50}), "0s");
-        let w = |cur: f64, prev: f64| Observation { reported: true, current: Some(cur), previous: Some(prev), too_early: false };
-        assert_eq!(judge(&c, &w(40.0, 100.0), false), Verdict::Breach(Some(-60.0)));
-        assert_eq!(judge(&c, &w(60.0, 100.0), false), Verdict::Clear(Some(-40.0)));
-        assert_eq!(judge(&c, &w(60.0, 0.0), false), Verdict::Hold(None), "no base to compare with");
+        let c = rule(
+            json!({"type": "change", "agg": "sum", "window": "1d", "op": "<", "percent": -50}),
+            "0s",
+        );
+        let w = |cur: f64, prev: f64| Observation {
+            reported: true,
+            current: Some(cur),
+            previous: Some(prev),
+            too_early: false,
+        };
+        assert_eq!(
+            judge(&c, &w(40.0, 100.0), false),
+            Verdict::Breach(Some(-60.0))
+        );
+        assert_eq!(
+            judge(&c, &w(60.0, 100.0), false),
+            Verdict::Clear(Some(-40.0))
+        );
+        assert_eq!(
+            judge(&c, &w(60.0, 0.0), false),
+            Verdict::Hold(None),
+            "no base to compare with"
+        );
     }
 }
