@@ -12,7 +12,8 @@ use crate::http;
 use crate::journal::{Journal, RecoveryReport};
 use crate::memtable::Memtable;
 use crate::service::{
-    Accounts, ChangeFeed, Credentials, Dashboards, Ingest, Maintenance, Reader, Services, Sessions,
+    Accounts, Alerts, ChangeFeed, Credentials, Dashboards, Ingest, Maintenance, Reader, Services,
+    Sessions,
 };
 use crate::store::{Store, Webhook};
 use parking_lot::Mutex;
@@ -123,6 +124,21 @@ impl App {
             .map_err(|e| AppError(format!("could not load the sign-in sessions: {e}")))?,
         );
         let changes = Arc::new(ChangeFeed::default());
+        let reader = Reader {
+            store: store.clone(),
+            journal: journal.clone(),
+            memtable: memtable.clone(),
+            changes: changes.clone(),
+        };
+        let allow = crate::outbound::guard::AllowList::parse(&config.alert_allow_hosts)
+            .map_err(AppError)?;
+        let alerts = Alerts::open(
+            store.clone(),
+            reader.clone(),
+            crate::outbound::Outbound::new(allow),
+            config.public_url.clone(),
+        )
+        .map_err(|e| err("read alert states", e))?;
         let services = Services {
             credentials: Credentials {
                 admin_token_hash,
@@ -143,12 +159,7 @@ impl App {
                 max_pending_samples: config.max_pending_samples,
                 changes: changes.clone(),
             },
-            reader: Reader {
-                store: store.clone(),
-                journal: journal.clone(),
-                memtable: memtable.clone(),
-                changes,
-            },
+            reader,
             accounts: Accounts {
                 store: store.clone(),
                 keys,
@@ -162,6 +173,7 @@ impl App {
             dashboards: Dashboards {
                 store: store.clone(),
             },
+            alerts,
         };
         let app = App {
             config,
@@ -339,6 +351,11 @@ pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Out
         app.services.accounts.clone(),
         app.config.usage_flush_interval,
     ));
+    let evaluator = tokio::spawn(crate::service::run_evaluator(
+        app.services.alerts.clone(),
+        app.config.alert_interval,
+    ));
+    let delivery = tokio::spawn(crate::service::run_delivery(app.services.alerts.clone()));
     http::serve(
         listener,
         app.services.clone(),
@@ -347,6 +364,8 @@ pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Out
     )
     .await;
     chores.abort();
+    evaluator.abort();
+    delivery.abort();
     let a = app.clone();
     let _ = tokio::task::spawn_blocking(move || a.close()).await;
     tracing::info!("stopped cleanly");

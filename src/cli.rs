@@ -268,6 +268,14 @@ pub struct ServeArgs {
     /// calls and compaction run on other threads, so a slow query never delays ingest.
     #[arg(long, env = "STATHOOK_HTTP_THREADS", default_value_t = crate::config::default_http_threads() as u64, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub http_threads: u64,
+    /// How often alert rules are evaluated (at least 1s), e.g. 30s, 1m.
+    #[arg(long, env = "STATHOOK_ALERT_INTERVAL", default_value = "60s", value_parser = parse_alert_interval)]
+    pub alert_interval: Duration,
+    /// Private or loopback destinations alert channels may reach: host names, addresses or
+    /// CIDRs (repeat or comma-separate, e.g. `10.0.0.0/8,hooks.internal`). Every other
+    /// private, loopback, link-local or metadata address is refused.
+    #[arg(long, env = "STATHOOK_ALERT_ALLOW_HOSTS", value_delimiter = ',')]
+    pub alert_allow_hosts: Vec<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -300,6 +308,15 @@ fn parse_max_key_age(s: &str) -> Result<Retention, String> {
     crate::query::plan::parse_duration_ms(s)
         .map(|ms| Retention(Some(ms)))
         .ok_or_else(|| format!("expected never or a duration such as 90d; not {s:?}"))
+}
+
+fn parse_alert_interval(s: &str) -> Result<Duration, String> {
+    match crate::query::plan::parse_duration_ms(s) {
+        Some(ms) if (1_000..=3_600_000).contains(&ms) => Ok(Duration::from_millis(ms as u64)),
+        _ => Err(format!(
+            "expected a duration from 1s to 1h such as 30s or 1m; not {s:?}"
+        )),
+    }
 }
 
 fn parse_session_idle(s: &str) -> Result<Duration, String> {

@@ -50,6 +50,9 @@ pub const DEFAULT_AUTH_COOLDOWN: Duration = Duration::from_secs(300);
 
 /// A web session left alone this long ends (Grafana's default inactive lifetime).
 pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(7 * 86_400);
+/// Alert rules are evaluated this often: a minute, as Prometheus's and Grafana's defaults,
+/// is finer than any window a rule takes (5 m and more).
+pub const DEFAULT_ALERT_INTERVAL: Duration = Duration::from_secs(60);
 /// A session ends this long after sign-in however active it is: a stolen cookie does not
 /// work forever.
 pub const MAX_SESSION_AGE: Duration = Duration::from_secs(30 * 86_400);
@@ -116,6 +119,11 @@ pub struct Config {
     pub compact_on_close_max_bytes: u64,
     /// When the journal is fdatasync'd: before every 200 (the default) or on an interval.
     pub fsync: crate::journal::Fsync,
+    /// How often alert rules are evaluated (`--alert-interval`).
+    pub alert_interval: Duration,
+    /// Hosts, addresses and CIDRs alert channels may reach although private or loopback
+    /// (`--alert-allow-hosts`); everything else private is refused.
+    pub alert_allow_hosts: Vec<String>,
 }
 
 impl Config {
@@ -149,6 +157,8 @@ impl Config {
             compact_on_close_max_bytes: DEFAULT_COMPACT_ON_CLOSE_MAX_BYTES,
             // A 200 survives power loss unless the operator trades that away.
             fsync: crate::journal::Fsync::Always,
+            alert_interval: DEFAULT_ALERT_INTERVAL,
+            alert_allow_hosts: Vec::new(),
         }
     }
 

@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod alerts;
 mod browser;
 mod cli;
 mod crash;

@@ -130,6 +130,64 @@ pub fn webhook(a: &Alert) -> Value {
     })
 }
 
+/// The payload of a notification to a channel of `kind`: one alert, or a digest of several
+/// (storm control: one message instead of many).
+pub fn render(kind: &str, alerts: &[Alert]) -> Value {
+    if let [one] = alerts {
+        return match kind {
+            "slack" => slack(one),
+            "discord" => discord(one),
+            "teams" => teams(one),
+            _ => webhook(one),
+        };
+    }
+    let title = format!(
+        "[DIGEST] {} alerts changed in {}",
+        alerts.len(),
+        alerts.first().map_or("", |a| a.project.as_str())
+    );
+    let line = |a: &Alert| format!("{} ({}): {}", a.headline(), a.metric_id, a.value_text());
+    match kind {
+        "slack" => {
+            let mut text = format!("*{}*", slack_escape(&title));
+            for a in alerts {
+                text.push('\n');
+                text.push_str(&slack_escape(&line(a)));
+            }
+            json!({ "text": text })
+        }
+        "discord" => {
+            let mut content = title;
+            for a in alerts {
+                content.push('\n');
+                content.push_str(&line(a));
+            }
+            if content.chars().count() > DISCORD_MAX {
+                content = content.chars().take(DISCORD_MAX - 1).collect::<String>() + "…";
+            }
+            json!({ "content": content, "allowed_mentions": { "parse": [] } })
+        }
+        "teams" => {
+            let mut card = teams(&alerts[0]);
+            let mut body =
+                vec![json!({"type": "TextBlock", "text": title, "weight": "Bolder", "wrap": true})];
+            body.extend(
+                alerts
+                    .iter()
+                    .map(|a| json!({"type": "TextBlock", "text": line(a), "wrap": true})),
+            );
+            card["attachments"][0]["content"]["body"] = Value::Array(body);
+            card["attachments"][0]["content"]["actions"] = json!([]);
+            card
+        }
+        _ => json!({
+            "type": "alert.digest",
+            "timestamp": rfc3339(alerts.iter().map(|a| a.at).max().unwrap_or(0)),
+            "data": { "alerts": alerts },
+        }),
+    }
+}
+
 /// A new signing secret: `whsec_` + base64 of 24 random bytes.
 pub fn new_secret() -> String {
     let mut b = [0u8; 24];
@@ -223,5 +281,32 @@ mod tests {
         let s = new_secret();
         assert!(s.starts_with("whsec_") && s.len() == 6 + 32, "{s}");
         assert_eq!(webhook(&alert("x"))["type"], "alert.firing");
+    }
+
+    #[test]
+    fn a_digest_is_one_message_of_many_alerts() {
+        let many = vec![alert("a"), alert("b"), alert("<!here>")];
+        let s = render("slack", &many);
+        let text = s["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("*[DIGEST] 3 alerts changed in p1*"),
+            "{text}"
+        );
+        assert!(text.contains("&lt;!here&gt;") && !text.contains("<!here>"));
+        assert_eq!(
+            render("webhook", &many)["data"]["alerts"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(
+            render("teams", &many)["attachments"][0]["content"]["body"]
+                .as_array()
+                .unwrap()
+                .len(),
+            4
+        );
+        assert_eq!(render("discord", &many[..1]), discord(&many[0]));
     }
 }

@@ -29,6 +29,9 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     config.trust_proxy = args.trust_proxy;
     config.max_key_age_ms = args.max_key_age.0;
     config.session_idle = args.session_idle;
+    config.alert_interval = args.alert_interval;
+    crate::outbound::guard::AllowList::parse(&args.alert_allow_hosts)?;
+    config.alert_allow_hosts = args.alert_allow_hosts;
     config.max_connections = args.max_connections.max(1);
     config.max_header_bytes = args.max_header_bytes;
     config.header_read_timeout =

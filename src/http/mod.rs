@@ -3,6 +3,7 @@
 //! turns errors into statuses. Knows nothing of files or redb: handlers get the `service`
 //! they use, and `app` builds both.
 
+mod alerts;
 mod body;
 mod cors;
 mod dashboards;

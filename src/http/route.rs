@@ -2,8 +2,8 @@
 //! splitting, so a metricId may contain an encoded `/`.
 
 use super::reply::{ApiError, Reply};
+use super::{alerts, share, webhook, widgets};
 use super::{cors, dashboards, events, keys, maintenance, pages, projects, read, session};
-use super::{share, webhook, widgets};
 use super::{BodyLimits, Front};
 use crate::auth::{self, Bearer};
 use crate::clock;
@@ -238,6 +238,45 @@ async fn dispatch(
         (["api", "v1", "projects", p, "dashboards", d, "shares", id], &Method::DELETE) => {
             share::revoke(&svc.dashboards, authorize_admin(creds, &req)?, p, d, id)
         }
+        (["api", "v1", "projects", p, "alerts"], &Method::GET) => {
+            alerts::list_rules(&svc.alerts, &authorize_read(creds, &req)?, p)
+        }
+        (["api", "v1", "projects", p, "alerts"], &Method::POST) => {
+            let token = authorize_admin(creds, &req)?;
+            alerts::create_rule(&svc.alerts, token, p, json_body(body, req).await?)
+        }
+        (["api", "v1", "projects", p, "alerts", id], &Method::GET) => {
+            alerts::get_rule(&svc.alerts, &authorize_read(creds, &req)?, p, id)
+        }
+        (["api", "v1", "projects", p, "alerts", id], &Method::PATCH) => {
+            let token = authorize_admin(creds, &req)?;
+            alerts::update_rule(&svc.alerts, token, p, id, json_body(body, req).await?)
+        }
+        (["api", "v1", "projects", p, "alerts", id], &Method::DELETE) => {
+            alerts::delete_rule(&svc.alerts, authorize_admin(creds, &req)?, p, id)
+        }
+        (["api", "v1", "projects", _, "alerts", ..], _) => Err(ApiError::MethodNotAllowed {
+            allow: "GET, POST, PATCH, DELETE",
+        }),
+        (["api", "v1", "projects", p, "channels"], &Method::GET) => {
+            alerts::list_channels(&svc.alerts, &authorize_read(creds, &req)?, p)
+        }
+        (["api", "v1", "projects", p, "channels"], &Method::POST) => {
+            let token = authorize_admin(creds, &req)?;
+            alerts::create_channel(&svc.alerts, token, p, json_body(body, req).await?)
+        }
+        (["api", "v1", "projects", p, "channels", id], &Method::GET) => {
+            alerts::get_channel(&svc.alerts, &authorize_read(creds, &req)?, p, id)
+        }
+        (["api", "v1", "projects", p, "channels", id], &Method::DELETE) => {
+            alerts::delete_channel(&svc.alerts, authorize_admin(creds, &req)?, p, id)
+        }
+        (["api", "v1", "projects", p, "channels", id, "test"], &Method::POST) => {
+            alerts::test_channel(&svc.alerts, authorize_admin(creds, &req)?, p, id).await
+        }
+        (["api", "v1", "projects", _, "channels", ..], _) => Err(ApiError::MethodNotAllowed {
+            allow: "GET, POST, DELETE",
+        }),
         (["api", "v1", "share", token], &Method::GET) => share::dashboard(reader, token),
         (["api", "v1", "share", token, "widgets", w, "data"], &Method::GET) => {
             let format = read::Format::pick(&query, header_str(&req, header::ACCEPT))?;

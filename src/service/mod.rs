@@ -4,11 +4,15 @@
 //! the one service it needs, never the whole server. Below `http` and above the storage
 //! engine: nothing here parses HTTP or picks a status; `app` owns the parts' lifetimes.
 
+mod alerts;
 mod changes;
+mod delivery;
 mod maintenance;
 mod sessions;
 
+pub use alerts::{run_evaluator, tier_has_alerts, Alerts, RoundStats};
 pub use changes::{ChangeFeed, ProjectFeed, Subscription};
+pub use delivery::{failing, run_delivery, Attempt, OutboxItem};
 pub use maintenance::Maintenance;
 pub use sessions::{SessionError, Sessions, SignedIn};
 
@@ -30,6 +34,7 @@ pub struct Services {
     pub accounts: Accounts,
     pub maintenance: Maintenance,
     pub dashboards: Dashboards,
+    pub alerts: Alerts,
 }
 
 /// The projects' dashboards (stored as `web::dashboard::Dashboard` JSON).

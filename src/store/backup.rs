@@ -54,6 +54,11 @@ impl Snapshot {
         copy_table(&self.txn, &txn, USERS)?;
         copy_table(&self.txn, &txn, DASHBOARDS)?;
         copy_table(&self.txn, &txn, SHARES)?;
+        copy_table(&self.txn, &txn, ALERT_RULES)?;
+        copy_table(&self.txn, &txn, ALERT_STATES)?;
+        copy_table(&self.txn, &txn, CHANNELS)?;
+        copy_table(&self.txn, &txn, OUTBOX)?;
+        copy_table(&self.txn, &txn, DELIVERY_LOG)?;
         // Sessions are not copied: whoever restores a backup signs in again.
         txn.commit()?;
         Ok(stats)

@@ -4,6 +4,7 @@
 //! are encoded (`segment`); it stores bytes under keys and commits them atomically.
 
 mod accounts;
+mod alerts;
 mod backup;
 mod catalog;
 mod compaction;
@@ -63,6 +64,7 @@ impl<E: Into<redb::Error>> From<E> for StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 pub use accounts::{OldKey, Project, Scope, Tier, Webhook, MAX_OLD_KEYS};
+pub use alerts::{Attempted, DELIVERY_LOG_LEN};
 pub use backup::{BackupStats, Snapshot};
 pub use catalog::CatalogRow;
 pub use compaction::{Compaction, Expiry, SegmentVisitor};
@@ -128,6 +130,11 @@ impl Store {
             txn.open_table(SESSIONS)?;
             txn.open_table(DASHBOARDS)?;
             txn.open_table(SHARES)?;
+            txn.open_table(ALERT_RULES)?;
+            txn.open_table(ALERT_STATES)?;
+            txn.open_table(CHANNELS)?;
+            txn.open_table(OUTBOX)?;
+            txn.open_table(DELIVERY_LOG)?;
         }
         txn.commit()?;
         Ok(Store {

@@ -38,3 +38,16 @@ pub const DASHBOARDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::ne
 /// blake3(share link token) → Share as JSON (`web.rs`): a read-only link to one dashboard.
 /// Never the token itself.
 pub const SHARES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("shares");
+/// (project id, rule id) → alert Rule as JSON (`alerts.rs`), with its own format version.
+pub const ALERT_RULES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("alert_rules");
+/// (project id, rule id) → the rule's RuleState as JSON: state, since, last value and
+/// notice, the last 500 changes.
+pub const ALERT_STATES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("alert_states");
+/// (project id, channel id) → Channel as JSON: the destination URL and a webhook channel's
+/// signing secret (credentials, needed to send; the API shows them masked or not at all).
+pub const CHANNELS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("channels");
+/// sequence number → a notification not yet delivered (JSON: webhook-id, channel, content,
+/// attempts, next attempt), written with the state change that caused it.
+pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+/// (project id, channel id) → the channel's last 100 delivery attempts, JSON array.
+pub const DELIVERY_LOG: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("delivery_log");
