@@ -93,7 +93,18 @@ impl Alerts {
     /// One evaluation of every rule at `now`.
     pub fn evaluate(&self, now: i64) -> Result<RoundStats, StoreError> {
         self.reader.journal.wait_applied();
-        let rules: Vec<(String, Rule)> = self.store.alert_rules(None)?;
+        let rows: Vec<(String, serde_json::Value)> = self.store.alert_rules(None)?;
+        // One rule this version cannot read (written by a newer one) does not stop the rest.
+        let rules: Vec<(String, Rule)> = rows
+            .into_iter()
+            .filter_map(|(p, v)| match serde_json::from_value::<Rule>(v) {
+                Ok(r) => Some((p, r)),
+                Err(e) => {
+                    tracing::warn!(project = %p, error = %e, "an alert rule this stathook cannot read is skipped");
+                    None
+                }
+            })
+            .collect();
         let mut tiers: HashMap<String, bool> = HashMap::new();
         let mut changed = Vec::new();
         let mut alerts: Vec<(String, Vec<String>, Alert)> = Vec::new();
