@@ -24,41 +24,6 @@ const METRICS: usize = 12;
 const SPACING_MS: i64 = 10_000;
 const POINTS: usize = 30 * 86_400 / 10;
 
-/// Loads `METRICS` × `POINTS` spec-shaped samples ending now, 100 to a request, over 4
-/// connections.
-async fn load(s: &Server, key: &str) -> Duration {
-    let end = now_ms();
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for lane in 0..4usize {
-        let (c, key) = (s.client(), key.to_owned());
-        tasks.push(tokio::spawn(async move {
-            for m in (0..METRICS).filter(|m| m % 4 == lane) {
-                for chunk in (0..POINTS).collect::<Vec<_>>().chunks(100) {
-                    let metrics: Vec<Value> = chunk
-                        .iter()
-                        .map(|&i| {
-                            let t = end - (POINTS - i) as i64 * SPACING_MS;
-                            let v = 50.0 + 20.0 * ((i as f64) / 500.0 + m as f64).sin();
-                            json!({"metricId": format!("api_latency_{m}"),
-                                   "metricName": format!("API latency {m}"), "unit": "ms",
-                                   "value": (v * 100.0).round() / 100.0, "timestamp": t})
-                        })
-                        .collect();
-                    let r = c
-                        .post(&key, &json!({"projectId": "demo", "metrics": metrics}))
-                        .await;
-                    assert_eq!(r.status, 200, "{:?}", r.body);
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    start.elapsed()
-}
-
 /// Twelve widgets, one per metric, of every type, laid out 4 to a row.
 fn widgets() -> Vec<Value> {
     let kinds = [
@@ -109,7 +74,7 @@ async fn main() {
     let s = Server::start(dir.path()).await;
     let c = s.client();
     let key = c.setup("demo").await;
-    let took = load(&s, &key).await;
+    let took = load_history(&s, &key, "demo", METRICS, POINTS, SPACING_MS).await;
     eprintln!(
         "loaded {} samples in {:.1} s",
         METRICS * POINTS,

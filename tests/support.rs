@@ -347,3 +347,47 @@ pub fn check_with(data_dir: &std::path::Path, flags: &[&str]) -> (bool, String) 
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
 }
+
+/// Loads `metrics` × `points` spec-shaped samples ending now into `project`, `spacing_ms`
+/// apart, 100 consecutive samples of one metric a request, over 4 connections: metricId
+/// `api_latency_{m}`, metricName `API latency {m}`, unit `ms`, values with two decimals.
+/// For the benches' histories.
+pub async fn load_history(
+    s: &Server,
+    key: &str,
+    project: &str,
+    metrics: usize,
+    points: usize,
+    spacing_ms: i64,
+) -> Duration {
+    let end = now_ms();
+    let start = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for lane in 0..4usize {
+        let (c, key, project) = (s.client(), key.to_owned(), project.to_owned());
+        tasks.push(tokio::spawn(async move {
+            for m in (0..metrics).filter(|m| m % 4 == lane) {
+                for chunk in (0..points).collect::<Vec<_>>().chunks(100) {
+                    let batch: Vec<Value> = chunk
+                        .iter()
+                        .map(|&i| {
+                            let t = end - (points - i) as i64 * spacing_ms;
+                            let v = 50.0 + 20.0 * ((i as f64) / 500.0 + m as f64).sin();
+                            json!({"metricId": format!("api_latency_{m}"),
+                                   "metricName": format!("API latency {m}"), "unit": "ms",
+                                   "value": (v * 100.0).round() / 100.0, "timestamp": t})
+                        })
+                        .collect();
+                    let r = c
+                        .post(&key, &json!({"projectId": project, "metrics": batch}))
+                        .await;
+                    assert_eq!(r.status, 200, "{:?}", r.body);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    start.elapsed()
+}

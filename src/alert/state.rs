@@ -69,6 +69,14 @@ impl RuleState {
         }
     }
 
+    /// The state without its history (what a notification needs).
+    pub fn clone_without_history(&self) -> RuleState {
+        RuleState {
+            history: VecDeque::new(),
+            ..*self
+        }
+    }
+
     fn enter(&mut self, to: State, value: Option<f64>, now: i64) {
         self.history.push_back(Change {
             at: now,

@@ -125,13 +125,20 @@ impl Alerts {
                 continue;
             }
             stats.rules += 1;
-            let key = (project.clone(), r.id.clone());
-            let mut st = self
-                .state(project, &r.id)
-                .unwrap_or_else(|| RuleState::new(r.created_at));
             let o = self.observe(project, r, now)?;
+            let key = (project.clone(), r.id.clone());
+            // Stepped in place: a state (with its history) is copied only when it changed.
+            let mut states = self.states.lock();
+            let st = states
+                .entry(key)
+                .or_insert_with(|| RuleState::new(r.created_at));
             let verdict = state::judge(r, &o, st.state == state::State::Firing);
-            let (notice, worth_storing) = state::step(r, &mut st, verdict, now);
+            let (notice, worth_storing) = state::step(r, st, verdict, now);
+            if worth_storing {
+                changed.push(((project.clone(), r.id.clone()), st.clone()));
+            }
+            let st = st.clone_without_history();
+            drop(states);
             if let Some(n) = notice {
                 let muted = r.muted_until.is_some_and(|m| now < m);
                 if !muted && !r.channels.is_empty() {
@@ -142,10 +149,6 @@ impl Alerts {
                     ));
                 }
             }
-            if worth_storing {
-                changed.push((key.clone(), st.clone()));
-            }
-            self.states.lock().insert(key, st);
         }
         let items = self.outbox_items(alerts, now);
         stats.changed = changed.len();
