@@ -64,6 +64,20 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Manage alert notification channels (Slack, Discord, Teams, signed webhooks).
+    Channel {
+        #[command(subcommand)]
+        command: ChannelCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Manage alert rules: thresholds, absences, changes (docs/alerts.md).
+    Alert {
+        #[command(subcommand)]
+        command: AlertCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Create read keys; rotate or revoke any API key.
     Key {
         #[command(subcommand)]
@@ -383,6 +397,117 @@ pub enum ProjectCommand {
         #[arg(long)]
         retention: String,
     },
+}
+
+/// One channel of a project.
+#[derive(clap::Args, Debug)]
+pub struct ChannelRef {
+    #[arg(long)]
+    pub project: String,
+    #[arg(long)]
+    pub channel: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ChannelCommand {
+    /// Add a channel; a webhook channel's signing secret is printed this once.
+    Add {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        name: String,
+        /// slack, discord, teams or webhook.
+        #[arg(long = "type")]
+        kind: String,
+        /// The incoming-webhook URL (a credential: shown masked afterwards).
+        #[arg(long)]
+        url: String,
+    },
+    /// List a project's channels, each with whether it is failing.
+    List {
+        #[arg(long)]
+        project: String,
+    },
+    /// One channel and its last deliveries.
+    Show(ChannelRef),
+    /// Send a test notification now and print the attempt.
+    Test(ChannelRef),
+    /// Remove a channel no rule uses.
+    Remove(ChannelRef),
+}
+
+/// One alert rule of a project.
+#[derive(clap::Args, Debug)]
+pub struct AlertRef {
+    #[arg(long)]
+    pub project: String,
+    #[arg(long)]
+    pub alert: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AlertAdd {
+    #[arg(long)]
+    pub project: String,
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub metric: String,
+    /// "AGG WINDOW OP VALUE", e.g. "avg 5m > 300" (AGG: avg sum min max count last).
+    #[arg(long)]
+    pub threshold: Option<String>,
+    /// With --threshold: the value back past which a firing rule resolves.
+    #[arg(long, allow_hyphen_values = true)]
+    pub clear: Option<f64>,
+    /// Fire when no sample is timestamped within this long, e.g. 10m.
+    #[arg(long)]
+    pub absent_for: Option<String>,
+    /// Fire when no sample comes by each tick of this cron schedule (UTC), e.g. "0 3 * * *".
+    #[arg(long)]
+    pub absent_cron: Option<String>,
+    /// With --absent-cron: how late the sample may be, e.g. 30m.
+    #[arg(long)]
+    pub grace: Option<String>,
+    /// "AGG WINDOW OP PERCENT" against the window before, e.g. "sum 7d < -50".
+    #[arg(long, allow_hyphen_values = true)]
+    pub change: Option<String>,
+    /// How long the condition must hold before the rule fires, e.g. 5m.
+    #[arg(long = "for")]
+    pub hold: Option<String>,
+    /// How often a firing rule notifies again (default 4h).
+    #[arg(long)]
+    pub repeat: Option<String>,
+    /// A channel id; repeat (or comma-separate) for several.
+    #[arg(long = "channel", value_delimiter = ',')]
+    pub channels: Vec<String>,
+    /// Fire while the metric has never reported (else the rule is in state nodata).
+    #[arg(long)]
+    pub fire_on_no_data: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AlertCommand {
+    /// Add a rule: exactly one of --threshold, --absent-for, --absent-cron, --change.
+    Add(Box<AlertAdd>),
+    /// List a project's rules with their states.
+    List {
+        #[arg(long)]
+        project: String,
+    },
+    /// One rule, its state and its history.
+    Show(AlertRef),
+    /// Mute a rule's notifications for a while (its state still changes).
+    Mute {
+        #[command(flatten)]
+        rule: AlertRef,
+        /// e.g. 2h, 1d.
+        #[arg(long = "for")]
+        duration: String,
+    },
+    /// Let a muted rule notify again.
+    Unmute(AlertRef),
+    /// Remove a rule and its history.
+    Remove(AlertRef),
 }
 
 #[derive(Subcommand, Debug)]

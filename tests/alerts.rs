@@ -579,3 +579,131 @@ async fn a_notification_in_the_outbox_survives_a_sigkill_and_is_not_sent_twice_a
     assert_eq!(state_of(&c, "p1", &id).await["state"], "firing");
     child.terminate();
 }
+
+// The CLI runs as a blocking child process: the receiver needs a thread of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_channel_and_alert_commands_drive_the_same_api() {
+    use crate::cli::{stathook, value_of};
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--alert-interval", "1s", "--alert-allow-hosts", ALLOWED];
+    let child = Child::start(dir.path(), &flags);
+    let (url, d) = (child.url.clone(), dir.path());
+    let c = child.client();
+    let key = c.setup("p1").await;
+    let rx = Receiver::start(ALLOWED).await;
+    let run = |args: &[&str]| {
+        let (ok, out, err) = stathook(args, &url, d);
+        assert!(ok, "stathook {args:?}: {err}");
+        out
+    };
+    let out = run(&[
+        "channel",
+        "add",
+        "--project",
+        "p1",
+        "--name",
+        "Ops",
+        "--type",
+        "webhook",
+        "--url",
+        &rx.url,
+    ]);
+    let ch = value_of(&out, "Channel ID:").to_owned();
+    assert!(value_of(&out, "Signing secret:").starts_with("whsec_"));
+    let out = run(&["channel", "list", "--project", "p1"]);
+    assert!(out.contains(&ch) && !out.contains("/hook"), "{out}");
+    let out = run(&["channel", "test", "--project", "p1", "--channel", &ch]);
+    assert!(out.contains("delivered"), "{out}");
+
+    let out = run(&[
+        "alert",
+        "add",
+        "--project",
+        "p1",
+        "--name",
+        "Slow",
+        "--metric",
+        "api_ms",
+        "--threshold",
+        "last 5m > 100",
+        "--clear",
+        "90",
+        "--channel",
+        &ch,
+    ]);
+    let id = value_of(&out, "Alert ID:").to_owned();
+    assert_eq!(value_of(&out, "Condition:"), "last over 5m > 100");
+    let (ok, _, err) = stathook(
+        &[
+            "alert",
+            "add",
+            "--project",
+            "p1",
+            "--name",
+            "x",
+            "--metric",
+            "m",
+        ],
+        &url,
+        d,
+    );
+    assert!(!ok && err.contains("exactly one of --threshold"), "{err}");
+    let (ok, _, err) = stathook(
+        &[
+            "alert",
+            "add",
+            "--project",
+            "p1",
+            "--name",
+            "x",
+            "--metric",
+            "m",
+            "--threshold",
+            "avg 1m > 1",
+        ],
+        &url,
+        d,
+    );
+    assert!(
+        !ok && err.contains("condition.window"),
+        "the server's message: {err}"
+    );
+
+    let body = json!({"projectId": "p1", "metrics": [{"metricId": "api_ms", "metricName": "API", "value": 120.5, "timestamp": now_ms()}]});
+    assert_eq!(c.post(&key, &body).await.status, 200);
+    wait_state(&c, "p1", &id, "firing", Duration::from_secs(8)).await;
+    let out = run(&["alert", "list", "--project", "p1"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&id) && l.contains("firing") && l.contains("120.5")),
+        "{out}"
+    );
+    let out = run(&[
+        "alert",
+        "mute",
+        "--project",
+        "p1",
+        "--alert",
+        &id,
+        "--for",
+        "2h",
+    ]);
+    assert!(out.starts_with(&format!("Muted {id} until ")), "{out}");
+    let out = run(&["alert", "show", "--project", "p1", "--alert", &id]);
+    assert!(
+        out.contains("muted until") && out.contains("firing   120.5"),
+        "{out}"
+    );
+    run(&["alert", "unmute", "--project", "p1", "--alert", &id]);
+    let out = run(&["channel", "show", "--project", "p1", "--channel", &ch]);
+    assert!(out.contains("test") && out.contains("firing"), "{out}");
+    let (ok, _, err) = stathook(
+        &["channel", "remove", "--project", "p1", "--channel", &ch],
+        &url,
+        d,
+    );
+    assert!(!ok && err.contains(&id), "a channel in use stays: {err}");
+    run(&["alert", "remove", "--project", "p1", "--alert", &id]);
+    run(&["channel", "remove", "--project", "p1", "--channel", &ch]);
+    child.terminate();
+}

@@ -3,7 +3,11 @@
 use crate::support::*;
 use std::process::Command;
 
-fn stathook(args: &[&str], server: &str, data_dir: &std::path::Path) -> (bool, String, String) {
+pub(crate) fn stathook(
+    args: &[&str],
+    server: &str,
+    data_dir: &std::path::Path,
+) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_stathook"))
         .args(args)
         .args(["--server", server, "--data-dir"])
@@ -18,7 +22,7 @@ fn stathook(args: &[&str], server: &str, data_dir: &std::path::Path) -> (bool, S
     )
 }
 
-fn value_of<'a>(out: &'a str, label: &str) -> &'a str {
+pub(crate) fn value_of<'a>(out: &'a str, label: &str) -> &'a str {
     out.lines()
         .find_map(|l| l.strip_prefix(label))
         .unwrap_or_else(|| panic!("no {label:?} in {out:?}"))

@@ -3,6 +3,7 @@
 //! (`request`: the admin token or a key, the server's error message on failure) and the
 //! small printing helpers; one file per command group builds requests and prints replies.
 
+mod alert;
 mod keys;
 mod offline;
 mod project;
@@ -26,6 +27,8 @@ pub fn run(command: Command) -> Result<(), String> {
         Command::Project { command, remote } => manage(&remote, project::project(command)),
         Command::Webhook { command, remote } => manage(&remote, keys::webhook(command)),
         Command::Key { command, remote } => manage(&remote, keys::key(command)),
+        Command::Channel { command, remote } => manage(&remote, alert::channel(command)),
+        Command::Alert { command, remote } => manage(&remote, alert::alert(command)?),
         Command::User { command, remote } => user::user(&remote, command),
         Command::Metric { command, remote } => manage(&remote, project::metric(command)),
         Command::Query(args) => query::query(args),
