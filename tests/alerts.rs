@@ -14,21 +14,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const ALLOWED: &str = "127.0.0.3";
+pub(crate) const ALLOWED: &str = "127.0.0.3";
 
 #[derive(Clone, Debug)]
-struct Received {
+pub(crate) struct Received {
     headers: HashMap<String, String>,
     raw: Vec<u8>,
-    body: Value,
+    pub(crate) body: Value,
     answered: u16,
 }
 
 /// An HTTP receiver on `ip`: records every request, answers the queued statuses (then
 /// `otherwise`), counts connections. A queued 302 redirects to `redirect_to`.
 #[derive(Clone)]
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     got: Arc<Mutex<Vec<Received>>>,
     statuses: Arc<Mutex<VecDeque<u16>>>,
     otherwise: Arc<Mutex<u16>>,
@@ -37,7 +37,7 @@ struct Receiver {
 }
 
 impl Receiver {
-    async fn start(ip: &str) -> Receiver {
+    pub(crate) async fn start(ip: &str) -> Receiver {
         let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
         let r = Receiver {
             url: format!("http://{}/hook", listener.local_addr().unwrap()),
@@ -99,12 +99,12 @@ impl Receiver {
         r
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.got.lock().clone()
     }
 
     /// Waits until `n` requests arrived.
-    async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
         let start = Instant::now();
         loop {
             let got = self.received();

@@ -544,3 +544,108 @@ async fn the_web_app_in_chromium() {
     b.close().await.unwrap();
     s.stop().await;
 }
+
+#[tokio::test]
+async fn alerts_in_chromium() {
+    use crate::alerts::{Receiver, ALLOWED};
+    if browser_missing() {
+        return;
+    }
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser");
+    std::fs::create_dir_all(&shots).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(dir.path(), |c| {
+        c.alert_interval = Duration::from_secs(1);
+        c.alert_allow_hosts = vec![ALLOWED.into()];
+    })
+    .await;
+    let c = s.client();
+    let key = c.setup("ops").await;
+    let rx = Receiver::start(ALLOWED).await;
+    let body = |v: f64| {
+        json!({"projectId": "ops", "metrics": [{"metricId": "api_ms",
+        "metricName": "API latency", "unit": "ms", "value": v, "timestamp": now_ms()}]})
+    };
+    assert_eq!(c.post(&key, &body(42.0)).await.status, 200);
+    let driver = start_driver().await;
+    let b = open_browser(&driver).await;
+    first_account(&b, &s).await;
+    click(&b, "#sign-in button[type=submit]").await;
+    wait_for(&b, "#create-project").await;
+    b.goto(&format!("{}/projects/ops/alerts", s.url))
+        .await
+        .unwrap();
+    wait_text(&b, "#rules .empty", "No rule yet. A rule watches one metric: a threshold (latency above a line), an absence (a cron job that stopped reporting) or a change (signups down on last week).", Duration::from_secs(10)).await;
+
+    // A signed webhook channel: its secret shown once, then a test delivered.
+    fill(&b, "#channel-name", "Ops receiver").await;
+    b.execute(
+        "document.querySelector('#channel-type').value = 'webhook'; return 1;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    fill(&b, "#channel-url", &rx.url).await;
+    click(&b, "#channel-save").await;
+    let secret = wait_for(&b, "#channel-secret-value")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    click(&b, "#channel-list .send-test").await;
+    wait_for(&b, "#channel-list .test-result").await;
+    let start = Instant::now();
+    while !eval(
+        &b,
+        "document.querySelector('#channel-list .test-result').textContent",
+    )
+    .await
+    .as_str()
+    .unwrap_or("")
+    .starts_with("delivered")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the test was not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rx.received().len(), 1);
+
+    // A threshold rule from the form, on that channel; a value over the line fires it.
+    fill(&b, "#rule-name", "API slow").await;
+    fill(&b, "#rule-metric", "api_ms").await;
+    b.execute("document.querySelector('#rule-agg').value = 'last'; document.querySelector('#rule-value').value = '100'; return 1;", vec![]).await.unwrap();
+    click(&b, "#rule-channels .rule-channel").await;
+    page_done(&driver, &b, &shots, "13-alerts-form").await;
+    click(&b, "#rule-save").await;
+    wait_for(&b, "#rule-list tr[data-rule]").await;
+    assert_eq!(c.post(&key, &body(150.5)).await.status, 200);
+    wait_for(&b, "#rule-list tr[data-state=firing]").await;
+    let got = rx.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(got[1].body["type"], "alert.firing");
+    assert_eq!(got[1].body["data"]["value"], 150.5);
+    let row = eval(
+        &b,
+        "document.querySelector('#rule-list tr[data-rule]').innerText",
+    )
+    .await;
+    assert!(
+        row.as_str().unwrap().contains("last over 5m > 100"),
+        "{row}"
+    );
+    click(&b, "#rule-list details.history summary").await;
+    let change = wait_for(&b, "#rule-list ul.changes li")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        change.contains("ok → firing (150.5)"),
+        "newest change first: {change}"
+    );
+    page_done(&driver, &b, &shots, "14-alerts-firing").await;
+    b.close().await.unwrap();
+    s.stop().await;
+}

@@ -34,7 +34,7 @@ macro_rules! files {
     };
 }
 
-fn embedded() -> [(&'static str, &'static [u8]); 19] {
+fn embedded() -> [(&'static str, &'static [u8]); 20] {
     files![
         "app.js",
         "api.js",
@@ -52,6 +52,7 @@ fn embedded() -> [(&'static str, &'static [u8]); 19] {
         "pages/dashboards.js",
         "pages/dashboard.js",
         "pages/share.js",
+        "pages/alerts.js",
         "app.css",
         "vendor/uplot/uPlot.iife.min.js",
         "vendor/uplot/uPlot.min.css",

@@ -11,6 +11,7 @@ import { metricPage } from "./pages/metric.js";
 import { dashboardsPage } from "./pages/dashboards.js";
 import { dashboardPage } from "./pages/dashboard.js";
 import { sharePage } from "./pages/share.js";
+import { alertsPage } from "./pages/alerts.js";
 
 const root = document.getElementById("app");
 let me = null;
@@ -66,6 +67,7 @@ async function render() {
       if (parts[3]) await metricPage(main, project, parts[3]);
       else await metricsPage(main, project, !parts[2]);
     } else if (parts[2] === "integrations") await integrationsPage(main, project);
+    else if (parts[2] === "alerts") await alertsPage(main, project);
     else if (parts[2] === "dashboards") {
       if (parts[3]) await dashboardPage(main, project, parts[3]);
       else await dashboardsPage(main, project);
@@ -111,7 +113,7 @@ function sidebar(project, current) {
     { class: "side", "aria-label": "Project" },
     h("p", { class: "muted small" }, "Project"),
     h("p", { class: "project-id" }, project),
-    h("ul", {}, item("", "Home"), item("dashboards", "Dashboards"), item("metrics", "Metrics"), item("integrations", "Integrations")),
+    h("ul", {}, item("", "Home"), item("dashboards", "Dashboards"), item("metrics", "Metrics"), item("alerts", "Alerts"), item("integrations", "Integrations")),
   );
 }
 
