@@ -642,7 +642,7 @@ async fn alerts_in_chromium() {
         .await
         .unwrap();
     assert!(
-        change.contains("ok → firing (150.5)"),
+        change.contains("→ firing (150.5)"),
         "newest change first: {change}"
     );
     page_done(&driver, &b, &shots, "14-alerts-firing").await;
