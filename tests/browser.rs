@@ -646,6 +646,19 @@ async fn alerts_in_chromium() {
         "newest change first: {change}"
     );
     page_done(&driver, &b, &shots, "14-alerts-firing").await;
+    // The metric's chart shades the firing time and names the rule.
+    b.goto(&format!("{}/projects/ops/metrics/api_ms?range=1h", s.url))
+        .await
+        .unwrap();
+    wait_for(&b, "#metric-chart[data-bands='1'] canvas").await;
+    wait_text(
+        &b,
+        "#metric-rules",
+        "Alert rules on this metric (firing times shaded): API slow (firing)",
+        Duration::from_secs(10),
+    )
+    .await;
+    page_done(&driver, &b, &shots, "15-metric-with-alert").await;
     b.close().await.unwrap();
     s.stop().await;
 }

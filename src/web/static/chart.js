@@ -14,7 +14,8 @@ function cssVar(name) {
  * A time-series chart in `el`. `data` is [timestamps (ms), ...values per series];
  * `series` names them. Returns the uPlot instance (its `.ctx.canvas` is the PNG source).
  */
-export function timeChart(el, { data, series, unit, kind = "line", height = 260, xRange = null }) {
+export function timeChart(el, { data, series, unit, kind = "line", height = 260, xRange = null, bands = null }) {
+  // `bands()` gives [from, to] spans (ms) shaded behind the series: an alert's firing times.
   // `xRange()` gives the [from, to] the chart spans, so a sparse metric is drawn where it
   // lies in the range instead of stretched across it.
   const width = Math.max((el.clientWidth || 600) - 16, 200);
@@ -42,6 +43,22 @@ export function timeChart(el, { data, series, unit, kind = "line", height = 260,
       }),
     ],
   };
+  if (bands)
+    opts.hooks = {
+      drawAxes: [
+        (u) => {
+          const { ctx, bbox } = u;
+          ctx.save();
+          ctx.fillStyle = cssVar("--danger") + "26";
+          for (const [from, to] of bands()) {
+            const x0 = Math.max(bbox.left, u.valToPos(from, "x", true));
+            const x1 = Math.min(bbox.left + bbox.width, u.valToPos(to, "x", true));
+            if (x1 > x0) ctx.fillRect(x0, bbox.top, Math.max(x1 - x0, 2), bbox.height);
+          }
+          ctx.restore();
+        },
+      ],
+    };
   const plot = new window.uPlot(opts, data, el);
   const ro = new ResizeObserver(() => {
     const w = el.clientWidth - 16;

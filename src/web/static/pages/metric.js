@@ -3,7 +3,7 @@
 // CSV and PNG downloads, and delete. New samples appear without a reload.
 
 import { api, enc } from "../api.js";
-import { h, clear, notice } from "../dom.js";
+import { h, clear, link, notice } from "../dom.js";
 import { canWrite, navigate, onLeave } from "../app.js";
 import { ago, dateTime, formatValue } from "../format.js";
 import { rangePicker } from "../range.js";
@@ -21,6 +21,7 @@ export async function metricPage(main, project, metricId) {
   const lastSeen = h("p", { class: "muted", id: "last-seen" });
   const chartBox = h("div", { class: "chart", id: "metric-chart" });
   const points = h("div", { id: "points" });
+  const rulesLine = h("p", { class: "muted small", id: "metric-rules" });
   const err = h("div", {});
   const range = rangePicker("range", () => refresh());
   const agg = h("select", { id: "agg", "aria-label": "Aggregation" }, AGGS.map((a) => h("option", { value: a, selected: a === state.agg }, a)));
@@ -36,11 +37,13 @@ export async function metricPage(main, project, metricId) {
     h("div", { class: "controls" }, range.el, agg, where, csv, png, del),
     err,
     chartBox,
+    rulesLine,
     h("h2", {}, "Points"),
     points,
   );
   let plot = null;
   let span = [0, 0];
+  let firing = [];
   const syncUrl = () => {
     const u = new URL(location.href);
     for (const [k, v] of Object.entries(state)) v ? u.searchParams.set(k, v) : u.searchParams.delete(k);
@@ -66,12 +69,14 @@ export async function metricPage(main, project, metricId) {
         api("GET", `${base}/points?from=${from}&to=${to}&maxPoints=${n}&agg=${state.agg}${filter()}`),
         api("GET", `${base}/points?from=${from}&to=${to}&limit=1000${filter()}`),
       ]);
+      firing = await firingSpans(project, metricId, rulesLine);
       const data = [series.points.map((p) => p.timestamp), series.points.map((p) => p.value)];
       if (plot) plot.setData(data);
       else {
         clear(chartBox);
-        plot = timeChart(chartBox, { data, series: [cat.metricName], unit: cat.unit, xRange: () => span });
+        plot = timeChart(chartBox, { data, series: [cat.metricName], unit: cat.unit, xRange: () => span, bands: () => firing });
       }
+      chartBox.dataset.bands = String(firing.length);
       chartBox.dataset.points = String(series.points.length);
       showPoints(points, raw, cat.unit);
     } catch (ex) {
@@ -99,6 +104,33 @@ export async function metricPage(main, project, metricId) {
     });
   await refresh();
   onLeave(listen(project, (ids) => (!ids || ids.has(metricId)) && refresh()));
+}
+
+/**
+ * The spans in which this metric's alert rules fired ([from, to] ms, to = now while still
+ * firing), from their histories; `line` names the rules and their states.
+ */
+async function firingSpans(project, metricId, line) {
+  const base = `/api/v1/projects/${enc(project)}/alerts`;
+  const rules = (await api("GET", base)).alerts.filter((r) => r.metricId === metricId);
+  clear(line);
+  if (rules.length === 0) return [];
+  line.append("Alert rules on this metric (firing times shaded): ");
+  rules.forEach((r, i) => line.append(i ? ", " : "", link(`/projects/${enc(project)}/alerts`, r.name), ` (${r.state})`));
+  const spans = [];
+  for (const r of rules) {
+    const { history } = await api("GET", `${base}/${enc(r.id)}`);
+    let start = null;
+    for (const c of [...history].reverse()) {
+      if (c.to === "firing") start = c.at;
+      else if (c.from === "firing" && start !== null) {
+        spans.push([start, c.at]);
+        start = null;
+      }
+    }
+    if (start !== null) spans.push([start, Date.now()]);
+  }
+  return spans;
 }
 
 function showPoints(el, raw, unit) {
