@@ -707,3 +707,170 @@ async fn the_channel_and_alert_commands_drive_the_same_api() {
     run(&["channel", "remove", "--project", "p1", "--channel", &ch]);
     child.terminate();
 }
+
+/// Debian's aiosmtpd on `ALLOWED`, printing each message it receives to a file.
+struct SmtpSink {
+    process: std::process::Child,
+    port: u16,
+    out: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+impl SmtpSink {
+    /// None (and a loud note) without python3-aiosmtpd, unless STATHOOK_REQUIRE_SMTP is set.
+    async fn start() -> Option<SmtpSink> {
+        let present = std::process::Command::new("/usr/bin/python3")
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !present {
+            assert!(
+                std::env::var_os("STATHOOK_REQUIRE_SMTP").is_none(),
+                "STATHOOK_REQUIRE_SMTP is set but /usr/bin/python3 has no aiosmtpd"
+            );
+            eprintln!(
+                "\n*** EMAIL TESTS SKIPPED: apt-get install python3-aiosmtpd to run them ***\n"
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind((ALLOWED, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("mail.txt");
+        let process = std::process::Command::new("/usr/bin/python3")
+            .args([
+                "-u",
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-c",
+                "aiosmtpd.handlers.Debugging",
+                "-l",
+            ])
+            .arg(format!("{ALLOWED}:{port}"))
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect((ALLOWED, port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Some(SmtpSink {
+            process,
+            port,
+            out,
+            _dir: dir,
+        })
+    }
+
+    fn mail(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+}
+
+#[tokio::test]
+async fn email_goes_through_smtp_and_starttls_is_never_downgraded() {
+    let Some(smtp) = SmtpSink::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let s = fast_alerts(dir.path()).await;
+    let c = s.client();
+    let key = c.setup("p1").await;
+    let email = |name: &str, host: &str, security: &str| {
+        json!({"name": name, "type": "email", "to": ["ops@example.test"], "from": "stathook <alerts@example.test>",
+               "smtp": {"host": host, "port": smtp.port, "security": security}})
+    };
+    let add = |body: Value| {
+        let c = c.clone();
+        async move {
+            let r = c
+                .admin(Method::POST, "/api/v1/projects/p1/channels", Some(body))
+                .await;
+            assert_eq!(r.status, 201, "{:?}", r.body);
+            r.body
+        }
+    };
+    let plain = add(email("Local relay", ALLOWED, "none")).await;
+    assert_eq!(plain["url"], format!("smtp://{ALLOWED}:{}", smtp.port));
+    let r = send_test(&c, &plain).await;
+    assert_eq!(r.body["outcome"], "delivered", "{:?}", r.body);
+    assert_eq!(r.body["status"], 250);
+    let mail = smtp.mail();
+    assert!(
+        mail.contains("Subject: [TEST] Test of channel Local relay"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains(&format!(
+            "Message-ID: <{}@stathook>",
+            r.body["messageId"].as_str().unwrap()
+        )),
+        "{mail}"
+    );
+
+    // The default security requires STARTTLS, which this server does not offer: refused,
+    // nothing sent in plain text.
+    let strict = add(email("Strict", ALLOWED, "starttls")).await;
+    let before = smtp.mail().matches("MESSAGE FOLLOWS").count();
+    let r = send_test(&c, &strict).await;
+    assert_eq!(r.body["outcome"], "failed", "{:?}", r.body);
+    assert!(
+        r.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not fall back to plain"),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(smtp.mail().matches("MESSAGE FOLLOWS").count(), before);
+    // A server on a loopback address not allowed is never contacted.
+    let guarded = add(email("Guarded", "127.0.0.2", "none")).await;
+    let r = send_test(&c, &guarded).await;
+    assert!(
+        r.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.2 (loopback)"),
+        "{:?}",
+        r.body
+    );
+
+    // A rule firing to the plain relay.
+    rule(
+        &c,
+        "p1",
+        json!({"name": "Queue deep", "metricId": "queue", "channels": [plain["id"]],
+        "condition": {"type": "threshold", "agg": "max", "window": "5m", "op": ">", "value": 10}}),
+    )
+    .await;
+    let body = json!({"projectId": "p1", "metrics": [{"metricId": "queue", "metricName": "Queue depth", "value": 42, "timestamp": now_ms()}]});
+    assert_eq!(c.post(&key, &body).await.status, 200);
+    let start = Instant::now();
+    while !smtp.mail().contains("Subject: [FIRING] Queue deep") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no firing email: {}",
+            smtp.mail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(smtp.mail().contains("Value: 42"));
+    s.stop().await;
+}

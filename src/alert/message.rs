@@ -188,6 +188,35 @@ pub fn render(kind: &str, alerts: &[Alert]) -> Value {
     }
 }
 
+/// An email's subject and plain-text body: one alert, or a digest of several.
+pub fn email(alerts: &[Alert]) -> (String, String) {
+    let subject = match alerts {
+        [one] => one.headline(),
+        many => format!(
+            "[DIGEST] {} alerts changed in {}",
+            many.len(),
+            many.first().map_or("", |a| a.project.as_str())
+        ),
+    };
+    let mut body = String::new();
+    for a in alerts {
+        if alerts.len() > 1 {
+            body.push_str(&a.headline());
+            body.push('\n');
+        }
+        for l in a.lines() {
+            body.push_str(&l);
+            body.push('\n');
+        }
+        body.push_str(&format!("Open the metric: {}\n\n", a.url));
+    }
+    body.push_str(
+        "-- \nSent by stathook. Mute the rule or change its channels on the Alerts page.\n",
+    );
+    // A subject is one line, whatever a rule's name holds.
+    (subject.replace(['\r', '\n'], " "), body)
+}
+
 /// A new signing secret: `whsec_` + base64 of 24 random bytes.
 pub fn new_secret() -> String {
     let mut b = [0u8; 24];
@@ -281,6 +310,19 @@ mod tests {
         let s = new_secret();
         assert!(s.starts_with("whsec_") && s.len() == 6 + 32, "{s}");
         assert_eq!(webhook(&alert("x"))["type"], "alert.firing");
+    }
+
+    #[test]
+    fn an_email_has_one_line_of_subject_and_the_alert_in_its_body() {
+        let (subject, body) = email(&[alert("Disk\r\nBcc: x@evil.example")]);
+        assert_eq!(subject, "[FIRING] Disk  Bcc: x@evil.example");
+        assert!(
+            body.contains("Value: 123.5 ms\n")
+                && body
+                    .contains("Open the metric: http://127.0.0.1:8080/projects/p1/metrics/api_ms")
+        );
+        let (subject, _) = email(&[alert("a"), alert("b")]);
+        assert_eq!(subject, "[DIGEST] 2 alerts changed in p1");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! are credentials.
 
 pub mod guard;
+pub mod smtp;
 
 use bytes::Bytes;
 use guard::AllowList;
@@ -46,28 +47,29 @@ impl tower_service::Service<Name> for GuardedResolver {
 
     fn call(&mut self, name: Name) -> Self::Future {
         let allow = self.allow.clone();
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let mut refused = None;
-            let ok: Vec<SocketAddr> = addrs
-                .into_iter()
-                .filter(|a| match allow.check(&host, a.ip()) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        refused.get_or_insert(e);
-                        false
-                    }
-                })
-                .collect();
-            if ok.is_empty() {
-                let why = refused.unwrap_or_else(|| format!("{host} has no address"));
-                return Err(std::io::Error::other(format!("{REFUSED}{why}")));
-            }
-            Ok(ok.into_iter())
-        })
+        Box::pin(async move { Ok(allowed_addresses(&allow, name.as_str()).await?.into_iter()) })
     }
+}
+
+/// `host`'s addresses that the guard allows; an error marked `REFUSED` when it allows none.
+async fn allowed_addresses(allow: &AllowList, host: &str) -> std::io::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+    let mut refused = None;
+    let ok: Vec<SocketAddr> = addrs
+        .into_iter()
+        .filter(|a| match allow.check(host, a.ip()) {
+            Ok(()) => true,
+            Err(e) => {
+                refused.get_or_insert(e);
+                false
+            }
+        })
+        .collect();
+    if ok.is_empty() {
+        let why = refused.unwrap_or_else(|| format!("{host} has no address"));
+        return Err(std::io::Error::other(format!("{REFUSED}{why}")));
+    }
+    Ok(ok)
 }
 
 type Inner = Client<hyper_rustls::HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;

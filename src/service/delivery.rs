@@ -111,6 +111,23 @@ impl Alerts {
     }
 
     async fn send(&self, ch: &Channel, id: &str, alerts: &[Alert], now_ms: i64) -> Sent {
+        if let Some(e) = &ch.email {
+            let (subject, text) = message::email(alerts);
+            return match self.outbound.send_mail(e, &subject, text, id).await {
+                Ok(code) => Sent {
+                    status: code,
+                    error: None,
+                    retry: None,
+                    delivered: true,
+                },
+                Err(m) => Sent {
+                    status: None,
+                    error: Some(m.text),
+                    retry: m.retry.then_some(0),
+                    delivered: false,
+                },
+            };
+        }
         let body = serde_json::to_vec(&message::render(&ch.kind, alerts)).expect("JSON");
         let mut headers = Vec::new();
         if let Some(secret) = &ch.secret {
