@@ -411,18 +411,7 @@ pub struct ChannelRef {
 #[derive(Subcommand, Debug)]
 pub enum ChannelCommand {
     /// Add a channel; a webhook channel's signing secret is printed this once.
-    Add {
-        #[arg(long)]
-        project: String,
-        #[arg(long)]
-        name: String,
-        /// slack, discord, teams or webhook.
-        #[arg(long = "type")]
-        kind: String,
-        /// The incoming-webhook URL (a credential: shown masked afterwards).
-        #[arg(long)]
-        url: String,
-    },
+    Add(Box<ChannelAdd>),
     /// List a project's channels, each with whether it is failing.
     List {
         #[arg(long)]
@@ -434,6 +423,38 @@ pub enum ChannelCommand {
     Test(ChannelRef),
     /// Remove a channel no rule uses.
     Remove(ChannelRef),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ChannelAdd {
+    #[arg(long)]
+    pub project: String,
+    #[arg(long)]
+    pub name: String,
+    /// slack, discord, teams, webhook or email.
+    #[arg(long = "type")]
+    pub kind: String,
+    /// The incoming-webhook URL (a credential: shown masked afterwards); not for email.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Email: a recipient; repeat (or comma-separate) for several.
+    #[arg(long, value_delimiter = ',')]
+    pub to: Vec<String>,
+    /// Email: the sender, e.g. "stathook <alerts@example.com>".
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Email: the SMTP server.
+    #[arg(long)]
+    pub smtp_host: Option<String>,
+    /// Email: its port (default 587, or 465 with --smtp-security tls).
+    #[arg(long)]
+    pub smtp_port: Option<u16>,
+    /// Email: starttls (required, never falls back to plain), tls, or none (a local relay).
+    #[arg(long, default_value = "starttls")]
+    pub smtp_security: String,
+    /// Email: the SMTP user name; the password is read from standard input.
+    #[arg(long)]
+    pub smtp_username: Option<String>,
 }
 
 /// One alert rule of a project.

@@ -612,6 +612,47 @@ async fn the_channel_and_alert_commands_drive_the_same_api() {
     assert!(value_of(&out, "Signing secret:").starts_with("whsec_"));
     let out = run(&["channel", "list", "--project", "p1"]);
     assert!(out.contains(&ch) && !out.contains("/hook"), "{out}");
+    let out = run(&[
+        "channel",
+        "add",
+        "--project",
+        "p1",
+        "--name",
+        "Mail",
+        "--type",
+        "email",
+        "--to",
+        "a@example.test,b@example.test",
+        "--from",
+        "alerts@example.test",
+        "--smtp-host",
+        "smtp.example.test",
+        "--smtp-security",
+        "tls",
+    ]);
+    let mail = value_of(&out, "Channel ID:").to_owned();
+    let out = run(&["channel", "list", "--project", "p1"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&mail) && l.contains("smtp://smtp.example.test:465")),
+        "{out}"
+    );
+    run(&["channel", "remove", "--project", "p1", "--channel", &mail]);
+    let (ok, _, err) = stathook(
+        &[
+            "channel",
+            "add",
+            "--project",
+            "p1",
+            "--name",
+            "x",
+            "--type",
+            "slack",
+        ],
+        &url,
+        d,
+    );
+    assert!(!ok && err.contains("url is required"), "{err}");
     let out = run(&["channel", "test", "--project", "p1", "--channel", &ch]);
     assert!(out.contains("delivered"), "{out}");
 

@@ -613,11 +613,44 @@ async fn alerts_in_chromium() {
     }
     assert_eq!(rx.received().len(), 1);
 
+    // An email channel: its own fields once the type is email.
+    fill(&b, "#channel-name", "Ops mail").await;
+    b.execute(
+        "const t = document.querySelector('#channel-type'); t.value = 'email';
+         t.dispatchEvent(new Event('change')); return 1;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    fill(&b, "#email-to", "ops@example.test, oncall@example.test").await;
+    fill(&b, "#email-from", "alerts@example.test").await;
+    fill(&b, "#smtp-host", "smtp.example.test").await;
+    click(&b, "#channel-save").await;
+    wait_for(&b, "#channel-list tr:nth-child(2)").await;
+    let listed = eval(&b, "document.querySelector('#channel-list').innerText").await;
+    assert!(
+        listed
+            .as_str()
+            .unwrap()
+            .contains("smtp://smtp.example.test:587"),
+        "{listed}"
+    );
+
     // A threshold rule from the form, on that channel; a value over the line fires it.
     fill(&b, "#rule-name", "API slow").await;
     fill(&b, "#rule-metric", "api_ms").await;
     b.execute("document.querySelector('#rule-agg').value = 'last'; document.querySelector('#rule-value').value = '100'; return 1;", vec![]).await.unwrap();
-    click(&b, "#rule-channels .rule-channel").await;
+    let channels = c.get("/api/v1/projects/ops/channels").await.body;
+    let receiver = channels["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|ch| ch["name"] == "Ops receiver")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    click(&b, &format!("#rule-channels input[value='{receiver}']")).await;
     page_done(&driver, &b, &shots, "13-alerts-form").await;
     click(&b, "#rule-save").await;
     wait_for(&b, "#rule-list tr[data-rule]").await;

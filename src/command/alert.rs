@@ -11,15 +11,10 @@ pub fn channel(cmd: ChannelCommand) -> Request {
     let path = |p: &str| format!("/api/v1/projects/{}/channels", enc(p));
     let one = |c: &ChannelRef| format!("{}/{}", path(&c.project), enc(&c.channel));
     match cmd {
-        ChannelCommand::Add {
-            project,
-            name,
-            kind,
-            url,
-        } => (
+        ChannelCommand::Add(add) => (
             Method::POST,
-            path(&project),
-            Some(json!({"name": name, "type": kind, "url": url})),
+            path(&add.project),
+            Some(channel_body(*add)),
             |v| {
                 println!("Channel ID: {}", s(&v["id"]));
                 if let Some(secret) = v["secret"].as_str() {
@@ -70,6 +65,28 @@ pub fn channel(cmd: ChannelCommand) -> Request {
             println!("Removed channel {}", s(&v["deleted"]))
         }),
     }
+}
+
+/// The channel as the API takes it; an email channel's SMTP password from standard input.
+fn channel_body(a: crate::cli::ChannelAdd) -> Value {
+    if a.kind != "email" {
+        let mut body = json!({"name": a.name, "type": a.kind});
+        if let Some(url) = a.url {
+            body["url"] = json!(url);
+        }
+        return body;
+    }
+    let mut smtp = json!({"host": a.smtp_host, "security": a.smtp_security});
+    if let Some(p) = a.smtp_port {
+        smtp["port"] = json!(p);
+    }
+    if let Some(u) = a.smtp_username {
+        let mut password = String::new();
+        let _ = std::io::stdin().read_line(&mut password);
+        smtp["username"] = json!(u);
+        smtp["password"] = json!(password.trim_end_matches(['\r', '\n']));
+    }
+    json!({"name": a.name, "type": "email", "to": a.to, "from": a.from, "smtp": smtp})
 }
 
 fn attempt_line(d: &Value) {

@@ -11,7 +11,7 @@ import { ago, dateTime } from "../format.js";
 
 const AGGS = ["avg", "sum", "min", "max", "count", "last"];
 const OPS = [">", "<", ">=", "<=", "==", "!="];
-const KINDS = { slack: "Slack", discord: "Discord", teams: "Microsoft Teams", webhook: "Webhook (signed)" };
+const KINDS = { slack: "Slack", discord: "Discord", teams: "Microsoft Teams", webhook: "Webhook (signed)", email: "Email (SMTP)" };
 
 function select(id, options, value) {
   return h("select", { id }, options.map((o) => h("option", { value: o, selected: o === value }, o)));
@@ -255,13 +255,41 @@ function channelForm(base, refresh) {
   const name = h("input", { id: "channel-name", required: true, maxlength: 200, placeholder: "Ops room" });
   const type = h("select", { id: "channel-type" }, Object.entries(KINDS).map(([k, v]) => h("option", { value: k }, v)));
   const url = h("input", { id: "channel-url", type: "url", required: true, placeholder: "https://hooks.slack.com/services/…" });
+  const urlLabel = h("label", {}, "Webhook URL", url);
+  const to = h("input", { id: "email-to", placeholder: "ops@example.com, oncall@example.com" });
+  const from = h("input", { id: "email-from", placeholder: "stathook <alerts@example.com>" });
+  const host = h("input", { id: "smtp-host", placeholder: "smtp.example.com" });
+  const port = h("input", { id: "smtp-port", type: "number", min: 1, max: 65535, placeholder: "587" });
+  const security = select("smtp-security", ["starttls", "tls", "none"], "starttls");
+  const user = h("input", { id: "smtp-username", autocomplete: "off" });
+  const pass = h("input", { id: "smtp-password", type: "password", autocomplete: "new-password" });
+  const emailFields = h(
+    "div",
+    { class: "kind email" },
+    h("label", {}, "To", to),
+    h("label", {}, "From", from),
+    h("label", {}, "SMTP server", host),
+    h("label", {}, "Port", port),
+    h("label", {}, "Security (starttls: required, never falls back to plain)", security),
+    h("label", {}, "Username", user),
+    h("label", {}, "Password", pass),
+  );
+  const showKind = () => {
+    const email = type.value === "email";
+    emailFields.hidden = !email;
+    urlLabel.hidden = email;
+    url.required = !email;
+  };
+  type.addEventListener("change", showKind);
+  showKind();
   const form = h(
     "form",
     { class: "card", id: "create-channel" },
     h("h2", {}, "New channel"),
     h("label", {}, "Name", name),
     h("label", {}, "Type", type),
-    h("label", {}, "Webhook URL", url),
+    urlLabel,
+    emailFields,
     err,
     shown,
     h("button", { type: "submit", class: "primary", id: "channel-save" }, "Add channel"),
@@ -271,13 +299,24 @@ function channelForm(base, refresh) {
     clear(err);
     clear(shown);
     try {
-      const c = await api("POST", `${base}/channels`, { name: name.value, type: type.value, url: url.value });
+      const body =
+        type.value === "email"
+          ? {
+              name: name.value,
+              type: "email",
+              to: to.value.split(",").map((a) => a.trim()).filter(Boolean),
+              from: from.value,
+              smtp: { host: host.value, security: security.value, ...(port.value ? { port: Number(port.value) } : {}), ...(user.value ? { username: user.value, password: pass.value } : {}) },
+            }
+          : { name: name.value, type: type.value, url: url.value };
+      const c = await api("POST", `${base}/channels`, body);
       if (c.secret)
         shown.append(
           h("p", {}, "Signing secret (shown this once; receivers verify the webhook-signature header with it):"),
           h("div", { class: "secret" }, h("code", { id: "channel-secret-value" }, c.secret), copyButton(c.secret)),
         );
       form.querySelectorAll("input").forEach((i) => (i.value = ""));
+      showKind();
       await refresh();
     } catch (ex) {
       err.append(notice(ex.message));
