@@ -915,3 +915,20 @@ async fn email_goes_through_smtp_and_starttls_is_never_downgraded() {
     assert!(smtp.mail().contains("Value: 42"));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn more_than_ten_rules_firing_at_once_reach_a_channel_as_one_digest() {
+    let (_dir, s, c, key, rx, ch) = with_webhook_channel().await;
+    for i in 0..11 {
+        rule(&c, "p1", json!({"name": format!("disk {i}"), "metricId": "disk", "channels": [ch["id"]],
+            "condition": {"type": "threshold", "agg": "last", "window": "5m", "op": ">", "value": i}})).await;
+    }
+    let body = json!({"projectId": "p1", "metrics": [{"metricId": "disk", "metricName": "Disk", "value": 99, "timestamp": now_ms()}]});
+    assert_eq!(c.post(&key, &body).await.status, 200);
+    let got = rx.wait_for(1, Duration::from_secs(8)).await;
+    assert_eq!(got[0].body["type"], "alert.digest", "{:?}", got[0].body);
+    assert_eq!(got[0].body["data"]["alerts"].as_array().unwrap().len(), 11);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rx.received().len(), 1, "one message, not eleven");
+    s.stop().await;
+}
