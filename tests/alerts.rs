@@ -932,3 +932,28 @@ async fn more_than_ten_rules_firing_at_once_reach_a_channel_as_one_digest() {
     assert_eq!(rx.received().len(), 1, "one message, not eleven");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_cron_absence_rule_fires_when_a_tick_passes_without_a_sample() {
+    let (_dir, s, c, key, rx, ch) = with_webhook_channel().await;
+    // Every 3 s (a seconds field first), 1 s of grace.
+    rule(
+        &c,
+        "p1",
+        json!({"name": "ticker", "metricId": "job_done", "channels": [ch["id"]],
+        "condition": {"type": "absence", "cron": "*/3 * * * * *", "grace": "1s"}}),
+    )
+    .await;
+    let beat = || json!({"projectId": "p1", "metrics": [{"metricId": "job_done", "metricName": "Job done", "value": 1, "timestamp": now_ms()}]});
+    assert_eq!(c.post(&key, &beat()).await.status, 200);
+    let got = rx.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].body["type"], "alert.firing");
+    assert_eq!(
+        got[0].body["data"]["condition"],
+        "no sample by */3 * * * * * (cron, UTC) + 1s"
+    );
+    assert_eq!(c.post(&key, &beat()).await.status, 200);
+    let got = rx.wait_for(2, Duration::from_secs(5)).await;
+    assert_eq!(got[1].body["type"], "alert.resolved");
+    s.stop().await;
+}

@@ -162,7 +162,7 @@ pub fn agg_window(c: &Condition) -> Option<(Agg, i64)> {
     }
 }
 
-/// A parsed cron schedule of an absence rule (5 fields, UTC).
+/// A parsed cron schedule of an absence rule (5 fields, or 6 with seconds first; UTC).
 pub fn schedule(expr: &str) -> Result<croner::Cron, String> {
     croner::parser::CronParser::builder()
         .build()
