@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod journal;
 pub mod memtable;
 pub mod outbound;
+pub mod promql;
 pub mod query;
 pub mod segment;
 pub mod service;

@@ -1,0 +1,568 @@
+//! Evaluates a parsed PromQL expression at one time or at each step of a range, over a
+//! `Source` of series. Prometheus 2.x's semantics for what is supported (selectors with the
+//! lookback, ranges `[t - range, t]`, `offset`, the functions of `funcs`, aggregations by
+//! and without, binary operators with scalars and one-to-one between vectors); anything
+//! else is refused naming the construct. Each selector's points are loaded once per query.
+//! Pure: the source does the I/O.
+
+use super::funcs;
+use super::labels::{Labels, NAME};
+use promql_parser::label::{MatchOp, Matcher};
+use promql_parser::parser::token::*;
+use promql_parser::parser::{
+    AggregateExpr, BinaryExpr, Call, Expr, LabelModifier, MatrixSelector, Offset,
+    VectorMatchCardinality, VectorSelector,
+};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ErrorKind {
+    /// The query is wrong or asks for what is not supported (400).
+    BadData,
+    /// It could not be run (422): too many samples, many-to-many matching.
+    Execution,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+fn bad(message: impl Into<String>) -> EvalError {
+    EvalError {
+        kind: ErrorKind::BadData,
+        message: message.into(),
+    }
+}
+
+fn exec(message: impl Into<String>) -> EvalError {
+    EvalError {
+        kind: ErrorKind::Execution,
+        message: message.into(),
+    }
+}
+
+/// One series: its labels and points (timestamp ms, value), oldest first.
+pub type Series = (Labels, Vec<(i64, f64)>);
+
+pub trait Source {
+    /// Every series matching all `matchers`, with its points in `[from, to]`.
+    fn select(&self, matchers: &[Matcher], from: i64, to: i64) -> Result<Vec<Series>, EvalError>;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub labels: Labels,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Scalar(f64),
+    String(String),
+    Vector(Vec<Sample>),
+    /// A range selector at the top of an instant query.
+    Matrix(Vec<Series>),
+}
+
+pub struct Engine<'a, S: Source> {
+    source: &'a S,
+    pub lookback_ms: i64,
+    /// The first and last evaluation times (equal for an instant query).
+    start: i64,
+    end: i64,
+    max_samples: usize,
+    loaded: usize,
+    cache: HashMap<String, Rc<Vec<Series>>>,
+}
+
+fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        Some(Offset::Pos(d)) => d.as_millis() as i64,
+        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        None => 0,
+    }
+}
+
+/// The points of `pts` in `[from, to]`.
+fn window(pts: &[(i64, f64)], from: i64, to: i64) -> &[(i64, f64)] {
+    let a = pts.partition_point(|p| p.0 < from);
+    let b = pts.partition_point(|p| p.0 <= to);
+    &pts[a..b.max(a)]
+}
+
+fn without_name(mut l: Labels) -> Labels {
+    l.remove(NAME);
+    l
+}
+
+impl<'a, S: Source> Engine<'a, S> {
+    pub fn new(source: &'a S, start: i64, end: i64, lookback_ms: i64, max_samples: usize) -> Self {
+        Engine {
+            source,
+            lookback_ms,
+            start,
+            end,
+            max_samples,
+            loaded: 0,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The series of a selector over everything the query's steps need, loaded once.
+    fn series(&mut self, vs: &VectorSelector, range_ms: i64) -> Result<Rc<Vec<Series>>, EvalError> {
+        if vs.at.is_some() {
+            return Err(bad("the @ modifier is not supported"));
+        }
+        let key = format!("{vs}[{range_ms}]");
+        if let Some(s) = self.cache.get(&key) {
+            return Ok(s.clone());
+        }
+        let mut matchers: Vec<Matcher> = vs.matchers.matchers.clone();
+        if !vs.matchers.or_matchers.is_empty() {
+            return Err(bad("\"or\" inside a selector is not supported"));
+        }
+        if let Some(name) = &vs.name {
+            matchers.push(Matcher::new(MatchOp::Equal, NAME, name));
+        }
+        let off = offset_ms(&vs.offset);
+        let from = self.start - off - range_ms.max(self.lookback_ms);
+        let to = self.end - off;
+        let series = self.source.select(&matchers, from, to)?;
+        self.loaded += series.iter().map(|s| s.1.len()).sum::<usize>();
+        if self.loaded > self.max_samples {
+            return Err(exec(format!(
+                "the query would touch more than {} samples; narrow the selector or the range",
+                self.max_samples
+            )));
+        }
+        let rc = Rc::new(series);
+        self.cache.insert(key, rc.clone());
+        Ok(rc)
+    }
+
+    pub fn eval(&mut self, e: &Expr, t: i64) -> Result<Value, EvalError> {
+        match e {
+            Expr::NumberLiteral(n) => Ok(Value::Scalar(n.val)),
+            Expr::StringLiteral(s) => Ok(Value::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, t),
+            Expr::Unary(u) => match self.eval(&u.expr, t)? {
+                Value::Scalar(v) => Ok(Value::Scalar(-v)),
+                Value::Vector(v) => Ok(Value::Vector(
+                    v.into_iter()
+                        .map(|s| Sample {
+                            labels: without_name(s.labels),
+                            value: -s.value,
+                        })
+                        .collect(),
+                )),
+                _ => Err(bad("unary minus applies to a scalar or an instant vector")),
+            },
+            Expr::VectorSelector(vs) => {
+                let off = offset_ms(&vs.offset);
+                let (to, from) = (t - off, t - off - self.lookback_ms);
+                let series = self.series(vs, 0)?;
+                Ok(Value::Vector(
+                    series
+                        .iter()
+                        .filter_map(|(l, pts)| {
+                            window(pts, from, to).last().map(|p| Sample {
+                                labels: l.clone(),
+                                value: p.1,
+                            })
+                        })
+                        .collect(),
+                ))
+            }
+            Expr::MatrixSelector(ms) => {
+                let (range, series) = self.matrix(ms)?;
+                let off = offset_ms(&ms.vs.offset);
+                Ok(Value::Matrix(
+                    series
+                        .iter()
+                        .map(|(l, pts)| (l.clone(), window(pts, t - off - range, t - off).to_vec()))
+                        .filter(|s| !s.1.is_empty())
+                        .collect(),
+                ))
+            }
+            Expr::Call(c) => self.call(c, t),
+            Expr::Aggregate(a) => self.aggregate(a, t),
+            Expr::Binary(b) => self.binary(b, t),
+            Expr::Subquery(_) => Err(bad("subqueries are not supported")),
+            Expr::Extension(_) => Err(bad("this expression is not supported")),
+        }
+    }
+
+    fn matrix(&mut self, ms: &MatrixSelector) -> Result<(i64, Rc<Vec<Series>>), EvalError> {
+        let range = ms.range.as_millis() as i64;
+        Ok((range, self.series(&ms.vs, range)?))
+    }
+
+    fn scalar_arg(&mut self, e: &Expr, t: i64, what: &str) -> Result<f64, EvalError> {
+        match self.eval(e, t)? {
+            Value::Scalar(v) => Ok(v),
+            _ => Err(bad(format!("{what} must be a scalar"))),
+        }
+    }
+
+    fn vector_arg(&mut self, e: &Expr, t: i64) -> Result<Vec<Sample>, EvalError> {
+        match self.eval(e, t)? {
+            Value::Vector(v) => Ok(v),
+            Value::Scalar(_) => Err(bad("expected an instant vector, got a scalar")),
+            _ => Err(bad("expected an instant vector")),
+        }
+    }
+
+    fn call(&mut self, c: &Call, t: i64) -> Result<Value, EvalError> {
+        let name = c.func.name;
+        let args = &c.args.args;
+        let range_fn = |e: &Expr| match e {
+            Expr::MatrixSelector(ms) => Ok(ms.clone()),
+            _ => Err(bad(format!("{name} takes a range vector such as m[5m]"))),
+        };
+        match name {
+            "rate" | "increase" | "delta" | "irate" | "avg_over_time" | "sum_over_time"
+            | "min_over_time" | "max_over_time" | "count_over_time" | "last_over_time"
+            | "quantile_over_time" => {
+                let (q, ms) = if name == "quantile_over_time" {
+                    (
+                        Some(self.scalar_arg(&args[0], t, "quantile_over_time's φ")?),
+                        range_fn(&args[1])?,
+                    )
+                } else {
+                    (None, range_fn(&args[0])?)
+                };
+                let (range, series) = self.matrix(&ms)?;
+                let off = offset_ms(&ms.vs.offset);
+                let (from, to) = (t - off - range, t - off);
+                let out = series
+                    .iter()
+                    .filter_map(|(l, pts)| {
+                        let w = window(pts, from, to);
+                        let v = match name {
+                            "rate" => funcs::extrapolated(w, from, to, true, true),
+                            "increase" => funcs::extrapolated(w, from, to, true, false),
+                            "delta" => funcs::extrapolated(w, from, to, false, false),
+                            "irate" => funcs::irate(w),
+                            _ => funcs::over_time(name, w, q),
+                        }?;
+                        let labels = if name == "last_over_time" {
+                            l.clone()
+                        } else {
+                            without_name(l.clone())
+                        };
+                        Some(Sample { labels, value: v })
+                    })
+                    .collect();
+                Ok(Value::Vector(out))
+            }
+            "abs" | "round" | "clamp_min" | "clamp_max" | "ceil" | "floor" | "sqrt" | "ln"
+            | "exp" => {
+                let v = self.vector_arg(&args[0], t)?;
+                let p = match name {
+                    "clamp_min" | "clamp_max" => Some(self.scalar_arg(&args[1], t, "the bound")?),
+                    "round" if args.len() > 1 => {
+                        Some(self.scalar_arg(&args[1], t, "round's to_nearest")?)
+                    }
+                    _ => None,
+                };
+                let f = |x: f64| match name {
+                    "abs" => x.abs(),
+                    "ceil" => x.ceil(),
+                    "floor" => x.floor(),
+                    "sqrt" => x.sqrt(),
+                    "ln" => x.ln(),
+                    "exp" => x.exp(),
+                    "clamp_min" => x.max(p.unwrap_or(f64::NAN)),
+                    "clamp_max" => x.min(p.unwrap_or(f64::NAN)),
+                    _ => {
+                        // Prometheus: floor(v / to_nearest + 0.5) * to_nearest, via the inverse.
+                        let inv = 1.0 / p.unwrap_or(1.0);
+                        (x * inv + 0.5).floor() / inv
+                    }
+                };
+                Ok(Value::Vector(
+                    v.into_iter()
+                        .map(|s| Sample {
+                            labels: without_name(s.labels),
+                            value: f(s.value),
+                        })
+                        .collect(),
+                ))
+            }
+            "absent" => {
+                let v = self.vector_arg(&args[0], t)?;
+                if !v.is_empty() {
+                    return Ok(Value::Vector(Vec::new()));
+                }
+                let mut labels = Labels::new();
+                if let Expr::VectorSelector(vs) = &*args[0] {
+                    for m in &vs.matchers.matchers {
+                        if matches!(m.op, MatchOp::Equal) && m.name != NAME {
+                            labels.insert(m.name.clone(), m.value.clone());
+                        }
+                    }
+                }
+                Ok(Value::Vector(vec![Sample { labels, value: 1.0 }]))
+            }
+            "label_replace" => {
+                let v = self.vector_arg(&args[0], t)?;
+                let text = |i: usize| match &*args[i] {
+                    Expr::StringLiteral(s) => Ok(s.val.clone()),
+                    _ => Err(bad("label_replace takes string literals")),
+                };
+                let (dst, repl, src, re) = (text(1)?, text(2)?, text(3)?, text(4)?);
+                let re = regex::Regex::new(&format!("^(?:{re})$"))
+                    .map_err(|e| bad(format!("label_replace: invalid regex {re:?}: {e}")))?;
+                let out = v
+                    .into_iter()
+                    .map(|mut s| {
+                        let value = s.labels.get(&src).cloned().unwrap_or_default();
+                        if let Some(caps) = re.captures(&value) {
+                            let mut res = String::new();
+                            caps.expand(&repl, &mut res);
+                            if res.is_empty() {
+                                s.labels.remove(&dst);
+                            } else {
+                                s.labels.insert(dst.clone(), res);
+                            }
+                        }
+                        s
+                    })
+                    .collect();
+                Ok(Value::Vector(out))
+            }
+            "vector" => Ok(Value::Vector(vec![Sample {
+                labels: Labels::new(),
+                value: self.scalar_arg(&args[0], t, "vector's argument")?,
+            }])),
+            "scalar" => {
+                let v = self.vector_arg(&args[0], t)?;
+                Ok(Value::Scalar(if v.len() == 1 {
+                    v[0].value
+                } else {
+                    f64::NAN
+                }))
+            }
+            "time" => Ok(Value::Scalar(t as f64 / 1000.0)),
+            other => Err(bad(format!("the function {other} is not supported"))),
+        }
+    }
+
+    fn aggregate(&mut self, a: &AggregateExpr, t: i64) -> Result<Value, EvalError> {
+        let op = a.op.id();
+        let k = match op {
+            T_TOPK | T_BOTTOMK => {
+                let e = a
+                    .param
+                    .as_ref()
+                    .ok_or_else(|| bad("topk and bottomk take k"))?;
+                Some(self.scalar_arg(e, t, "k")?)
+            }
+            T_SUM | T_AVG | T_MIN | T_MAX | T_COUNT => None,
+            _ => return Err(bad(format!("the aggregation {} is not supported", a.op))),
+        };
+        let input = self.vector_arg(&a.expr, t)?;
+        let key = |l: &Labels| -> Labels {
+            match &a.modifier {
+                Some(LabelModifier::Include(by)) => l
+                    .iter()
+                    .filter(|(n, _)| by.labels.contains(n))
+                    .map(|(n, v)| (n.clone(), v.clone()))
+                    .collect(),
+                Some(LabelModifier::Exclude(without)) => l
+                    .iter()
+                    .filter(|(n, _)| !without.labels.contains(n) && n.as_str() != NAME)
+                    .map(|(n, v)| (n.clone(), v.clone()))
+                    .collect(),
+                None => Labels::new(),
+            }
+        };
+        let mut groups: Vec<(Labels, Vec<Sample>)> = Vec::new();
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        for s in input {
+            let g = key(&s.labels);
+            let i = *index.entry(g.clone()).or_insert_with(|| {
+                groups.push((g, Vec::new()));
+                groups.len() - 1
+            });
+            groups[i].1.push(s);
+        }
+        let mut out = Vec::new();
+        for (labels, mut members) in groups {
+            if let Some(k) = k {
+                let k = if k.is_nan() { 0 } else { k.max(0.0) as usize };
+                members.sort_by(|x, y| {
+                    let o = x.value.total_cmp(&y.value);
+                    if op == T_TOPK {
+                        o.reverse()
+                    } else {
+                        o
+                    }
+                });
+                out.extend(members.into_iter().take(k));
+                continue;
+            }
+            let values = members.iter().map(|s| s.value);
+            let value = match op {
+                T_SUM => values.sum(),
+                T_COUNT => members.len() as f64,
+                T_MIN => values.fold(f64::NAN, |m, v| if m.is_nan() || v < m { v } else { m }),
+                T_MAX => values.fold(f64::NAN, |m, v| if m.is_nan() || v > m { v } else { m }),
+                _ => {
+                    let mut mean = 0.0;
+                    for (i, v) in values.enumerate() {
+                        mean += (v - mean) / (i + 1) as f64;
+                    }
+                    mean
+                }
+            };
+            out.push(Sample { labels, value });
+        }
+        Ok(Value::Vector(out))
+    }
+
+    fn binary(&mut self, b: &BinaryExpr, t: i64) -> Result<Value, EvalError> {
+        let op = b.op.id();
+        if b.op.is_set_operator() || op == T_ATAN2 {
+            return Err(bad(format!("the operator {} is not supported", b.op)));
+        }
+        let comparison = b.op.is_comparison_operator();
+        let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+        let apply = |l: f64, r: f64| -> (f64, bool) {
+            let c = |x: bool| (if x { 1.0 } else { 0.0 }, x);
+            match op {
+                T_ADD => (l + r, true),
+                T_SUB => (l - r, true),
+                T_MUL => (l * r, true),
+                T_DIV => (l / r, true),
+                T_MOD => (l % r, true),
+                T_POW => (l.powf(r), true),
+                T_EQLC => c(l == r),
+                T_NEQ => c(l != r),
+                T_GTR => c(l > r),
+                T_LSS => c(l < r),
+                T_GTE => c(l >= r),
+                _ => c(l <= r),
+            }
+        };
+        let lhs = self.eval(&b.lhs, t)?;
+        let rhs = self.eval(&b.rhs, t)?;
+        match (lhs, rhs) {
+            (Value::Scalar(l), Value::Scalar(r)) => Ok(Value::Scalar(apply(l, r).0)),
+            (Value::Vector(v), Value::Scalar(s)) | (Value::Scalar(s), Value::Vector(v)) => {
+                let scalar_left = matches!(self.kind_of(&b.lhs), Kind::Scalar);
+                let out = v
+                    .into_iter()
+                    .filter_map(|smp| {
+                        let (l, r) = if scalar_left {
+                            (s, smp.value)
+                        } else {
+                            (smp.value, s)
+                        };
+                        let (res, keep) = apply(l, r);
+                        if comparison && !return_bool {
+                            // A filter: the vector's own value, its name kept.
+                            return keep.then_some(smp);
+                        }
+                        Some(Sample {
+                            labels: without_name(smp.labels),
+                            value: res,
+                        })
+                    })
+                    .collect();
+                Ok(Value::Vector(out))
+            }
+            (Value::Vector(l), Value::Vector(r)) => {
+                let modifier = b.modifier.as_ref();
+                if let Some(m) = modifier {
+                    if !matches!(m.card, VectorMatchCardinality::OneToOne) {
+                        return Err(bad("group_left and group_right are not supported"));
+                    }
+                }
+                let matching = modifier.and_then(|m| m.matching.clone());
+                let signature = |labels: &Labels| -> Labels {
+                    match &matching {
+                        Some(LabelModifier::Include(on)) => labels
+                            .iter()
+                            .filter(|(n, _)| on.labels.contains(n))
+                            .map(|(n, v)| (n.clone(), v.clone()))
+                            .collect(),
+                        Some(LabelModifier::Exclude(ign)) => labels
+                            .iter()
+                            .filter(|(n, _)| !ign.labels.contains(n) && n.as_str() != NAME)
+                            .map(|(n, v)| (n.clone(), v.clone()))
+                            .collect(),
+                        None => without_name(labels.clone()),
+                    }
+                };
+                let mut right: HashMap<Labels, f64> = HashMap::new();
+                for s in &r {
+                    if right.insert(signature(&s.labels), s.value).is_some() {
+                        return Err(exec("many-to-many matching not allowed: matching labels must be unique on one side"));
+                    }
+                }
+                let mut seen: HashMap<Labels, ()> = HashMap::new();
+                let mut out = Vec::new();
+                for s in l {
+                    let sig = signature(&s.labels);
+                    let Some(&rv) = right.get(&sig) else { continue };
+                    if seen.insert(sig.clone(), ()).is_some() {
+                        return Err(exec("many-to-many matching not allowed: matching labels must be unique on one side"));
+                    }
+                    let (res, keep) = apply(s.value, rv);
+                    if comparison && !return_bool {
+                        if keep {
+                            out.push(s);
+                        }
+                        continue;
+                    }
+                    let labels = match &matching {
+                        Some(LabelModifier::Include(_)) => sig,
+                        _ => signature_drop(&s.labels, &matching),
+                    };
+                    out.push(Sample { labels, value: res });
+                }
+                Ok(Value::Vector(out))
+            }
+            _ => Err(bad(format!(
+                "the operator {} takes scalars or instant vectors",
+                b.op
+            ))),
+        }
+    }
+
+    /// Whether an expression gives a scalar (for the side of a scalar in a binary operation).
+    fn kind_of(&self, e: &Expr) -> Kind {
+        match e {
+            Expr::NumberLiteral(_) => Kind::Scalar,
+            Expr::Paren(p) => self.kind_of(&p.expr),
+            Expr::Unary(u) => self.kind_of(&u.expr),
+            Expr::Call(c) if c.func.name == "time" || c.func.name == "scalar" => Kind::Scalar,
+            Expr::Binary(b) => match (self.kind_of(&b.lhs), self.kind_of(&b.rhs)) {
+                (Kind::Scalar, Kind::Scalar) => Kind::Scalar,
+                _ => Kind::Vector,
+            },
+            _ => Kind::Vector,
+        }
+    }
+}
+
+enum Kind {
+    Scalar,
+    Vector,
+}
+
+/// A one-to-one result's labels without `on`: the left side's, minus the name and the
+/// `ignoring` labels.
+fn signature_drop(labels: &Labels, matching: &Option<LabelModifier>) -> Labels {
+    let mut l = without_name(labels.clone());
+    if let Some(LabelModifier::Exclude(ign)) = matching {
+        for n in &ign.labels {
+            l.remove(n);
+        }
+    }
+    l
+}

@@ -1,0 +1,187 @@
+//! PromQL for the Prometheus HTTP API (`http/prom.rs`): the label model (`labels`), the
+//! range functions (`funcs`) and the evaluator (`eval`) over a `Source` of series. Parsing
+//! is the `promql-parser` crate's. Pure: no store, no HTTP; `http/prom.rs` implements the
+//! source on the query engine and writes Prometheus's envelope.
+
+pub mod eval;
+pub mod funcs;
+pub mod labels;
+
+pub use eval::{Engine, ErrorKind, EvalError, Sample, Series, Source, Value};
+
+/// Prometheus's default lookback for instant selectors.
+pub const DEFAULT_LOOKBACK_MS: i64 = 5 * 60_000;
+/// Prometheus's limit on the points of one series in a range query.
+pub const MAX_STEPS: i64 = 11_000;
+/// Samples one query may load.
+pub const MAX_SAMPLES: usize = 50_000_000;
+
+pub fn parse(query: &str) -> Result<promql_parser::parser::Expr, EvalError> {
+    promql_parser::parser::parse(query).map_err(|e| EvalError {
+        kind: ErrorKind::BadData,
+        message: format!("invalid parameter \"query\": {e}"),
+    })
+}
+
+/// `query` at `t` (ms).
+pub fn instant<S: Source>(
+    source: &S,
+    query: &str,
+    t: i64,
+    lookback_ms: i64,
+) -> Result<Value, EvalError> {
+    let expr = parse(query)?;
+    Engine::new(source, t, t, lookback_ms, MAX_SAMPLES).eval(&expr, t)
+}
+
+/// `query` at each step from `start` to `end` (ms): one series per label set, with its
+/// points; a scalar result is one series without labels.
+pub fn range<S: Source>(
+    source: &S,
+    query: &str,
+    start: i64,
+    end: i64,
+    step: i64,
+    lookback_ms: i64,
+) -> Result<Vec<Series>, EvalError> {
+    let expr = parse(query)?;
+    if (end - start) / step.max(1) >= MAX_STEPS {
+        return Err(EvalError {
+            kind: ErrorKind::BadData,
+            message: format!("exceeded maximum resolution of {MAX_STEPS} points per timeseries. Try decreasing the query resolution (?step=XX)"),
+        });
+    }
+    let mut engine = Engine::new(source, start, end, lookback_ms, MAX_SAMPLES);
+    let mut out: Vec<Series> = Vec::new();
+    let mut index: std::collections::HashMap<labels::Labels, usize> = Default::default();
+    let mut t = start;
+    while t <= end {
+        let samples = match engine.eval(&expr, t)? {
+            Value::Scalar(v) => vec![Sample {
+                labels: Default::default(),
+                value: v,
+            }],
+            Value::Vector(v) => v,
+            Value::Matrix(_) | Value::String(_) => return Err(EvalError {
+                kind: ErrorKind::BadData,
+                message:
+                    "invalid expression type for range query: must be a scalar or an instant vector"
+                        .into(),
+            }),
+        };
+        for s in samples {
+            let i = *index.entry(s.labels.clone()).or_insert_with(|| {
+                out.push((s.labels.clone(), Vec::new()));
+                out.len() - 1
+            });
+            out[i].1.push((t, s.value));
+        }
+        t += step;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::labels::Labels;
+    use super::*;
+    use promql_parser::label::Matcher;
+
+    /// Two series of project p: `up` 1, 1, 0 and `req_total` 0, 10, 20 … every 15 s.
+    struct Fixed(Vec<Series>);
+
+    impl Source for Fixed {
+        fn select(&self, m: &[Matcher], from: i64, to: i64) -> Result<Vec<Series>, EvalError> {
+            Ok(self
+                .0
+                .iter()
+                .filter(|(l, _)| {
+                    m.iter()
+                        .all(|m| m.is_match(l.get(&m.name).map_or("", |v| v.as_str())))
+                })
+                .map(|(l, p)| {
+                    (
+                        l.clone(),
+                        p.iter()
+                            .copied()
+                            .filter(|x| x.0 >= from && x.0 <= to)
+                            .collect(),
+                    )
+                })
+                .collect())
+        }
+    }
+
+    fn fixed() -> Fixed {
+        let l = |name: &str, job: &str| -> Labels {
+            [("__name__", name), ("project", "p"), ("job", job)]
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        Fixed(vec![
+            (l("up", "a"), vec![(0, 1.0), (15_000, 1.0), (30_000, 0.0)]),
+            (l("up", "b"), vec![(0, 1.0), (15_000, 1.0), (30_000, 1.0)]),
+            (
+                l("req_total", "a"),
+                (0..=20).map(|i| (i * 15_000, i as f64 * 10.0)).collect(),
+            ),
+        ])
+    }
+
+    fn vector(v: Value) -> Vec<(String, f64)> {
+        let Value::Vector(v) = v else { panic!("{v:?}") };
+        let mut out: Vec<(String, f64)> = v
+            .into_iter()
+            .map(|s| (format!("{:?}", s.labels), s.value))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn scalars_selectors_aggregations_and_operators() {
+        let f = fixed();
+        assert_eq!(
+            instant(&f, "1+1", 0, DEFAULT_LOOKBACK_MS).unwrap(),
+            Value::Scalar(2.0)
+        );
+        let v = vector(instant(&f, "sum(up)", 30_000, DEFAULT_LOOKBACK_MS).unwrap());
+        assert_eq!(v, vec![("{}".into(), 1.0)]);
+        let v = vector(instant(&f, "sum by (job) (up)", 30_000, DEFAULT_LOOKBACK_MS).unwrap());
+        assert_eq!(v.iter().map(|x| x.1).collect::<Vec<_>>(), vec![0.0, 1.0]);
+        let v = vector(instant(&f, "up == 0", 30_000, DEFAULT_LOOKBACK_MS).unwrap());
+        assert_eq!(v.len(), 1);
+        assert!(v[0].0.contains("__name__"), "a filter keeps the name");
+        let v = vector(instant(&f, "up * 2", 30_000, DEFAULT_LOOKBACK_MS).unwrap());
+        assert!(!v[0].0.contains("__name__"));
+        // The lookback: 5 minutes after the last sample it is still seen, not after.
+        assert_eq!(
+            vector(instant(&f, "up", 330_000, DEFAULT_LOOKBACK_MS).unwrap()).len(),
+            2
+        );
+        assert_eq!(
+            vector(instant(&f, "up", 330_001, DEFAULT_LOOKBACK_MS).unwrap()).len(),
+            0
+        );
+        let v = vector(instant(&f, "rate(req_total[1m])", 300_000, DEFAULT_LOOKBACK_MS).unwrap());
+        assert!((v[0].1 - 10.0 / 15.0).abs() < 1e-12, "{v:?}");
+        let v = instant(
+            &f,
+            "up{job=~\"a|b\"} + ignoring(job) up{job=\"a\"}",
+            30_000,
+            DEFAULT_LOOKBACK_MS,
+        );
+        assert!(v.is_err(), "two left samples match one right: many-to-many");
+        let e = instant(&f, "up and up", 0, DEFAULT_LOOKBACK_MS).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadData);
+        assert!(e.message.contains("and"), "{e:?}");
+        let r = range(&f, "sum(up)", 0, 30_000, 15_000, DEFAULT_LOOKBACK_MS).unwrap();
+        assert_eq!(
+            r,
+            vec![(Labels::new(), vec![(0, 2.0), (15_000, 2.0), (30_000, 1.0)])]
+        );
+        let v = vector(instant(&f, "absent(nope{job=\"x\"})", 0, DEFAULT_LOOKBACK_MS).unwrap());
+        assert_eq!(v, vec![("{\"job\": \"x\"}".into(), 1.0)]);
+    }
+}
