@@ -13,6 +13,7 @@ mod full_disk;
 mod hardening;
 mod hostile;
 mod keys;
+mod prom;
 mod query;
 mod ratelimit;
 mod share;

@@ -12,6 +12,7 @@ mod keys;
 mod maintenance;
 mod pages;
 mod projects;
+mod prom;
 mod read;
 mod reply;
 mod route;

@@ -2,7 +2,7 @@
 //! splitting, so a metricId may contain an encoded `/`.
 
 use super::reply::{ApiError, Reply};
-use super::{alerts, share, webhook, widgets};
+use super::{alerts, prom, share, webhook, widgets};
 use super::{cors, dashboards, events, keys, maintenance, pages, projects, read, session};
 use super::{BodyLimits, Front};
 use crate::auth::{self, Bearer};
@@ -277,6 +277,30 @@ async fn dispatch(
         (["api", "v1", "projects", _, "channels", ..], _) => Err(ApiError::MethodNotAllowed {
             allow: "GET, POST, DELETE",
         }),
+        // The Prometheus HTTP API (Grafana, promtool): GET, or POST with a form body.
+        (
+            ["api", "v1", endpoint @ ("query" | "query_range" | "series" | "labels" | "metadata")],
+            &Method::GET | &Method::POST,
+        ) => {
+            let access = authorize_read(creds, &req)?;
+            let q = prom_params(query, body, req).await?;
+            Ok(match *endpoint {
+                "query" => prom::instant(reader, &access, &q),
+                "query_range" => prom::range(reader, &access, &q),
+                "series" => prom::series(reader, &access, &q),
+                "labels" => prom::label_names(reader, &access, &q),
+                _ => prom::metadata(reader, &access, &q),
+            })
+        }
+        (["api", "v1", "label", name, "values"], &Method::GET) => {
+            let access = authorize_read(creds, &req)?;
+            Ok(prom::label_values(reader, &access, name, &query))
+        }
+        (["api", "v1", "status", "buildinfo"], &Method::GET) => Ok(prom::buildinfo()),
+        (["api", "v1", what @ ("rules" | "query_exemplars")], &Method::GET | &Method::POST) => {
+            authorize_read(creds, &req)?;
+            Ok(prom::empty(what))
+        }
         (["api", "v1", "share", token], &Method::GET) => share::dashboard(reader, token),
         (["api", "v1", "share", token, "widgets", w, "data"], &Method::GET) => {
             let format = read::Format::pick(&query, header_str(&req, header::ACCEPT))?;
@@ -505,11 +529,17 @@ fn authorize_read(creds: &Credentials, req: &Request<Incoming>) -> Result<ReadAc
         return Ok(ReadAccess::Admin);
     }
     const EXPECTED: &str = "expected 'Authorization: Bearer READ_KEY' or the admin token";
-    match auth::bearer(
-        req.headers()
-            .get(header::AUTHORIZATION)
-            .map(|v| v.as_bytes()),
-    ) {
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    // Basic auth (Grafana's data source option): the password is the key, the user ignored.
+    let basic = header.and_then(basic_password);
+    let presented = match &basic {
+        Some(p) => Bearer::Token(p.as_str()),
+        None => auth::bearer(header),
+    };
+    match presented {
         Bearer::Missing => Err(ApiError::Unauthorized(format!(
             "missing Authorization header; {EXPECTED}"
         ))),
@@ -529,6 +559,21 @@ fn authorize_read(creds: &Credentials, req: &Request<Incoming>) -> Result<ReadAc
     }
 }
 
+/// The password of an `Authorization: Basic` header.
+fn basic_password(value: &[u8]) -> Option<String> {
+    use base64::Engine;
+    let text = std::str::from_utf8(value).ok()?.trim();
+    let (scheme, rest) = text.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let (_, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some(password.to_owned())
+}
+
 fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -544,6 +589,22 @@ async fn json_body(
         return Ok(serde_json::Value::Object(Default::default()));
     }
     serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))
+}
+
+/// The parameters of a Prometheus API request: the query string, plus a form body on POST.
+async fn prom_params(
+    mut query: Query,
+    limits: BodyLimits,
+    req: Request<Incoming>,
+) -> Result<Query, ApiError> {
+    if req.method() == Method::POST {
+        let (parts, body) = req.into_parts();
+        let bytes = super::body::read(&parts.headers, body, limits).await?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| ApiError::BadRequest("the form body is not valid UTF-8".into()))?;
+        query.0.extend(Query::parse(text)?.0);
+    }
+    Ok(query)
 }
 
 /// Decoded query-string pairs.

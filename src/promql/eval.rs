@@ -93,6 +93,17 @@ fn window(pts: &[(i64, f64)], from: i64, to: i64) -> &[(i64, f64)] {
     &pts[a..b.max(a)]
 }
 
+/// Prometheus refuses a step whose samples repeat a label set (two series whose names were
+/// dropped, say).
+fn distinct(v: Vec<Sample>) -> Result<Vec<Sample>, EvalError> {
+    let mut seen = std::collections::HashSet::new();
+    if v.iter().all(|s| seen.insert(&s.labels)) {
+        Ok(v)
+    } else {
+        Err(exec("vector cannot contain metrics with the same labelset"))
+    }
+}
+
 fn without_name(mut l: Labels) -> Labels {
     l.remove(NAME);
     l
@@ -150,14 +161,14 @@ impl<'a, S: Source> Engine<'a, S> {
             Expr::Paren(p) => self.eval(&p.expr, t),
             Expr::Unary(u) => match self.eval(&u.expr, t)? {
                 Value::Scalar(v) => Ok(Value::Scalar(-v)),
-                Value::Vector(v) => Ok(Value::Vector(
+                Value::Vector(v) => Ok(Value::Vector(distinct(
                     v.into_iter()
                         .map(|s| Sample {
                             labels: without_name(s.labels),
                             value: -s.value,
                         })
                         .collect(),
-                )),
+                )?)),
                 _ => Err(bad("unary minus applies to a scalar or an instant vector")),
             },
             Expr::VectorSelector(vs) => {
@@ -187,7 +198,10 @@ impl<'a, S: Source> Engine<'a, S> {
                         .collect(),
                 ))
             }
-            Expr::Call(c) => self.call(c, t),
+            Expr::Call(c) => match self.call(c, t)? {
+                Value::Vector(v) => Ok(Value::Vector(distinct(v)?)),
+                other => Ok(other),
+            },
             Expr::Aggregate(a) => self.aggregate(a, t),
             Expr::Binary(b) => self.binary(b, t),
             Expr::Subquery(_) => Err(bad("subqueries are not supported")),
@@ -473,7 +487,7 @@ impl<'a, S: Source> Engine<'a, S> {
                         })
                     })
                     .collect();
-                Ok(Value::Vector(out))
+                Ok(Value::Vector(distinct(out)?))
             }
             (Value::Vector(l), Value::Vector(r)) => {
                 let modifier = b.modifier.as_ref();

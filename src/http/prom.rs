@@ -1,0 +1,365 @@
+//! The Prometheus HTTP API at the server's root, for Grafana's Prometheus data source and
+//! `promtool`: `/api/v1/query`, `/query_range`, `/labels`, `/label/{name}/values`,
+//! `/series`, `/metadata`, `/status/buildinfo`, and the empty `/rules` and
+//! `/query_exemplars` that Grafana probes. Answers in Prometheus's envelope. A read key sees
+//! its project, the admin token (or a signed-in user) every project; series are labelled as
+//! `promql::labels` says. The series source runs the query engine's raw reads.
+
+use super::reply::{json, Reply};
+use super::route::{Query, ReadAccess};
+use crate::promql::labels::{self, Labels};
+use crate::promql::{self, ErrorKind, EvalError, Series, Source, Value};
+use crate::query::{self, Mode, Plan};
+use crate::service::Reader;
+use hyper::StatusCode;
+use promql_parser::label::Matcher;
+use serde_json::{json, Value as Json};
+
+/// The Prometheus version the API answers like (Grafana picks its features by it).
+const PROMETHEUS_VERSION: &str = "2.42.0";
+
+/// A Prometheus error: `bad_data` 400, `execution` 422.
+fn prom_error(e: &EvalError) -> Reply {
+    let (status, kind) = match e.kind {
+        ErrorKind::BadData => (StatusCode::BAD_REQUEST, "bad_data"),
+        ErrorKind::Execution => (StatusCode::UNPROCESSABLE_ENTITY, "execution"),
+    };
+    json(
+        status,
+        &json!({"status": "error", "errorType": kind, "error": e.message}),
+    )
+}
+
+fn bad_param(name: &str, why: impl std::fmt::Display) -> EvalError {
+    EvalError {
+        kind: ErrorKind::BadData,
+        message: format!("invalid parameter {name:?}: {why}"),
+    }
+}
+
+/// The envelope: the data on success, Prometheus's error otherwise.
+fn answer(r: Result<Json, EvalError>) -> Reply {
+    match r {
+        Ok(data) => json(StatusCode::OK, &json!({"status": "success", "data": data})),
+        Err(e) => prom_error(&e),
+    }
+}
+
+/// A value as Prometheus writes it: the shortest decimal, `NaN`, `+Inf`, `-Inf`.
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        format!("{v}")
+    }
+}
+
+fn seconds(ms: i64) -> Json {
+    json!(ms as f64 / 1000.0)
+}
+
+/// `time`, `start`, `end`: Unix seconds (with a fraction) or RFC 3339.
+fn parse_time(name: &str, s: &str) -> Result<i64, EvalError> {
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() {
+            return Ok((secs * 1000.0).round() as i64);
+        }
+    }
+    humantime::parse_rfc3339_weak(s)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64)
+        .ok_or_else(|| bad_param(name, format!("cannot parse {s:?} to a valid timestamp")))
+}
+
+/// `step`, `lookback_delta`: seconds (with a fraction) or a duration like `15s`, `1m`.
+fn parse_duration(name: &str, s: &str) -> Result<i64, EvalError> {
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() && secs > 0.0 {
+            return Ok((secs * 1000.0).round().max(1.0) as i64);
+        }
+    }
+    crate::query::plan::parse_duration_ms(s)
+        .ok_or_else(|| bad_param(name, format!("cannot parse {s:?} to a valid duration")))
+}
+
+/// The series a request may see: a read key's project, or every project.
+struct StoreSource<'a> {
+    reader: &'a Reader,
+    access: &'a ReadAccess,
+}
+
+impl StoreSource<'_> {
+    fn projects(&self) -> Result<Vec<String>, EvalError> {
+        match self.access {
+            ReadAccess::Project(p) => Ok(vec![p.clone()]),
+            ReadAccess::Admin => Ok(self
+                .reader
+                .store
+                .projects()
+                .map_err(store_error)?
+                .into_iter()
+                .map(|p| p.id)
+                .collect()),
+        }
+    }
+
+    /// The labels of every visible series matching `matchers` (with their metricIds).
+    fn matching(&self, matchers: &[Matcher]) -> Result<Vec<(String, String, Labels)>, EvalError> {
+        let mut out = Vec::new();
+        for project in self.projects()? {
+            let project_ok = matchers
+                .iter()
+                .filter(|m| m.name == labels::PROJECT)
+                .all(|m| m.is_match(&project));
+            if !project_ok {
+                continue;
+            }
+            for (id, _) in self.reader.memtable.catalog(&project) {
+                let l = labels::series_labels(&project, &id);
+                if matchers
+                    .iter()
+                    .all(|m| m.is_match(l.get(&m.name).map_or("", String::as_str)))
+                {
+                    out.push((project.clone(), id.to_string(), l));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn store_error(e: impl std::fmt::Display) -> EvalError {
+    EvalError {
+        kind: ErrorKind::Execution,
+        message: format!("reading the store: {e}"),
+    }
+}
+
+impl Source for StoreSource<'_> {
+    fn select(&self, matchers: &[Matcher], from: i64, to: i64) -> Result<Vec<Series>, EvalError> {
+        if matchers.iter().all(|m| m.is_match("")) {
+            return Err(EvalError {
+                kind: ErrorKind::BadData,
+                message: "vector selector must contain at least one non-empty matcher".into(),
+            });
+        }
+        let plan = Plan {
+            from_ms: from,
+            to_ms: to,
+            mode: Mode::Raw { limit: usize::MAX },
+            filters: Vec::new(),
+        };
+        let mut out = Vec::new();
+        for (project, id, l) in self.matching(matchers)? {
+            let mut pts = Vec::new();
+            query::run_chunked(
+                &self.reader.store,
+                &self.reader.memtable,
+                &project,
+                &id,
+                &plan,
+                4096,
+                &mut |chunk| {
+                    pts.extend(chunk.iter().map(|p| (p.timestamp_ms, p.value)));
+                    true
+                },
+            )
+            .map_err(store_error)?;
+            out.push((l, pts));
+        }
+        Ok(out)
+    }
+}
+
+fn labels_json(l: &Labels) -> Json {
+    Json::Object(l.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
+}
+
+/// `GET|POST /api/v1/query`.
+pub fn instant(reader: &Reader, access: &ReadAccess, q: &Query) -> Reply {
+    answer(instant_data(reader, access, q))
+}
+
+fn lookback(q: &Query) -> Result<i64, EvalError> {
+    q.get("lookback_delta")
+        .map_or(Ok(promql::DEFAULT_LOOKBACK_MS), |s| {
+            parse_duration("lookback_delta", s)
+        })
+}
+
+fn instant_data(reader: &Reader, access: &ReadAccess, q: &Query) -> Result<Json, EvalError> {
+    reader.journal.wait_applied();
+    let expr = q
+        .get("query")
+        .ok_or_else(|| bad_param("query", "missing"))?;
+    let t = match q.get("time") {
+        Some(s) => parse_time("time", s)?,
+        None => crate::clock::now_ms(),
+    };
+    let source = StoreSource { reader, access };
+    Ok(match promql::instant(&source, expr, t, lookback(q)?)? {
+        Value::Scalar(v) => {
+            json!({"resultType": "scalar", "result": [seconds(t), format_value(v)]})
+        }
+        Value::String(s) => json!({"resultType": "string", "result": [seconds(t), s]}),
+        Value::Vector(v) => json!({"resultType": "vector", "result": v.iter().map(|s| json!({
+            "metric": labels_json(&s.labels), "value": [seconds(t), format_value(s.value)]})).collect::<Vec<_>>()}),
+        Value::Matrix(m) => json!({"resultType": "matrix", "result": matrix_json(&m)}),
+    })
+}
+
+fn matrix_json(m: &[Series]) -> Vec<Json> {
+    m.iter()
+        .map(|(l, pts)| {
+            json!({"metric": labels_json(l),
+                   "values": pts.iter().map(|p| json!([seconds(p.0), format_value(p.1)])).collect::<Vec<_>>()})
+        })
+        .collect()
+}
+
+/// `GET|POST /api/v1/query_range`.
+pub fn range(reader: &Reader, access: &ReadAccess, q: &Query) -> Reply {
+    answer(range_data(reader, access, q))
+}
+
+fn range_data(reader: &Reader, access: &ReadAccess, q: &Query) -> Result<Json, EvalError> {
+    reader.journal.wait_applied();
+    let expr = q
+        .get("query")
+        .ok_or_else(|| bad_param("query", "missing"))?;
+    let param = |name: &str| q.get(name).ok_or_else(|| bad_param(name, "missing"));
+    let start = parse_time("start", param("start")?)?;
+    let end = parse_time("end", param("end")?)?;
+    let step = parse_duration("step", param("step")?)?;
+    if end < start {
+        return Err(bad_param(
+            "end",
+            "end timestamp must not be before start time",
+        ));
+    }
+    let source = StoreSource { reader, access };
+    let m = promql::range(&source, expr, start, end, step, lookback(q)?)?;
+    Ok(json!({"resultType": "matrix", "result": matrix_json(&m)}))
+}
+
+/// The series the `match[]` selectors name (all visible series without one).
+fn matched(
+    source: &StoreSource<'_>,
+    q: &Query,
+) -> Result<Vec<(String, String, Labels)>, EvalError> {
+    let selectors = q.all("match[]");
+    if selectors.is_empty() {
+        return source.matching(&[]);
+    }
+    let mut out: Vec<(String, String, Labels)> = Vec::new();
+    for s in selectors {
+        let expr = promql::parse(s)?;
+        let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
+            return Err(bad_param(
+                "match[]",
+                format!("{s:?} is not a series selector"),
+            ));
+        };
+        let mut m = vs.matchers.matchers.clone();
+        if let Some(name) = &vs.name {
+            m.push(Matcher::new(
+                promql_parser::label::MatchOp::Equal,
+                labels::NAME,
+                name,
+            ));
+        }
+        for found in source.matching(&m)? {
+            if !out.iter().any(|o| o.2 == found.2) {
+                out.push(found);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `GET|POST /api/v1/series`.
+pub fn series(reader: &Reader, access: &ReadAccess, q: &Query) -> Reply {
+    let source = StoreSource { reader, access };
+    answer(
+        matched(&source, q)
+            .map(|found| Json::Array(found.iter().map(|f| labels_json(&f.2)).collect())),
+    )
+}
+
+/// `GET|POST /api/v1/labels`.
+pub fn label_names(reader: &Reader, access: &ReadAccess, q: &Query) -> Reply {
+    let source = StoreSource { reader, access };
+    answer(matched(&source, q).map(|found| {
+        let mut names: Vec<&String> = found.iter().flat_map(|f| f.2.keys()).collect();
+        names.sort();
+        names.dedup();
+        json!(names)
+    }))
+}
+
+/// `GET /api/v1/label/{name}/values`.
+pub fn label_values(reader: &Reader, access: &ReadAccess, name: &str, q: &Query) -> Reply {
+    let source = StoreSource { reader, access };
+    answer(matched(&source, q).map(|found| {
+        let mut values: Vec<&String> = found.iter().filter_map(|f| f.2.get(name)).collect();
+        values.sort();
+        values.dedup();
+        json!(values)
+    }))
+}
+
+/// `GET /api/v1/metadata`: each metric name's help (the metricName) and unit, as a gauge.
+pub fn metadata(reader: &Reader, access: &ReadAccess, q: &Query) -> Reply {
+    let source = StoreSource { reader, access };
+    let projects = match source.projects() {
+        Ok(p) => p,
+        Err(e) => return answer(Err(e)),
+    };
+    let mut out = serde_json::Map::new();
+    for project in projects {
+        for (id, entry) in reader.memtable.catalog(&project) {
+            let name = labels::metric_name(&id);
+            if q.get("metric").is_some_and(|m| m != name) {
+                continue;
+            }
+            let row = json!({"type": "gauge", "help": entry.metric_name.as_str(),
+                             "unit": entry.unit.as_deref().unwrap_or("")});
+            let list = out.entry(name).or_insert_with(|| json!([]));
+            if !list.as_array().is_some_and(|l| l.contains(&row)) {
+                list.as_array_mut().expect("an array").push(row);
+            }
+        }
+    }
+    answer(Ok(Json::Object(out)))
+}
+
+/// `GET /api/v1/status/buildinfo`.
+pub fn buildinfo() -> Reply {
+    answer(Ok(
+        json!({"version": PROMETHEUS_VERSION, "revision": concat!("stathook-", env!("CARGO_PKG_VERSION")),
+                   "branch": "stathook", "buildUser": "stathook", "buildDate": "", "goVersion": "none"}),
+    ))
+}
+
+/// `/api/v1/rules` and `/api/v1/query_exemplars`: Grafana asks; stathook has none.
+pub fn empty(what: &str) -> Reply {
+    match what {
+        "rules" => answer(Ok(json!({"groups": []}))),
+        _ => answer(Ok(json!([]))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_are_written_as_prometheus_writes_them() {
+        assert_eq!(super::format_value(3.0), "3");
+        assert_eq!(super::format_value(0.1 + 0.2), "0.30000000000000004");
+        assert_eq!(super::format_value(1e21), "1000000000000000000000");
+        assert_eq!(super::format_value(f64::NAN), "NaN");
+        assert_eq!(super::format_value(f64::NEG_INFINITY), "-Inf");
+    }
+}

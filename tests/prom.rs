@@ -1,0 +1,401 @@
+//! The Prometheus HTTP API against a real Prometheus: the same samples go into Debian's
+//! `prometheus` 2.42 (backfilled offline with `promtool tsdb create-blocks-from
+//! openmetrics`) and into stathook through its webhook; a corpus of PromQL queries of every
+//! supported kind, instant at several times and ranged at several steps, goes to both HTTP
+//! APIs and the answers are compared value by value (equal, or within 1e-9 relative). Then
+//! `promtool query` itself is run against stathook. Without the package the test says
+//! loudly that it was skipped, unless `STATHOOK_REQUIRE_PROMETHEUS` is set (CI).
+
+use crate::support::*;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+const PROMTOOL: &str = "/usr/bin/promtool";
+
+fn missing() -> bool {
+    let missing = !Path::new(PROMETHEUS).exists() || !Path::new(PROMTOOL).exists();
+    if missing {
+        assert!(
+            std::env::var_os("STATHOOK_REQUIRE_PROMETHEUS").is_none(),
+            "STATHOOK_REQUIRE_PROMETHEUS is set but {PROMETHEUS} or {PROMTOOL} is missing"
+        );
+        eprintln!("\n*** PROMETHEUS TESTS SKIPPED: apt-get install prometheus to run them ***\n");
+    }
+    missing
+}
+
+/// A small deterministic generator (no dependency for this).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+/// The series: (metricId, points), shaped as webhooks send them: irregular spacing, decimals,
+/// a gap, counters with resets.
+fn dataset(end: i64) -> Vec<(String, Vec<(i64, f64)>)> {
+    let mut r = Lcg(42);
+    let start = end - 2 * 3_600_000;
+    let mut out = Vec::new();
+    for (name, kind) in [
+        ("api_latency_ms", 0),
+        ("queue_depth", 1),
+        ("req_total_a", 2),
+        ("req_total_b", 2),
+        ("jobs_done_total", 3),
+    ] {
+        let mut pts = Vec::new();
+        let mut t = start + (r.next() % 10_000) as i64;
+        let mut counter = 0.0;
+        while t < end - 1_000 {
+            let v = match kind {
+                0 => ((40.0 + (r.next() % 4_000) as f64 / 100.0) * 100.0).round() / 100.0,
+                1 => (r.next() % 20) as f64,
+                2 => {
+                    counter += (r.next() % 50) as f64;
+                    counter
+                }
+                _ => {
+                    if r.next().is_multiple_of(40) {
+                        counter = 0.0; // a restart
+                    }
+                    counter += 1.0 + (r.next() % 3) as f64;
+                    counter
+                }
+            };
+            pts.push((t, v));
+            t += 5_000 + (r.next() % 35_000) as i64;
+            // A 10-minute silence in the middle of the latency series.
+            if kind == 0 && t > start + 3_600_000 && t < start + 3_600_000 + 600_000 {
+                t = start + 3_600_000 + 600_000;
+            }
+        }
+        out.push((name.to_owned(), pts));
+    }
+    out
+}
+
+fn openmetrics(data: &[(String, Vec<(i64, f64)>)]) -> String {
+    let mut s = String::new();
+    for (name, pts) in data {
+        s.push_str(&format!("# TYPE {name} unknown\n"));
+        for (t, v) in pts {
+            s.push_str(&format!(
+                "{name}{{project=\"p1\"}} {v} {}.{:03}\n",
+                t / 1000,
+                t % 1000
+            ));
+        }
+    }
+    s.push_str("# EOF\n");
+    s
+}
+
+struct Prometheus {
+    process: std::process::Child,
+    url: String,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+async fn prometheus_with(dir: &Path, data: &[(String, Vec<(i64, f64)>)]) -> Prometheus {
+    let om = dir.join("data.om");
+    std::fs::write(&om, openmetrics(data)).unwrap();
+    let tsdb = dir.join("tsdb");
+    let out = std::process::Command::new(PROMTOOL)
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&om)
+        .arg(&tsdb)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = dir.join("prometheus.yml");
+    std::fs::write(&config, "global: {}\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let process = std::process::Command::new(PROMETHEUS)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--storage.tsdb.retention.time=100y")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Held at once, so a failing wait below still kills it (Drop).
+    let prom = Prometheus {
+        process,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = http.get(format!("{}/-/ready", prom.url)).send().await {
+            if r.status() == 200 {
+                return prom;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("prometheus did not become ready");
+}
+
+async fn ask(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    path: &str,
+    params: &[(&str, String)],
+) -> Value {
+    let form: Vec<String> = params
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+            )
+        })
+        .collect();
+    let mut req = http
+        .post(format!("{url}{path}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.join("&"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    let bytes = r.bytes().await.unwrap();
+    serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)))
+}
+
+/// A result as a comparable map: labels → values (one value for a vector, many for a matrix).
+fn normalize(v: &Value) -> (String, BTreeMap<String, Vec<(f64, f64)>>) {
+    let kind = v["data"]["resultType"].as_str().unwrap_or("?").to_owned();
+    let mut out = BTreeMap::new();
+    let point = |p: &Value| {
+        (
+            p[0].as_f64().unwrap(),
+            p[1].as_str().unwrap().parse::<f64>().unwrap(),
+        )
+    };
+    match kind.as_str() {
+        "scalar" => {
+            out.insert(String::new(), vec![point(&v["data"]["result"])]);
+        }
+        _ => {
+            for s in v["data"]["result"].as_array().unwrap() {
+                let key = s["metric"].to_string();
+                let values = match s.get("values") {
+                    Some(vals) => vals.as_array().unwrap().iter().map(point).collect(),
+                    None => vec![point(&s["value"])],
+                };
+                out.insert(key, values);
+            }
+        }
+    }
+    (kind, out)
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a.is_nan() && b.is_nan()) || a == b || ((a - b).abs() <= 1e-9 * a.abs().max(b.abs()))
+}
+
+/// Ok(how many values were compared) when stathook's answer is Prometheus's.
+fn compare(query: &str, at: &str, ours: &Value, theirs: &Value) -> Result<usize, String> {
+    if theirs["status"] != "success" {
+        // Prometheus refuses it: so must stathook, with the same kind of error.
+        return if ours["status"] == "error" && ours["errorType"] == theirs["errorType"] {
+            Ok(0)
+        } else {
+            Err(format!(
+                "{query} @ {at}: Prometheus refused it ({theirs}); stathook answered {ours}"
+            ))
+        };
+    }
+    let (ka, a) = normalize(ours);
+    let (kb, b) = normalize(theirs);
+    if ka != kb {
+        return Err(format!(
+            "{query} @ {at}: result type {ka} vs Prometheus's {kb}: {ours}"
+        ));
+    }
+    if a.keys().collect::<Vec<_>>() != b.keys().collect::<Vec<_>>() {
+        return Err(format!(
+            "{query} @ {at}: series {:?} vs Prometheus's {:?}",
+            a.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>()
+        ));
+    }
+    for (k, va) in &a {
+        let vb = &b[k];
+        if va.len() != vb.len()
+            || va
+                .iter()
+                .zip(vb)
+                .any(|(x, y)| x.0 != y.0 || !close(x.1, y.1))
+        {
+            return Err(format!(
+                "{query} @ {at} {k}: {va:?}\n  vs Prometheus's {vb:?}"
+            ));
+        }
+    }
+    Ok(a.values().map(Vec::len).sum())
+}
+
+const QUERIES: &[&str] = &[
+    "1+1",
+    "2 * 3 - 4 / 8",
+    "api_latency_ms",
+    "api_latency_ms offset 10m",
+    "{__name__=~\"req_total_.*\"}",
+    "{__name__!~\"req_.*\", project=\"p1\"}",
+    "queue_depth{project!=\"other\"}",
+    "-api_latency_ms",
+    "2 * api_latency_ms + 1",
+    "api_latency_ms > 60",
+    "api_latency_ms > bool 60",
+    "60 < api_latency_ms",
+    "rate(req_total_a[5m])",
+    "rate(req_total_b[1m])",
+    "increase(jobs_done_total[10m])",
+    "rate(jobs_done_total[15m])",
+    "irate(req_total_b[2m])",
+    "delta(api_latency_ms[15m])",
+    "delta(queue_depth[5m] offset 5m)",
+    "avg_over_time(api_latency_ms[10m])",
+    "sum_over_time(queue_depth[10m])",
+    "min_over_time(api_latency_ms[10m])",
+    "max_over_time(api_latency_ms[30m])",
+    "count_over_time(api_latency_ms[10m])",
+    "last_over_time(api_latency_ms[10m])",
+    "quantile_over_time(0.9, api_latency_ms[30m])",
+    "sum(rate({__name__=~\"req_total_.*\"}[5m]))",
+    "sum(rate(req_total_a[5m])) + sum(rate(req_total_b[5m]))",
+    "sum by (__name__) ({__name__=~\"req_total_.*\"})",
+    "sum by (__name__) (rate({__name__=~\"req_total_.*\"}[5m]))",
+    "sum without (project) ({__name__=~\"req_total_.*\"})",
+    "avg({__name__=~\"req_total_.*|queue_depth\"})",
+    "max({__name__=~\"req_total_.*\"})",
+    "min({__name__=~\"req_total_.*\"})",
+    "count({project=\"p1\"})",
+    "topk(1, {__name__=~\"req_total_.*\"})",
+    "bottomk(2, {__name__=~\"req_total_.*|queue_depth\"})",
+    "req_total_a / on(project) req_total_b",
+    "req_total_a - ignoring(__name__) req_total_b",
+    "abs(delta(api_latency_ms[5m]))",
+    "round(api_latency_ms, 0.5)",
+    "clamp_max(api_latency_ms, 60)",
+    "clamp_min(queue_depth, 5)",
+    "absent(nonexistent_metric{project=\"p1\"})",
+    "absent(queue_depth)",
+    "label_replace(queue_depth, \"copy\", \"$1\", \"project\", \"(.*)\")",
+];
+
+#[tokio::test]
+async fn the_prometheus_api_gives_prometheus_answers() {
+    if missing() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let end = (now_ms() / 1000) * 1000;
+    let data = dataset(end);
+    let prom = prometheus_with(dir.path(), &data).await;
+
+    let sdir = tempfile::tempdir().unwrap();
+    let s = Server::start(sdir.path()).await;
+    let c = s.client();
+    let key = c.setup("p1").await;
+    for (name, pts) in &data {
+        for chunk in pts.chunks(100) {
+            let metrics: Vec<Value> = chunk
+                .iter()
+                .map(|(t, v)| json!({"metricId": name, "metricName": name, "value": v, "timestamp": t}))
+                .collect();
+            let r = c
+                .post(&key, &json!({"projectId": "p1", "metrics": metrics}))
+                .await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+        }
+    }
+    s.app.compact_now().unwrap();
+    let read = c
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/projects/p1/keys",
+            Some(json!({"scope": "read", "name": "grafana"})),
+        )
+        .await;
+    assert_eq!(read.status, 201, "{:?}", read.body);
+    let read_key = read.body["apiKey"].as_str().unwrap().to_owned();
+
+    let http = reqwest::Client::new();
+    let secs = |ms: i64| format!("{}.{:03}", ms / 1000, ms % 1000);
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    let mut values = 0;
+    for q in QUERIES {
+        for at in [
+            end - 90 * 60_000 + 123,
+            end - 47 * 60_000,
+            end - 30 * 60_000 + 500,
+            end - 1_000,
+        ] {
+            let p = [("query", q.to_string()), ("time", secs(at))];
+            let ours = ask(&http, &s.url, Some(&read_key), "/api/v1/query", &p).await;
+            let theirs = ask(&http, &prom.url, None, "/api/v1/query", &p).await;
+            match compare(q, &format!("instant {at}"), &ours, &theirs) {
+                Ok(n) => values += n,
+                Err(e) => failures.push(e),
+            }
+            compared += 1;
+        }
+        if q.contains("bool") || !q.contains('(') && !q.contains('{') && !q.contains('_') {
+            continue;
+        }
+        for (step, span) in [(60_000, 3_600_000), (37_000, 1_800_000)] {
+            let p = [
+                ("query", q.to_string()),
+                ("start", secs(end - span - 7_000)),
+                ("end", secs(end - 7_000)),
+                ("step", format!("{}", step as f64 / 1000.0)),
+            ];
+            let ours = ask(&http, &s.url, Some(&read_key), "/api/v1/query_range", &p).await;
+            let theirs = ask(&http, &prom.url, None, "/api/v1/query_range", &p).await;
+            match compare(q, &format!("range step {step}"), &ours, &theirs) {
+                Ok(n) => values += n,
+                Err(e) => failures.push(e),
+            }
+            compared += 1;
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {compared} comparisons differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // Most of the corpus must have had something to compare.
+    assert!(values > 2_000, "only {values} values compared");
+    eprintln!("{compared} query results ({values} values) equal to Prometheus 2.42's");
+    s.stop().await;
+}
