@@ -399,3 +399,172 @@ async fn the_prometheus_api_gives_prometheus_answers() {
     eprintln!("{compared} query results ({values} values) equal to Prometheus 2.42's");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn keys_see_their_project_and_grafana_s_probes_and_promtool_get_prometheus_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let c = s.client();
+    let k1 = c.setup("p1").await;
+    let k2 = c.setup("p2").await;
+    let t = now_ms() - 1_000;
+    let post = |key: String, project: &str, id: &str, v: f64| {
+        let body = json!({"projectId": project, "metrics": [{"metricId": id, "metricName": format!("The {id}"), "unit": "ms", "value": v, "timestamp": t}]});
+        let c = c.clone();
+        async move { assert_eq!(c.post(&key, &body).await.status, 200) }
+    };
+    post(k1.clone(), "p1", "api.latency", 12.5).await;
+    post(k2.clone(), "p2", "queue_depth", 7.0).await;
+    let read = c
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/projects/p1/keys",
+            Some(json!({"scope": "read", "name": "grafana"})),
+        )
+        .await;
+    let read_key = read.body["apiKey"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let get = |path: &str, auth: Option<String>| {
+        let (http, url, path) = (http.clone(), s.url.clone(), path.to_owned());
+        async move {
+            let mut req = http.get(format!("{url}{path}"));
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (
+                status,
+                serde_json::from_slice::<Value>(&r.bytes().await.unwrap()).unwrap(),
+            )
+        }
+    };
+    let bearer = |k: &str| Some(format!("Bearer {k}"));
+    let all = "/api/v1/series?match[]=%7B__name__%3D~%22.%2B%22%7D";
+
+    // A read key sees its project; the admin token every project, told apart by `project`.
+    let (st, r) = get(all, bearer(&read_key)).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(
+        r["data"],
+        json!([{"__name__": "api_latency", "metricId": "api.latency", "project": "p1"}])
+    );
+    let (_, r) = get(all, bearer(&s.admin_token)).await;
+    assert_eq!(r["data"].as_array().unwrap().len(), 2, "{r}");
+    // Grafana's basic auth: the key as the password.
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("grafana:{read_key}"));
+    let (st, _) = get(all, Some(format!("Basic {basic}"))).await;
+    assert_eq!(st, 200);
+    // A webhook's ingest key reads nothing.
+    let (st, r) = get(all, bearer(&k1)).await;
+    assert_eq!(st, 403, "{r}");
+    let (st, _) = get(all, None).await;
+    assert_eq!(st, 401);
+
+    let (_, r) = get("/api/v1/status/buildinfo", None).await;
+    assert_eq!(r["data"]["version"], "2.42.0");
+    assert!(r["data"].get("features").is_none());
+    let (_, r) = get("/api/v1/labels", bearer(&s.admin_token)).await;
+    assert_eq!(r["data"], json!(["__name__", "metricId", "project"]));
+    let (_, r) = get("/api/v1/label/__name__/values", bearer(&s.admin_token)).await;
+    assert_eq!(r["data"], json!(["api_latency", "queue_depth"]));
+    let (_, r) = get("/api/v1/metadata", bearer(&read_key)).await;
+    assert_eq!(
+        r["data"],
+        json!({"api_latency": [{"type": "gauge", "help": "The api.latency", "unit": "ms"}]})
+    );
+    let (_, r) = get("/api/v1/rules", bearer(&read_key)).await;
+    assert_eq!(r, json!({"status": "success", "data": {"groups": []}}));
+    let (_, r) = get("/api/v1/query_exemplars?query=x", bearer(&read_key)).await;
+    assert_eq!(r["data"], json!([]));
+    // The query a read key asks is narrowed to its project.
+    let (_, r) = get(
+        "/api/v1/query?query=count(%7B__name__%3D~%22.%2B%22%7D)",
+        bearer(&read_key),
+    )
+    .await;
+    assert_eq!(r["data"]["result"][0]["value"][1], "1", "{r}");
+    // Refusals in Prometheus's envelope, naming what is wrong.
+    let (st, r) = get(
+        "/api/v1/query?query=queue_depth%20and%20queue_depth",
+        bearer(&s.admin_token),
+    )
+    .await;
+    assert_eq!(
+        (st, r["errorType"].as_str()),
+        (400, Some("bad_data")),
+        "{r}"
+    );
+    assert!(r["error"].as_str().unwrap().contains("and"), "{r}");
+    let (st, r) = get("/api/v1/query?query=sum(", bearer(&s.admin_token)).await;
+    assert_eq!(
+        (st, r["errorType"].as_str()),
+        (400, Some("bad_data")),
+        "{r}"
+    );
+    let (st, r) = get(
+        "/api/v1/query_range?query=1&start=10&end=5&step=1",
+        bearer(&s.admin_token),
+    )
+    .await;
+    assert_eq!(st, 400, "{r}");
+
+    // promtool, as users run it. Version 2.42 has no auth flag: the URL's user info
+    // becomes basic auth (Go's HTTP client), the key as the password.
+    if missing() {
+        s.stop().await;
+        return;
+    }
+    let url = s
+        .url
+        .replace("http://", &format!("http://promtool:{read_key}@"));
+    let promtool = |args: Vec<String>| {
+        let out = std::process::Command::new(PROMTOOL)
+            .arg("query")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let args: Vec<String> = ["instant", &url, "api_latency * 2"]
+        .map(String::from)
+        .into();
+    let out = tokio::task::spawn_blocking(move || promtool(args))
+        .await
+        .unwrap();
+    assert!(
+        out.contains("{metricId=\"api.latency\", project=\"p1\"} => 25 @["),
+        "{out}"
+    );
+    // Steps at end − 60 s, end − 30 s and end, the last one after the sample.
+    let end_s = t / 1000 + 1;
+    let (start, end) = (format!("{}", end_s - 60), format!("{end_s}"));
+    let args: Vec<String> = [
+        "range",
+        "--start",
+        &start,
+        "--end",
+        &end,
+        "--step",
+        "30s",
+        &url,
+        "api_latency",
+    ]
+    .map(String::from)
+    .into();
+    let out = tokio::task::spawn_blocking(move || promtool(args))
+        .await
+        .unwrap();
+    assert!(
+        out.contains("api_latency{metricId=\"api.latency\", project=\"p1\"} =>")
+            && out.contains("12.5 @["),
+        "{out}"
+    );
+    s.stop().await;
+}
