@@ -262,6 +262,19 @@ fn compare(query: &str, at: &str, ours: &Value, theirs: &Value) -> Result<usize,
     Ok(a.values().map(Vec::len).sum())
 }
 
+/// A new read key of `project`, as Grafana would be given.
+async fn read_key(c: &Client, project: &str) -> String {
+    let r = c
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/projects/{project}/keys"),
+            Some(json!({"scope": "read", "name": "grafana"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.body["apiKey"].as_str().unwrap().to_owned()
+}
+
 const QUERIES: &[&str] = &[
     "1+1",
     "2 * 3 - 4 / 8",
@@ -338,15 +351,7 @@ async fn the_prometheus_api_gives_prometheus_answers() {
         }
     }
     s.app.compact_now().unwrap();
-    let read = c
-        .admin(
-            reqwest::Method::POST,
-            "/api/v1/projects/p1/keys",
-            Some(json!({"scope": "read", "name": "grafana"})),
-        )
-        .await;
-    assert_eq!(read.status, 201, "{:?}", read.body);
-    let read_key = read.body["apiKey"].as_str().unwrap().to_owned();
+    let read_key = read_key(&c, "p1").await;
 
     let http = reqwest::Client::new();
     let secs = |ms: i64| format!("{}.{:03}", ms / 1000, ms % 1000);
@@ -415,14 +420,7 @@ async fn keys_see_their_project_and_grafana_s_probes_and_promtool_get_prometheus
     };
     post(k1.clone(), "p1", "api.latency", 12.5).await;
     post(k2.clone(), "p2", "queue_depth", 7.0).await;
-    let read = c
-        .admin(
-            reqwest::Method::POST,
-            "/api/v1/projects/p1/keys",
-            Some(json!({"scope": "read", "name": "grafana"})),
-        )
-        .await;
-    let read_key = read.body["apiKey"].as_str().unwrap().to_owned();
+    let read_key = read_key(&c, "p1").await;
     let http = reqwest::Client::new();
     let get = |path: &str, auth: Option<String>| {
         let (http, url, path) = (http.clone(), s.url.clone(), path.to_owned());
