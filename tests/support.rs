@@ -360,22 +360,34 @@ pub async fn load_history(
     points: usize,
     spacing_ms: i64,
 ) -> Duration {
-    let end = now_ms();
+    load_history_of(s, key, project, 0..metrics, points, spacing_ms, now_ms()).await
+}
+
+/// As `load_history`, for metrics `ids` (api_latency_{m} for m in it), the last sample a
+/// spacing before `end`: `history_value` gives each value, so another store can be fed the same.
+pub async fn load_history_of(
+    s: &Server,
+    key: &str,
+    project: &str,
+    ids: std::ops::Range<usize>,
+    points: usize,
+    spacing_ms: i64,
+    end: i64,
+) -> Duration {
     let start = std::time::Instant::now();
     let mut tasks = Vec::new();
     for lane in 0..4usize {
-        let (c, key, project) = (s.client(), key.to_owned(), project.to_owned());
+        let (c, key, project, ids) = (s.client(), key.to_owned(), project.to_owned(), ids.clone());
         tasks.push(tokio::spawn(async move {
-            for m in (0..metrics).filter(|m| m % 4 == lane) {
+            for m in ids.filter(|m| m % 4 == lane) {
                 for chunk in (0..points).collect::<Vec<_>>().chunks(100) {
                     let batch: Vec<Value> = chunk
                         .iter()
                         .map(|&i| {
                             let t = end - (points - i) as i64 * spacing_ms;
-                            let v = 50.0 + 20.0 * ((i as f64) / 500.0 + m as f64).sin();
                             json!({"metricId": format!("api_latency_{m}"),
                                    "metricName": format!("API latency {m}"), "unit": "ms",
-                                   "value": (v * 100.0).round() / 100.0, "timestamp": t})
+                                   "value": history_value(m, i), "timestamp": t})
                         })
                         .collect();
                     let r = c
@@ -390,4 +402,10 @@ pub async fn load_history(
         t.await.unwrap();
     }
     start.elapsed()
+}
+
+/// The `i`th value of metric `m` in `load_history`: a gauge with two decimals.
+pub fn history_value(m: usize, i: usize) -> f64 {
+    let v = 50.0 + 20.0 * ((i as f64) / 500.0 + m as f64).sin();
+    (v * 100.0).round() / 100.0
 }

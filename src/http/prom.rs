@@ -5,7 +5,7 @@
 //! its project, the admin token (or a signed-in user) every project; series are labelled as
 //! `promql::labels` says. The series source runs the query engine's raw reads.
 
-use super::reply::{json, Reply};
+use super::reply::{json, raw, Reply};
 use super::route::{Query, ReadAccess};
 use crate::promql::labels::{self, Labels};
 use crate::promql::{self, ErrorKind, EvalError, Series, Source, Value};
@@ -14,6 +14,7 @@ use crate::service::Reader;
 use hyper::StatusCode;
 use promql_parser::label::Matcher;
 use serde_json::{json, Value as Json};
+use std::io::Write;
 
 /// The Prometheus version the API answers like (Grafana picks its features by it).
 const PROMETHEUS_VERSION: &str = "2.42.0";
@@ -220,12 +221,52 @@ fn matrix_json(m: &[Series]) -> Vec<Json> {
         .collect()
 }
 
-/// `GET|POST /api/v1/query_range`.
+/// `GET|POST /api/v1/query_range`. The matrix is written straight into the body: a month
+/// at a 1-minute step is 43,200 points a series, too many for a JSON tree.
 pub fn range(reader: &Reader, access: &ReadAccess, q: &Query) -> Reply {
-    answer(range_data(reader, access, q))
+    match range_data(reader, access, q) {
+        Ok(m) => raw(StatusCode::OK, "application/json", write_matrix(&m)),
+        Err(e) => prom_error(&e),
+    }
 }
 
-fn range_data(reader: &Reader, access: &ReadAccess, q: &Query) -> Result<Json, EvalError> {
+/// Seconds as Prometheus writes a timestamp: `1764700000` or `1764700000.5`.
+fn write_seconds(out: &mut Vec<u8>, ms: i64) {
+    let (s, frac) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    if frac == 0 {
+        let _ = write!(out, "{s}");
+    } else {
+        let digits = format!("{frac:03}");
+        let _ = write!(out, "{s}.{}", digits.trim_end_matches('0'));
+    }
+}
+
+fn write_matrix(m: &[Series]) -> Vec<u8> {
+    let points: usize = m.iter().map(|s| s.1.len()).sum();
+    let mut out = Vec::with_capacity(64 + points * 24);
+    out.extend_from_slice(br#"{"status":"success","data":{"resultType":"matrix","result":["#);
+    for (i, (labels, pts)) in m.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"metric":"#);
+        serde_json::to_writer(&mut out, labels).expect("labels serialize");
+        out.extend_from_slice(br#","values":["#);
+        for (j, &(t, v)) in pts.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            out.push(b'[');
+            write_seconds(&mut out, t);
+            let _ = write!(out, ",\"{}\"]", format_value(v));
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.extend_from_slice(b"]}}");
+    out
+}
+
+fn range_data(reader: &Reader, access: &ReadAccess, q: &Query) -> Result<Vec<Series>, EvalError> {
     reader.journal.wait_applied();
     let expr = q
         .get("query")
@@ -241,8 +282,7 @@ fn range_data(reader: &Reader, access: &ReadAccess, q: &Query) -> Result<Json, E
         ));
     }
     let source = StoreSource { reader, access };
-    let m = promql::range(&source, expr, start, end, step, lookback(q)?)?;
-    Ok(json!({"resultType": "matrix", "result": matrix_json(&m)}))
+    promql::range(&source, expr, start, end, step, lookback(q)?)
 }
 
 /// The series the `match[]` selectors name (all visible series without one).
@@ -354,6 +394,22 @@ pub fn empty(what: &str) -> Reply {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_matrix_is_written_as_the_json_tree_would_be() {
+        let labels: crate::promql::labels::Labels =
+            [("__name__".to_string(), "m".to_string())].into();
+        let m = vec![(
+            labels,
+            vec![(1_764_700_000_000, 1.5), (1_764_700_000_250, f64::NAN)],
+        )];
+        let v: serde_json::Value = serde_json::from_slice(&super::write_matrix(&m)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"status": "success", "data": {"resultType": "matrix", "result": [
+                {"metric": {"__name__": "m"}, "values": [[1764700000, "1.5"], [1764700000.25, "NaN"]]}]}})
+        );
+    }
+
     #[test]
     fn values_are_written_as_prometheus_writes_them() {
         assert_eq!(super::format_value(3.0), "3");

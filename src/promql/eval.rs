@@ -16,6 +16,10 @@ use promql_parser::parser::{
 use std::collections::HashMap;
 use std::rc::Rc;
 
+/// Label sets are shared: a series' labels (and its labels without the name) are built
+/// once per query, and each step's samples point at them.
+pub type SharedLabels = Rc<Labels>;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ErrorKind {
     /// The query is wrong or asks for what is not supported (400).
@@ -54,7 +58,7 @@ pub trait Source {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    pub labels: Labels,
+    pub labels: SharedLabels,
     pub value: f64,
 }
 
@@ -75,7 +79,21 @@ pub struct Engine<'a, S: Source> {
     end: i64,
     max_samples: usize,
     loaded: usize,
-    cache: HashMap<String, Rc<Vec<Series>>>,
+    cache: HashMap<String, Rc<Loaded>>,
+    /// Aggregation group keys by (aggregation, label set), kept across steps for label sets
+    /// that live for the whole query (the loaded series'); each entry holds its label set,
+    /// so the address it is keyed by cannot be reused by another.
+    group_keys: HashMap<(usize, usize), (SharedLabels, SharedLabels)>,
+}
+
+/// A selector's series, loaded once per query, with their shared label sets.
+pub struct Loaded {
+    pub series: Vec<Series>,
+    labels: Vec<SharedLabels>,
+    nameless: Vec<SharedLabels>,
+    /// Whether the label sets stay distinct once the names are dropped (else a function
+    /// that drops them gives Prometheus's "same labelset" error).
+    nameless_unique: bool,
 }
 
 fn offset_ms(o: &Option<Offset>) -> i64 {
@@ -93,14 +111,26 @@ fn window(pts: &[(i64, f64)], from: i64, to: i64) -> &[(i64, f64)] {
     &pts[a..b.max(a)]
 }
 
+fn same_labelset() -> EvalError {
+    exec("vector cannot contain metrics with the same labelset")
+}
+
 /// Prometheus refuses a step whose samples repeat a label set (two series whose names were
 /// dropped, say).
 fn distinct(v: Vec<Sample>) -> Result<Vec<Sample>, EvalError> {
     let mut seen = std::collections::HashSet::new();
-    if v.iter().all(|s| seen.insert(&s.labels)) {
+    if v.iter().all(|s| seen.insert(&*s.labels)) {
         Ok(v)
     } else {
-        Err(exec("vector cannot contain metrics with the same labelset"))
+        Err(same_labelset())
+    }
+}
+
+fn nameless(l: &SharedLabels) -> SharedLabels {
+    if l.contains_key(NAME) {
+        Rc::new(without_name((**l).clone()))
+    } else {
+        l.clone()
     }
 }
 
@@ -119,11 +149,12 @@ impl<'a, S: Source> Engine<'a, S> {
             max_samples,
             loaded: 0,
             cache: HashMap::new(),
+            group_keys: HashMap::new(),
         }
     }
 
     /// The series of a selector over everything the query's steps need, loaded once.
-    fn series(&mut self, vs: &VectorSelector, range_ms: i64) -> Result<Rc<Vec<Series>>, EvalError> {
+    fn series(&mut self, vs: &VectorSelector, range_ms: i64) -> Result<Rc<Loaded>, EvalError> {
         if vs.at.is_some() {
             return Err(bad("the @ modifier is not supported"));
         }
@@ -149,7 +180,16 @@ impl<'a, S: Source> Engine<'a, S> {
                 self.max_samples
             )));
         }
-        let rc = Rc::new(series);
+        let labels: Vec<SharedLabels> = series.iter().map(|s| Rc::new(s.0.clone())).collect();
+        let nameless: Vec<SharedLabels> = labels.iter().map(nameless).collect();
+        let mut seen = std::collections::HashSet::new();
+        let nameless_unique = nameless.iter().all(|l| seen.insert(&**l));
+        let rc = Rc::new(Loaded {
+            series,
+            labels,
+            nameless,
+            nameless_unique,
+        });
         self.cache.insert(key, rc.clone());
         Ok(rc)
     }
@@ -164,7 +204,7 @@ impl<'a, S: Source> Engine<'a, S> {
                 Value::Vector(v) => Ok(Value::Vector(distinct(
                     v.into_iter()
                         .map(|s| Sample {
-                            labels: without_name(s.labels),
+                            labels: nameless(&s.labels),
                             value: -s.value,
                         })
                         .collect(),
@@ -174,11 +214,13 @@ impl<'a, S: Source> Engine<'a, S> {
             Expr::VectorSelector(vs) => {
                 let off = offset_ms(&vs.offset);
                 let (to, from) = (t - off, t - off - self.lookback_ms);
-                let series = self.series(vs, 0)?;
+                let loaded = self.series(vs, 0)?;
                 Ok(Value::Vector(
-                    series
+                    loaded
+                        .series
                         .iter()
-                        .filter_map(|(l, pts)| {
+                        .zip(&loaded.labels)
+                        .filter_map(|((_, pts), l)| {
                             window(pts, from, to).last().map(|p| Sample {
                                 labels: l.clone(),
                                 value: p.1,
@@ -188,20 +230,18 @@ impl<'a, S: Source> Engine<'a, S> {
                 ))
             }
             Expr::MatrixSelector(ms) => {
-                let (range, series) = self.matrix(ms)?;
+                let (range, loaded) = self.matrix(ms)?;
                 let off = offset_ms(&ms.vs.offset);
                 Ok(Value::Matrix(
-                    series
+                    loaded
+                        .series
                         .iter()
                         .map(|(l, pts)| (l.clone(), window(pts, t - off - range, t - off).to_vec()))
                         .filter(|s| !s.1.is_empty())
                         .collect(),
                 ))
             }
-            Expr::Call(c) => match self.call(c, t)? {
-                Value::Vector(v) => Ok(Value::Vector(distinct(v)?)),
-                other => Ok(other),
-            },
+            Expr::Call(c) => self.call(c, t),
             Expr::Aggregate(a) => self.aggregate(a, t),
             Expr::Binary(b) => self.binary(b, t),
             Expr::Subquery(_) => Err(bad("subqueries are not supported")),
@@ -209,7 +249,7 @@ impl<'a, S: Source> Engine<'a, S> {
         }
     }
 
-    fn matrix(&mut self, ms: &MatrixSelector) -> Result<(i64, Rc<Vec<Series>>), EvalError> {
+    fn matrix(&mut self, ms: &MatrixSelector) -> Result<(i64, Rc<Loaded>), EvalError> {
         let range = ms.range.as_millis() as i64;
         Ok((range, self.series(&ms.vs, range)?))
     }
@@ -248,12 +288,38 @@ impl<'a, S: Source> Engine<'a, S> {
                 } else {
                     (None, range_fn(&args[0])?)
                 };
-                let (range, series) = self.matrix(&ms)?;
+                let (range, loaded) = self.matrix(&ms)?;
+                let keeps_name = name == "last_over_time";
+                if !keeps_name && !loaded.nameless_unique {
+                    // Prometheus checks each step's result; with two series of one label
+                    // set in the range it fails wherever both have points.
+                    let off = offset_ms(&ms.vs.offset);
+                    let (from, to) = (t - off - range, t - off);
+                    let mut seen = std::collections::HashSet::new();
+                    for ((_, pts), l) in loaded.series.iter().zip(&loaded.nameless) {
+                        if window(pts, from, to).len()
+                            >= if name == "rate"
+                                || name == "increase"
+                                || name == "delta"
+                                || name == "irate"
+                            {
+                                2
+                            } else {
+                                1
+                            }
+                            && !seen.insert(&**l)
+                        {
+                            return Err(same_labelset());
+                        }
+                    }
+                }
                 let off = offset_ms(&ms.vs.offset);
                 let (from, to) = (t - off - range, t - off);
-                let out = series
+                let out = loaded
+                    .series
                     .iter()
-                    .filter_map(|(l, pts)| {
+                    .zip(loaded.labels.iter().zip(&loaded.nameless))
+                    .filter_map(|((_, pts), (l, nl))| {
                         let w = window(pts, from, to);
                         let v = match name {
                             "rate" => funcs::extrapolated(w, from, to, true, true),
@@ -262,11 +328,7 @@ impl<'a, S: Source> Engine<'a, S> {
                             "irate" => funcs::irate(w),
                             _ => funcs::over_time(name, w, q),
                         }?;
-                        let labels = if name == "last_over_time" {
-                            l.clone()
-                        } else {
-                            without_name(l.clone())
-                        };
+                        let labels = if keeps_name { l.clone() } else { nl.clone() };
                         Some(Sample { labels, value: v })
                     })
                     .collect();
@@ -297,14 +359,14 @@ impl<'a, S: Source> Engine<'a, S> {
                         (x * inv + 0.5).floor() / inv
                     }
                 };
-                Ok(Value::Vector(
+                Ok(Value::Vector(distinct(
                     v.into_iter()
                         .map(|s| Sample {
-                            labels: without_name(s.labels),
+                            labels: nameless(&s.labels),
                             value: f(s.value),
                         })
                         .collect(),
-                ))
+                )?))
             }
             "absent" => {
                 let v = self.vector_arg(&args[0], t)?;
@@ -319,7 +381,10 @@ impl<'a, S: Source> Engine<'a, S> {
                         }
                     }
                 }
-                Ok(Value::Vector(vec![Sample { labels, value: 1.0 }]))
+                Ok(Value::Vector(vec![Sample {
+                    labels: Rc::new(labels),
+                    value: 1.0,
+                }]))
             }
             "label_replace" => {
                 let v = self.vector_arg(&args[0], t)?;
@@ -337,19 +402,20 @@ impl<'a, S: Source> Engine<'a, S> {
                         if let Some(caps) = re.captures(&value) {
                             let mut res = String::new();
                             caps.expand(&repl, &mut res);
+                            let l = Rc::make_mut(&mut s.labels);
                             if res.is_empty() {
-                                s.labels.remove(&dst);
+                                l.remove(&dst);
                             } else {
-                                s.labels.insert(dst.clone(), res);
+                                l.insert(dst.clone(), res);
                             }
                         }
                         s
                     })
                     .collect();
-                Ok(Value::Vector(out))
+                Ok(Value::Vector(distinct(out)?))
             }
             "vector" => Ok(Value::Vector(vec![Sample {
-                labels: Labels::new(),
+                labels: Rc::new(Labels::new()),
                 value: self.scalar_arg(&args[0], t, "vector's argument")?,
             }])),
             "scalar" => {
@@ -379,8 +445,9 @@ impl<'a, S: Source> Engine<'a, S> {
             _ => return Err(bad(format!("the aggregation {} is not supported", a.op))),
         };
         let input = self.vector_arg(&a.expr, t)?;
-        let key = |l: &Labels| -> Labels {
-            match &a.modifier {
+        let modifier = &a.modifier;
+        let key_of = |l: &Labels| -> Labels {
+            match modifier {
                 Some(LabelModifier::Include(by)) => l
                     .iter()
                     .filter(|(n, _)| by.labels.contains(n))
@@ -394,15 +461,34 @@ impl<'a, S: Source> Engine<'a, S> {
                 None => Labels::new(),
             }
         };
-        let mut groups: Vec<(Labels, Vec<Sample>)> = Vec::new();
-        let mut index: HashMap<Labels, usize> = HashMap::new();
-        for s in input {
-            let g = key(&s.labels);
-            let i = *index.entry(g.clone()).or_insert_with(|| {
-                groups.push((g, Vec::new()));
-                groups.len() - 1
-            });
-            groups[i].1.push(s);
+        let mut groups: Vec<(SharedLabels, Vec<Sample>)> = Vec::new();
+        if modifier.is_none() {
+            // One group: no key to build or look up.
+            if !input.is_empty() {
+                groups.push((Rc::new(Labels::new()), input));
+            }
+        } else {
+            let agg_id = a as *const AggregateExpr as usize;
+            let mut index: HashMap<SharedLabels, usize> = HashMap::new();
+            for s in input {
+                // The same series gives the same key at every step: built once per query
+                // for shared label sets; a set made for this step alone is keyed directly.
+                let g = if Rc::strong_count(&s.labels) > 1 {
+                    let (labels, ptr) = (s.labels.clone(), Rc::as_ptr(&s.labels) as usize);
+                    self.group_keys
+                        .entry((agg_id, ptr))
+                        .or_insert_with(|| (labels, Rc::new(key_of(&s.labels))))
+                        .1
+                        .clone()
+                } else {
+                    Rc::new(key_of(&s.labels))
+                };
+                let i = *index.entry(g.clone()).or_insert_with(|| {
+                    groups.push((g, Vec::new()));
+                    groups.len() - 1
+                });
+                groups[i].1.push(s);
+            }
         }
         let mut out = Vec::new();
         for (labels, mut members) in groups {
@@ -482,7 +568,7 @@ impl<'a, S: Source> Engine<'a, S> {
                             return keep.then_some(smp);
                         }
                         Some(Sample {
-                            labels: without_name(smp.labels),
+                            labels: nameless(&smp.labels),
                             value: res,
                         })
                     })
@@ -537,7 +623,10 @@ impl<'a, S: Source> Engine<'a, S> {
                         Some(LabelModifier::Include(_)) => sig,
                         _ => signature_drop(&s.labels, &matching),
                     };
-                    out.push(Sample { labels, value: res });
+                    out.push(Sample {
+                        labels: Rc::new(labels),
+                        value: res,
+                    });
                 }
                 Ok(Value::Vector(out))
             }
