@@ -79,7 +79,8 @@ pub struct Engine<'a, S: Source> {
     end: i64,
     max_samples: usize,
     loaded: usize,
-    cache: HashMap<String, Rc<Loaded>>,
+    /// Loaded series by (selector node, range): the parsed query outlives the engine's use.
+    cache: HashMap<(usize, i64), Rc<Loaded>>,
     /// Aggregation group keys by (aggregation, label set), kept across steps for label sets
     /// that live for the whole query (the loaded series'); each entry holds its label set,
     /// so the address it is keyed by cannot be reused by another.
@@ -94,6 +95,33 @@ pub struct Loaded {
     /// Whether the label sets stay distinct once the names are dropped (else a function
     /// that drops them gives Prometheus's "same labelset" error).
     nameless_unique: bool,
+    /// Per series, where the last window began and ended: steps move forward, so the next
+    /// window is found by moving these on, not by searching again.
+    cursors: std::cell::RefCell<Vec<(usize, usize)>>,
+}
+
+impl Loaded {
+    /// Series `i`'s points in `[from, to]`.
+    fn window(&self, i: usize, from: i64, to: i64) -> &[(i64, f64)] {
+        let pts = &self.series[i].1;
+        let mut cursors = self.cursors.borrow_mut();
+        let (mut a, mut b) = cursors[i];
+        if (a > 0 && pts[a - 1].0 >= from) || (b > 0 && pts[b - 1].0 > to) {
+            // Earlier than the last window (another use of this selector): search.
+            a = pts.partition_point(|p| p.0 < from);
+            b = pts.partition_point(|p| p.0 <= to);
+        } else {
+            while a < pts.len() && pts[a].0 < from {
+                a += 1;
+            }
+            b = b.max(a);
+            while b < pts.len() && pts[b].0 <= to {
+                b += 1;
+            }
+        }
+        cursors[i] = (a, b);
+        &pts[a..b.max(a)]
+    }
 }
 
 fn offset_ms(o: &Option<Offset>) -> i64 {
@@ -158,7 +186,7 @@ impl<'a, S: Source> Engine<'a, S> {
         if vs.at.is_some() {
             return Err(bad("the @ modifier is not supported"));
         }
-        let key = format!("{vs}[{range_ms}]");
+        let key = (vs as *const VectorSelector as usize, range_ms);
         if let Some(s) = self.cache.get(&key) {
             return Ok(s.clone());
         }
@@ -184,11 +212,13 @@ impl<'a, S: Source> Engine<'a, S> {
         let nameless: Vec<SharedLabels> = labels.iter().map(nameless).collect();
         let mut seen = std::collections::HashSet::new();
         let nameless_unique = nameless.iter().all(|l| seen.insert(&**l));
+        let cursors = std::cell::RefCell::new(vec![(0, 0); series.len()]);
         let rc = Rc::new(Loaded {
             series,
             labels,
             nameless,
             nameless_unique,
+            cursors,
         });
         self.cache.insert(key, rc.clone());
         Ok(rc)
@@ -215,19 +245,16 @@ impl<'a, S: Source> Engine<'a, S> {
                 let off = offset_ms(&vs.offset);
                 let (to, from) = (t - off, t - off - self.lookback_ms);
                 let loaded = self.series(vs, 0)?;
-                Ok(Value::Vector(
-                    loaded
-                        .series
-                        .iter()
-                        .zip(&loaded.labels)
-                        .filter_map(|((_, pts), l)| {
-                            window(pts, from, to).last().map(|p| Sample {
-                                labels: l.clone(),
-                                value: p.1,
-                            })
-                        })
-                        .collect(),
-                ))
+                let mut out = Vec::with_capacity(loaded.series.len());
+                for (i, l) in loaded.labels.iter().enumerate() {
+                    if let Some(p) = loaded.window(i, from, to).last() {
+                        out.push(Sample {
+                            labels: l.clone(),
+                            value: p.1,
+                        });
+                    }
+                }
+                Ok(Value::Vector(out))
             }
             Expr::MatrixSelector(ms) => {
                 let (range, loaded) = self.matrix(ms)?;
@@ -272,10 +299,7 @@ impl<'a, S: Source> Engine<'a, S> {
     fn call(&mut self, c: &Call, t: i64) -> Result<Value, EvalError> {
         let name = c.func.name;
         let args = &c.args.args;
-        let range_fn = |e: &Expr| match e {
-            Expr::MatrixSelector(ms) => Ok(ms.clone()),
-            _ => Err(bad(format!("{name} takes a range vector such as m[5m]"))),
-        };
+
         match name {
             "rate" | "increase" | "delta" | "irate" | "avg_over_time" | "sum_over_time"
             | "min_over_time" | "max_over_time" | "count_over_time" | "last_over_time"
@@ -283,12 +307,12 @@ impl<'a, S: Source> Engine<'a, S> {
                 let (q, ms) = if name == "quantile_over_time" {
                     (
                         Some(self.scalar_arg(&args[0], t, "quantile_over_time's φ")?),
-                        range_fn(&args[1])?,
+                        as_matrix(name, &args[1])?,
                     )
                 } else {
-                    (None, range_fn(&args[0])?)
+                    (None, as_matrix(name, &args[0])?)
                 };
-                let (range, loaded) = self.matrix(&ms)?;
+                let (range, loaded) = self.matrix(ms)?;
                 let keeps_name = name == "last_over_time";
                 if !keeps_name && !loaded.nameless_unique {
                     // Prometheus checks each step's result; with two series of one label
@@ -315,12 +339,10 @@ impl<'a, S: Source> Engine<'a, S> {
                 }
                 let off = offset_ms(&ms.vs.offset);
                 let (from, to) = (t - off - range, t - off);
-                let out = loaded
-                    .series
-                    .iter()
+                let out = (0..loaded.series.len())
                     .zip(loaded.labels.iter().zip(&loaded.nameless))
-                    .filter_map(|((_, pts), (l, nl))| {
-                        let w = window(pts, from, to);
+                    .filter_map(|(i, (l, nl))| {
+                        let w = loaded.window(i, from, to);
                         let v = match name {
                             "rate" => funcs::extrapolated(w, from, to, true, true),
                             "increase" => funcs::extrapolated(w, from, to, true, false),
@@ -650,6 +672,15 @@ impl<'a, S: Source> Engine<'a, S> {
             },
             _ => Kind::Vector,
         }
+    }
+}
+
+/// A range function's argument, by reference: the cache of loaded series is keyed by the
+/// selector node's address, so it must be the query's own node, never a copy.
+fn as_matrix<'e>(name: &str, e: &'e Expr) -> Result<&'e MatrixSelector, EvalError> {
+    match e {
+        Expr::MatrixSelector(ms) => Ok(ms),
+        _ => Err(bad(format!("{name} takes a range vector such as m[5m]"))),
     }
 }
 

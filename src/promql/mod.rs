@@ -182,6 +182,13 @@ mod tests {
             r,
             vec![(Labels::new(), vec![(0, 2.0), (15_000, 2.0), (30_000, 1.0)])]
         );
+        // One engine asked out of order (its windows move back) answers as fresh ones do.
+        let expr = parse("sum(rate(req_total[1m])) + sum(up)").unwrap();
+        let mut e = Engine::new(&f, 0, 300_000, DEFAULT_LOOKBACK_MS, MAX_SAMPLES);
+        for t in [300_000, 60_000, 240_000, 30_000] {
+            let fresh = Engine::new(&f, t, t, DEFAULT_LOOKBACK_MS, MAX_SAMPLES).eval(&expr, t);
+            assert_eq!(e.eval(&expr, t), fresh, "at {t}");
+        }
         let v = vector(instant(&f, "absent(nope{job=\"x\"})", 0, DEFAULT_LOOKBACK_MS).unwrap());
         assert_eq!(v, vec![("{\"job\": \"x\"}".into(), 1.0)]);
     }
