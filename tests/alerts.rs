@@ -164,6 +164,21 @@ async fn send_test(c: &Client, ch: &Value) -> Reply {
     r
 }
 
+/// The channel with its delivery log, once the log holds `n` attempts: an attempt is logged
+/// just after its answer arrives, so a receiver can have seen a request before it is.
+async fn channel_log(c: &Client, channel_id: &str, n: usize) -> Value {
+    let path = format!("/api/v1/projects/p1/channels/{channel_id}");
+    let start = Instant::now();
+    loop {
+        let r = c.get(&path).await;
+        let logged = r.body["deliveries"].as_array().map_or(0, Vec::len);
+        if logged >= n || start.elapsed() > Duration::from_secs(10) {
+            return r.body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn rule(c: &Client, project: &str, body: Value) -> String {
     let r = c
         .admin(
@@ -287,20 +302,15 @@ async fn a_threshold_rule_fires_holds_through_its_clear_band_and_resolves_to_a_s
         .collect();
     let path: Vec<(&str, &str)> = path.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     assert_eq!(path, [("nodata", "ok"), ("ok", "firing"), ("firing", "ok")]);
-    let log = c
-        .get(&format!(
-            "/api/v1/projects/p1/channels/{}",
-            ch["id"].as_str().unwrap()
-        ))
-        .await;
-    let outcomes: Vec<&str> = log.body["deliveries"]
+    let log = channel_log(&c, ch["id"].as_str().unwrap(), 2).await;
+    let outcomes: Vec<&str> = log["deliveries"]
         .as_array()
         .unwrap()
         .iter()
         .map(|d| d["outcome"].as_str().unwrap())
         .collect();
     assert_eq!(outcomes, ["delivered", "delivered"]);
-    assert_eq!(log.body["failing"], false);
+    assert_eq!(log["failing"], false);
     s.stop().await;
 }
 
@@ -429,13 +439,8 @@ async fn a_failing_receiver_gets_the_notification_after_retries_with_one_webhook
         .map(|r| r.headers["webhook-id"].as_str())
         .collect();
     assert!(ids.iter().all(|i| *i == ids[0]), "{ids:?}");
-    let log = c
-        .get(&format!(
-            "/api/v1/projects/p1/channels/{}",
-            ch["id"].as_str().unwrap()
-        ))
-        .await;
-    let d = log.body["deliveries"].as_array().unwrap();
+    let log = channel_log(&c, ch["id"].as_str().unwrap(), 3).await;
+    let d = log["deliveries"].as_array().unwrap();
     let outcomes: Vec<(&str, u64)> = d
         .iter()
         .rev()
@@ -736,6 +741,7 @@ async fn the_channel_and_alert_commands_drive_the_same_api() {
         "{out}"
     );
     run(&["alert", "unmute", "--project", "p1", "--alert", &id]);
+    channel_log(&c, &ch, 2).await; // the test and the firing
     let out = run(&["channel", "show", "--project", "p1", "--channel", &ch]);
     assert!(out.contains("test") && out.contains("firing"), "{out}");
     let (ok, _, err) = stathook(
