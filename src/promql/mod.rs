@@ -8,6 +8,8 @@ pub mod funcs;
 pub mod labels;
 
 pub use eval::{Engine, ErrorKind, EvalError, Sample, Series, Source, Value};
+/// What a `Source` is asked to match (the parser's type).
+pub use promql_parser::label::Matcher;
 
 /// Prometheus's default lookback for instant selectors.
 pub const DEFAULT_LOOKBACK_MS: i64 = 5 * 60_000;

@@ -1,0 +1,54 @@
+//! Any query text: `promql::instant` and `promql::range` over a small fixed set of series must
+//! answer or refuse with a message, never panic; a refusal's message is never empty and an
+//! answer's vector never repeats a label set.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+use stathook::promql::labels::Labels;
+use stathook::promql::*;
+
+struct Fixed(Vec<Series>);
+
+impl Source for Fixed {
+    fn select(&self, m: &[Matcher], from: i64, to: i64) -> Result<Vec<Series>, EvalError> {
+        Ok(self
+            .0
+            .iter()
+            .filter(|(l, _)| m.iter().all(|m| m.is_match(l.get(&m.name).map_or("", |v| v.as_str()))))
+            .map(|(l, p)| (l.clone(), p.iter().copied().filter(|x| x.0 >= from && x.0 <= to).collect()))
+            .collect())
+    }
+}
+
+fn fixed() -> Fixed {
+    let l = |name: &str, job: &str| -> Labels {
+        [("__name__", name), ("project", "p"), ("job", job)]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    Fixed(vec![
+        (l("up", "a"), vec![(0, 1.0), (15_000, 1.0), (30_000, 0.0)]),
+        (l("up", "b"), vec![(0, 1.0), (15_000, f64::NAN), (30_000, 1.0)]),
+        (l("req_total", "a"), (0..=40).map(|i| (i * 15_000, (i % 7) as f64 * 10.0)).collect()),
+    ])
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(q) = std::str::from_utf8(data) else { return };
+    if q.len() > 500 {
+        return;
+    }
+    let f = fixed();
+    match instant(&f, q, 300_000, DEFAULT_LOOKBACK_MS) {
+        Ok(Value::Vector(v)) => {
+            let mut seen = std::collections::HashSet::new();
+            assert!(v.iter().all(|s| seen.insert((*s.labels).clone())), "{q}: a repeated label set");
+        }
+        Ok(_) => {}
+        Err(e) => assert!(!e.message.is_empty()),
+    }
+    if let Err(e) = range(&f, q, 0, 600_000, 45_000, DEFAULT_LOOKBACK_MS) {
+        assert!(!e.message.is_empty());
+    }
+});
