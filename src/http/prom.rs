@@ -24,6 +24,7 @@ fn prom_error(e: &EvalError) -> Reply {
     let (status, kind) = match e.kind {
         ErrorKind::BadData => (StatusCode::BAD_REQUEST, "bad_data"),
         ErrorKind::Execution => (StatusCode::UNPROCESSABLE_ENTITY, "execution"),
+        ErrorKind::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
     };
     json(
         status,
@@ -281,8 +282,13 @@ fn range_data(reader: &Reader, access: &ReadAccess, q: &Query) -> Result<Vec<Ser
             "end timestamp must not be before start time",
         ));
     }
+    let timeout = match q.get("timeout") {
+        Some(s) => std::time::Duration::from_millis(parse_duration("timeout", s)? as u64),
+        None => promql::DEFAULT_TIMEOUT,
+    };
     let source = StoreSource { reader, access };
-    promql::range(&source, expr, start, end, step, lookback(q)?)
+    let deadline = std::time::Instant::now() + timeout;
+    promql::range_until(&source, expr, start, end, step, lookback(q)?, deadline)
 }
 
 /// The series the `match[]` selectors name (all visible series without one).

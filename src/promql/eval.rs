@@ -26,6 +26,8 @@ pub enum ErrorKind {
     BadData,
     /// It could not be run (422): too many samples, many-to-many matching.
     Execution,
+    /// It ran past its `timeout` (503).
+    Timeout,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -47,6 +47,23 @@ pub fn range<S: Source>(
     step: i64,
     lookback_ms: i64,
 ) -> Result<Vec<Series>, EvalError> {
+    let a_day = std::time::Instant::now() + std::time::Duration::from_secs(86_400);
+    range_until(source, query, start, end, step, lookback_ms, a_day)
+}
+
+/// The time a query may take unless it says (Prometheus's `-query.timeout`).
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// As `range`, refused with a `Timeout` once `deadline` passes.
+pub fn range_until<S: Source>(
+    source: &S,
+    query: &str,
+    start: i64,
+    end: i64,
+    step: i64,
+    lookback_ms: i64,
+    deadline: std::time::Instant,
+) -> Result<Vec<Series>, EvalError> {
     let expr = parse(query)?;
     if (end - start) / step.max(1) >= MAX_STEPS {
         return Err(EvalError {
@@ -59,6 +76,12 @@ pub fn range<S: Source>(
     let mut index: std::collections::HashMap<labels::Labels, usize> = Default::default();
     let mut t = start;
     while t <= end {
+        if std::time::Instant::now() > deadline {
+            return Err(EvalError {
+                kind: ErrorKind::Timeout,
+                message: "query timed out in expression evaluation".into(),
+            });
+        }
         let samples = match engine.eval(&expr, t)? {
             Value::Scalar(v) => vec![Sample {
                 labels: Default::default(),
@@ -191,6 +214,9 @@ mod tests {
             let fresh = Engine::new(&f, t, t, DEFAULT_LOOKBACK_MS, MAX_SAMPLES).eval(&expr, t);
             assert_eq!(e.eval(&expr, t), fresh, "at {t}");
         }
+        let past = std::time::Instant::now() - std::time::Duration::from_millis(1);
+        let e = range_until(&f, "up", 0, 30_000, 15_000, DEFAULT_LOOKBACK_MS, past).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Timeout);
         let v = vector(instant(&f, "absent(nope{job=\"x\"})", 0, DEFAULT_LOOKBACK_MS).unwrap());
         assert_eq!(v, vec![("{\"job\": \"x\"}".into(), 1.0)]);
     }
