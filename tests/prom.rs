@@ -449,6 +449,16 @@ async fn keys_see_their_project_and_grafana_s_probes_and_promtool_get_prometheus
     );
     let (_, r) = get(all, bearer(&s.admin_token)).await;
     assert_eq!(r["data"].as_array().unwrap().len(), 2, "{r}");
+    // `start` and `end` keep the series with samples between them (Grafana sends its range).
+    let (_, r) = get(&format!("{all}&start=0&end=1000"), bearer(&s.admin_token)).await;
+    assert_eq!(r["data"], json!([]), "nothing in 1970: {r}");
+    let since = format!("&start={}", t / 1000 - 60);
+    let (_, r) = get(
+        &format!("/api/v1/labels?match[]=queue_depth{since}"),
+        bearer(&s.admin_token),
+    )
+    .await;
+    assert_eq!(r["data"], json!(["__name__", "project"]), "{r}");
     // Grafana's basic auth: the key as the password.
     use base64::Engine;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("grafana:{read_key}"));

@@ -108,8 +108,13 @@ impl StoreSource<'_> {
         }
     }
 
-    /// The labels of every visible series matching `matchers` (with their metricIds).
-    fn matching(&self, matchers: &[Matcher]) -> Result<Vec<(String, String, Labels)>, EvalError> {
+    /// The labels of every visible series matching `matchers` (with their metricIds); with
+    /// `span`, only those with samples between its start and end (ms).
+    fn matching(
+        &self,
+        matchers: &[Matcher],
+        span: Option<(i64, i64)>,
+    ) -> Result<Vec<(String, String, Labels)>, EvalError> {
         let mut out = Vec::new();
         for project in self.projects()? {
             let project_ok = matchers
@@ -119,7 +124,11 @@ impl StoreSource<'_> {
             if !project_ok {
                 continue;
             }
-            for (id, _) in self.reader.memtable.catalog(&project) {
+            for (id, entry) in self.reader.memtable.catalog(&project) {
+                if span.is_some_and(|(a, b)| entry.last_timestamp < a || entry.first_timestamp > b)
+                {
+                    continue;
+                }
                 let l = labels::series_labels(&project, &id);
                 if matchers
                     .iter()
@@ -155,7 +164,7 @@ impl Source for StoreSource<'_> {
             filters: Vec::new(),
         };
         let mut out = Vec::new();
-        for (project, id, l) in self.matching(matchers)? {
+        for (project, id, l) in self.matching(matchers, None)? {
             let mut pts = Vec::new();
             query::run_chunked(
                 &self.reader.store,
@@ -296,11 +305,19 @@ fn matched(
     source: &StoreSource<'_>,
     q: &Query,
 ) -> Result<Vec<(String, String, Labels)>, EvalError> {
+    let span = match (q.get("start"), q.get("end")) {
+        (None, None) => None,
+        (a, b) => Some((
+            a.map_or(Ok(i64::MIN), |s| parse_time("start", s))?,
+            b.map_or(Ok(i64::MAX), |s| parse_time("end", s))?,
+        )),
+    };
     let selectors = q.all("match[]");
     if selectors.is_empty() {
-        return source.matching(&[]);
+        return source.matching(&[], span);
     }
     let mut out: Vec<(String, String, Labels)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for s in selectors {
         let expr = promql::parse(s)?;
         let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
@@ -317,8 +334,8 @@ fn matched(
                 name,
             ));
         }
-        for found in source.matching(&m)? {
-            if !out.iter().any(|o| o.2 == found.2) {
+        for found in source.matching(&m, span)? {
+            if seen.insert(found.2.clone()) {
                 out.push(found);
             }
         }
