@@ -194,6 +194,14 @@ pub fn instant(reader: &Reader, access: &ReadAccess, q: &Query) -> Reply {
     answer(instant_data(reader, access, q))
 }
 
+/// `timeout`: how long the query may run (default 2 minutes, as Prometheus's).
+fn timeout(q: &Query) -> Result<std::time::Duration, EvalError> {
+    Ok(match q.get("timeout") {
+        Some(s) => std::time::Duration::from_millis(parse_duration("timeout", s)? as u64),
+        None => promql::DEFAULT_TIMEOUT,
+    })
+}
+
 fn lookback(q: &Query) -> Result<i64, EvalError> {
     q.get("lookback_delta")
         .map_or(Ok(promql::DEFAULT_LOOKBACK_MS), |s| {
@@ -211,15 +219,18 @@ fn instant_data(reader: &Reader, access: &ReadAccess, q: &Query) -> Result<Json,
         None => crate::clock::now_ms(),
     };
     let source = StoreSource { reader, access };
-    Ok(match promql::instant(&source, expr, t, lookback(q)?)? {
-        Value::Scalar(v) => {
-            json!({"resultType": "scalar", "result": [seconds(t), format_value(v)]})
-        }
-        Value::String(s) => json!({"resultType": "string", "result": [seconds(t), s]}),
-        Value::Vector(v) => json!({"resultType": "vector", "result": v.iter().map(|s| json!({
+    let deadline = std::time::Instant::now() + timeout(q)?;
+    Ok(
+        match promql::instant_until(&source, expr, t, lookback(q)?, deadline)? {
+            Value::Scalar(v) => {
+                json!({"resultType": "scalar", "result": [seconds(t), format_value(v)]})
+            }
+            Value::String(s) => json!({"resultType": "string", "result": [seconds(t), s]}),
+            Value::Vector(v) => json!({"resultType": "vector", "result": v.iter().map(|s| json!({
             "metric": labels_json(&s.labels), "value": [seconds(t), format_value(s.value)]})).collect::<Vec<_>>()}),
-        Value::Matrix(m) => json!({"resultType": "matrix", "result": matrix_json(&m)}),
-    })
+            Value::Matrix(m) => json!({"resultType": "matrix", "result": matrix_json(&m)}),
+        },
+    )
 }
 
 fn matrix_json(m: &[Series]) -> Vec<Json> {
@@ -291,12 +302,8 @@ fn range_data(reader: &Reader, access: &ReadAccess, q: &Query) -> Result<Vec<Ser
             "end timestamp must not be before start time",
         ));
     }
-    let timeout = match q.get("timeout") {
-        Some(s) => std::time::Duration::from_millis(parse_duration("timeout", s)? as u64),
-        None => promql::DEFAULT_TIMEOUT,
-    };
     let source = StoreSource { reader, access };
-    let deadline = std::time::Instant::now() + timeout;
+    let deadline = std::time::Instant::now() + timeout(q)?;
     promql::range_until(&source, expr, start, end, step, lookback(q)?, deadline)
 }
 

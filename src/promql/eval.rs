@@ -83,6 +83,8 @@ pub struct Engine<'a, S: Source> {
     loaded: usize,
     /// Loaded series by (selector node, range): the parsed query outlives the engine's use.
     cache: HashMap<(usize, i64), Rc<Loaded>>,
+    /// Past this, evaluation stops with a `Timeout`.
+    pub deadline: Option<std::time::Instant>,
     /// Aggregation group keys by (aggregation, label set), kept across steps for label sets
     /// that live for the whole query (the loaded series'); each entry holds its label set,
     /// so the address it is keyed by cannot be reused by another.
@@ -180,6 +182,7 @@ impl<'a, S: Source> Engine<'a, S> {
             loaded: 0,
             cache: HashMap::new(),
             group_keys: HashMap::new(),
+            deadline: None,
         }
     }
 
@@ -202,7 +205,9 @@ impl<'a, S: Source> Engine<'a, S> {
         let off = offset_ms(&vs.offset);
         let from = self.start - off - range_ms.max(self.lookback_ms);
         let to = self.end - off;
+        self.check_deadline()?;
         let series = self.source.select(&matchers, from, to)?;
+        self.check_deadline()?;
         self.loaded += series.iter().map(|s| s.1.len()).sum::<usize>();
         if self.loaded > self.max_samples {
             return Err(exec(format!(
@@ -224,6 +229,17 @@ impl<'a, S: Source> Engine<'a, S> {
         });
         self.cache.insert(key, rc.clone());
         Ok(rc)
+    }
+
+    /// A `Timeout` once the deadline has passed (asked after each load and at each step).
+    pub fn check_deadline(&self) -> Result<(), EvalError> {
+        if self.deadline.is_some_and(|d| std::time::Instant::now() > d) {
+            return Err(EvalError {
+                kind: ErrorKind::Timeout,
+                message: "query timed out in expression evaluation".into(),
+            });
+        }
+        Ok(())
     }
 
     pub fn eval(&mut self, e: &Expr, t: i64) -> Result<Value, EvalError> {

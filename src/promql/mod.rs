@@ -37,6 +37,20 @@ pub fn instant<S: Source>(
     Engine::new(source, t, t, lookback_ms, MAX_SAMPLES).eval(&expr, t)
 }
 
+/// As `instant`, refused with a `Timeout` once `deadline` passes.
+pub fn instant_until<S: Source>(
+    source: &S,
+    query: &str,
+    t: i64,
+    lookback_ms: i64,
+    deadline: std::time::Instant,
+) -> Result<Value, EvalError> {
+    let expr = parse(query)?;
+    let mut engine = Engine::new(source, t, t, lookback_ms, MAX_SAMPLES);
+    engine.deadline = Some(deadline);
+    engine.eval(&expr, t)
+}
+
 /// `query` at each step from `start` to `end` (ms): one series per label set, with its
 /// points; a scalar result is one series without labels.
 pub fn range<S: Source>(
@@ -72,16 +86,12 @@ pub fn range_until<S: Source>(
         });
     }
     let mut engine = Engine::new(source, start, end, lookback_ms, MAX_SAMPLES);
+    engine.deadline = Some(deadline);
     let mut out: Vec<Series> = Vec::new();
     let mut index: std::collections::HashMap<labels::Labels, usize> = Default::default();
     let mut t = start;
     while t <= end {
-        if std::time::Instant::now() > deadline {
-            return Err(EvalError {
-                kind: ErrorKind::Timeout,
-                message: "query timed out in expression evaluation".into(),
-            });
-        }
+        engine.check_deadline()?;
         let samples = match engine.eval(&expr, t)? {
             Value::Scalar(v) => vec![Sample {
                 labels: Default::default(),
@@ -216,6 +226,8 @@ mod tests {
         }
         let past = std::time::Instant::now() - std::time::Duration::from_millis(1);
         let e = range_until(&f, "up", 0, 30_000, 15_000, DEFAULT_LOOKBACK_MS, past).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Timeout);
+        let e = instant_until(&f, "sum(up)", 0, DEFAULT_LOOKBACK_MS, past).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Timeout);
         let v = vector(instant(&f, "absent(nope{job=\"x\"})", 0, DEFAULT_LOOKBACK_MS).unwrap());
         assert_eq!(v, vec![("{\"job\": \"x\"}".into(), 1.0)]);
