@@ -33,8 +33,12 @@ pub fn instant<S: Source>(
     t: i64,
     lookback_ms: i64,
 ) -> Result<Value, EvalError> {
-    let expr = parse(query)?;
-    Engine::new(source, t, t, lookback_ms, MAX_SAMPLES).eval(&expr, t)
+    instant_until(source, query, t, lookback_ms, far_deadline())
+}
+
+/// A deadline no query reaches: for callers that set none.
+fn far_deadline() -> std::time::Instant {
+    std::time::Instant::now() + std::time::Duration::from_secs(86_400)
 }
 
 /// As `instant`, refused with a `Timeout` once `deadline` passes.
@@ -61,8 +65,7 @@ pub fn range<S: Source>(
     step: i64,
     lookback_ms: i64,
 ) -> Result<Vec<Series>, EvalError> {
-    let a_day = std::time::Instant::now() + std::time::Duration::from_secs(86_400);
-    range_until(source, query, start, end, step, lookback_ms, a_day)
+    range_until(source, query, start, end, step, lookback_ms, far_deadline())
 }
 
 /// The time a query may take unless it says (Prometheus's `-query.timeout`).
