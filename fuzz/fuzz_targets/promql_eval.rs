@@ -3,31 +3,17 @@
 //! answer's vector never repeats a label set.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-
 use stathook::promql::labels::Labels;
 use stathook::promql::*;
 
-struct Fixed(Vec<Series>);
-
-impl Source for Fixed {
-    fn select(&self, m: &[Matcher], from: i64, to: i64) -> Result<Vec<Series>, EvalError> {
-        Ok(self
-            .0
-            .iter()
-            .filter(|(l, _)| m.iter().all(|m| m.is_match(l.get(&m.name).map_or("", |v| v.as_str()))))
-            .map(|(l, p)| (l.clone(), p.iter().copied().filter(|x| x.0 >= from && x.0 <= to).collect()))
-            .collect())
-    }
-}
-
-fn fixed() -> Fixed {
+fn fixed() -> Memory {
     let l = |name: &str, job: &str| -> Labels {
         [("__name__", name), ("project", "p"), ("job", job)]
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
     };
-    Fixed(vec![
+    Memory(vec![
         (l("up", "a"), vec![(0, 1.0), (15_000, 1.0), (30_000, 0.0)]),
         (l("up", "b"), vec![(0, 1.0), (15_000, f64::NAN), (30_000, 1.0)]),
         (l("req_total", "a"), (0..=40).map(|i| (i * 15_000, (i % 7) as f64 * 10.0)).collect()),

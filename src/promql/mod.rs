@@ -120,45 +120,44 @@ pub fn range_until<S: Source>(
     Ok(out)
 }
 
+/// A `Source` over series held in memory (unit tests and the fuzz target).
+pub struct Memory(pub Vec<Series>);
+
+impl Source for Memory {
+    fn select(&self, m: &[Matcher], from: i64, to: i64) -> Result<Vec<Series>, EvalError> {
+        let label =
+            |l: &labels::Labels, name: &str| l.get(name).map_or("", |v| v.as_str()).to_owned();
+        Ok(self
+            .0
+            .iter()
+            .filter(|(l, _)| m.iter().all(|m| m.is_match(&label(l, &m.name))))
+            .map(|(l, p)| {
+                (
+                    l.clone(),
+                    p.iter()
+                        .copied()
+                        .filter(|x| x.0 >= from && x.0 <= to)
+                        .collect(),
+                )
+            })
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::labels::Labels;
     use super::*;
-    use promql_parser::label::Matcher;
 
     /// Two series of project p: `up` 1, 1, 0 and `req_total` 0, 10, 20 … every 15 s.
-    struct Fixed(Vec<Series>);
-
-    impl Source for Fixed {
-        fn select(&self, m: &[Matcher], from: i64, to: i64) -> Result<Vec<Series>, EvalError> {
-            Ok(self
-                .0
-                .iter()
-                .filter(|(l, _)| {
-                    m.iter()
-                        .all(|m| m.is_match(l.get(&m.name).map_or("", |v| v.as_str())))
-                })
-                .map(|(l, p)| {
-                    (
-                        l.clone(),
-                        p.iter()
-                            .copied()
-                            .filter(|x| x.0 >= from && x.0 <= to)
-                            .collect(),
-                    )
-                })
-                .collect())
-        }
-    }
-
-    fn fixed() -> Fixed {
+    fn fixed() -> Memory {
         let l = |name: &str, job: &str| -> Labels {
             [("__name__", name), ("project", "p"), ("job", job)]
                 .iter()
                 .map(|(a, b)| (a.to_string(), b.to_string()))
                 .collect()
         };
-        Fixed(vec![
+        Memory(vec![
             (l("up", "a"), vec![(0, 1.0), (15_000, 1.0), (30_000, 0.0)]),
             (l("up", "b"), vec![(0, 1.0), (15_000, 1.0), (30_000, 1.0)]),
             (
