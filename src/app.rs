@@ -157,6 +157,7 @@ impl App {
                 journal: journal.clone(),
                 memtable: memtable.clone(),
                 max_pending_samples: config.max_pending_samples,
+                max_series_per_project: config.max_series_per_project,
                 changes: changes.clone(),
             },
             reader,

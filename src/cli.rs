@@ -282,6 +282,11 @@ pub struct ServeArgs {
     /// calls and compaction run on other threads, so a slow query never delays ingest.
     #[arg(long, env = "STATHOOK_HTTP_THREADS", default_value_t = crate::config::default_http_threads() as u64, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub http_threads: u64,
+    /// Most series a project may have: a push (remote write, Influx line protocol) that would
+    /// create series past it is refused with a 400 naming this limit, so labels with unbounded
+    /// values (request ids, timestamps) cannot grow the store without end.
+    #[arg(long, env = "STATHOOK_MAX_SERIES_PER_PROJECT", default_value_t = crate::config::DEFAULT_MAX_SERIES_PER_PROJECT, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_series_per_project: u64,
     /// How often alert rules are evaluated (at least 1s), e.g. 30s, 1m.
     #[arg(long, env = "STATHOOK_ALERT_INTERVAL", default_value = "60s", value_parser = parse_alert_interval)]
     pub alert_interval: Duration,

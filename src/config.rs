@@ -37,6 +37,10 @@ pub const DEFAULT_COMPACT_MAX_PENDING: usize = 1_000_000;
 /// Writes are refused (503) while this many samples wait for compaction: the compactor is
 /// failing or far behind, and memory must not grow without bound (~1 GB of memtable).
 pub const DEFAULT_MAX_PENDING_SAMPLES: usize = 8 * DEFAULT_COMPACT_MAX_PENDING;
+/// A project's series cap for the push formats: 100,000 series of 10 s samples is ~860 M
+/// samples a day, past what one node serves well; a label with unbounded values reaches it
+/// quickly, which is what the cap is for.
+pub const DEFAULT_MAX_SERIES_PER_PROJECT: u64 = 100_000;
 
 /// How often the compactor drops segments past their retention. Expiry is coarse (whole
 /// segments, ~a day of 10 s samples each), so a minute is plenty.
@@ -93,6 +97,8 @@ pub struct Config {
     pub compact_interval: Duration,
     pub compact_max_pending: usize,
     pub max_pending_samples: usize,
+    /// Most metrics a project may have once a push would create new ones.
+    pub max_series_per_project: usize,
     /// Default retention in ms for projects without their own; None keeps data forever.
     pub retention_ms: Option<i64>,
     pub expire_interval: Duration,
@@ -142,6 +148,7 @@ impl Config {
             compact_interval: DEFAULT_COMPACT_INTERVAL,
             compact_max_pending: DEFAULT_COMPACT_MAX_PENDING,
             max_pending_samples: DEFAULT_MAX_PENDING_SAMPLES,
+            max_series_per_project: DEFAULT_MAX_SERIES_PER_PROJECT as usize,
             retention_ms: None,
             expire_interval: DEFAULT_EXPIRE_INTERVAL,
             cache_bytes: crate::store::DEFAULT_CACHE_BYTES,

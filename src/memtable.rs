@@ -639,6 +639,24 @@ impl Memtable {
         out
     }
 
+    /// How many metrics `project` has (the push formats' series cap counts them).
+    pub fn metric_count(&self, project: &str) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().projects.get(project).map_or(0, |m| m.len()))
+            .sum()
+    }
+
+    /// How many of `metrics` (distinct metricIds) `project` does not have yet.
+    pub fn count_new<'a>(&self, project: &str, metrics: impl Iterator<Item = &'a str>) -> usize {
+        metrics
+            .filter(|m| {
+                let mem = self.shards[shard_of(project, m, self.shards.len())].read();
+                mem.metric(project, m).is_none()
+            })
+            .count()
+    }
+
     pub fn catalog_entry(&self, project: &str, metric: &str) -> Option<CatalogEntry> {
         let mem = self.shards[shard_of(project, metric, self.shards.len())].read();
         mem.metric(project, metric).map(|x| x.catalog.clone())

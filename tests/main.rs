@@ -14,6 +14,7 @@ mod hardening;
 mod hostile;
 mod keys;
 mod prom;
+mod push;
 mod query;
 mod ratelimit;
 mod share;

@@ -262,19 +262,6 @@ fn compare(query: &str, at: &str, ours: &Value, theirs: &Value) -> Result<usize,
     Ok(a.values().map(Vec::len).sum())
 }
 
-/// A new read key of `project`, as Grafana would be given.
-async fn read_key(c: &Client, project: &str) -> String {
-    let r = c
-        .admin(
-            reqwest::Method::POST,
-            &format!("/api/v1/projects/{project}/keys"),
-            Some(json!({"scope": "read", "name": "grafana"})),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    r.body["apiKey"].as_str().unwrap().to_owned()
-}
-
 const QUERIES: &[&str] = &[
     "1+1",
     "2 * 3 - 4 / 8",

@@ -409,3 +409,16 @@ pub fn history_value(m: usize, i: usize) -> f64 {
     let v = 50.0 + 20.0 * ((i as f64) / 500.0 + m as f64).sin();
     (v * 100.0).round() / 100.0
 }
+
+/// A new read key of `project`, as Grafana or a reader would be given.
+pub async fn read_key(c: &Client, project: &str) -> String {
+    let r = c
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/projects/{project}/keys"),
+            Some(json!({"scope": "read", "name": "grafana"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.body["apiKey"].as_str().unwrap().to_owned()
+}

@@ -30,6 +30,7 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     config.max_key_age_ms = args.max_key_age.0;
     config.session_idle = args.session_idle;
     config.alert_interval = args.alert_interval;
+    config.max_series_per_project = args.max_series_per_project as usize;
     crate::outbound::guard::AllowList::parse(&args.alert_allow_hosts)?;
     config.alert_allow_hosts = args.alert_allow_hosts;
     config.max_connections = args.max_connections.max(1);

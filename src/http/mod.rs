@@ -13,6 +13,7 @@ mod maintenance;
 mod pages;
 mod projects;
 mod prom;
+mod push;
 mod read;
 mod reply;
 mod route;

@@ -391,7 +391,7 @@ pub fn metadata(reader: &Reader, access: &ReadAccess, q: &Query) -> Reply {
     let mut out = serde_json::Map::new();
     for project in projects {
         for (id, entry) in reader.memtable.catalog(&project) {
-            let name = labels::metric_name(&id);
+            let name = labels::family_name(&id);
             if q.get("metric").is_some_and(|m| m != name) {
                 continue;
             }

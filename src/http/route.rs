@@ -2,7 +2,7 @@
 //! splitting, so a metricId may contain an encoded `/`.
 
 use super::reply::{ApiError, Reply};
-use super::{alerts, prom, share, webhook, widgets};
+use super::{alerts, prom, push, share, webhook, widgets};
 use super::{cors, dashboards, events, keys, maintenance, pages, projects, read, session};
 use super::{BodyLimits, Front};
 use crate::auth::{self, Bearer};
@@ -112,12 +112,14 @@ pub(super) async fn handle(
     Ok(reply)
 }
 
-/// The webhook and the health check: short, never blocking on disk, answered on the runtime's
-/// threads. Every other route goes to the blocking pool (see `handle`).
+/// The webhook, the push formats and the health checks: short, never blocking on disk,
+/// answered on the runtime's threads. Every other route goes to the blocking pool (see `handle`).
 fn answered_on_runtime(req: &Request<Incoming>) -> bool {
     match req.uri().path().trim_matches('/') {
-        "api/webhooks/custom" => req.method() == Method::POST,
-        "healthz" => true,
+        "api/webhooks/custom" | "api/v1/write" | "api/v1/push" | "api/v2/write" | "write" => {
+            req.method() == Method::POST
+        }
+        "healthz" | "ping" => true,
         _ => false,
     }
 }
@@ -175,6 +177,18 @@ async fn dispatch(
             webhook::ingest(&svc.ingest, body, req, client).await
         }
         (["api", "webhooks", "custom"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        (["api", "v1", "write" | "push"] | ["api", "v2", "write"] | ["write"], &Method::POST) => {
+            let format = match segs[0] {
+                "write" => push::Format::Influx { v1: true },
+                _ if segs[1] == "v2" => push::Format::Influx { v1: false },
+                _ => push::Format::RemoteWrite,
+            };
+            push::ingest(&svc.ingest, push::limits(body), req, &query, client, format).await
+        }
+        (["api", "v1", "write" | "push"] | ["api", "v2", "write"] | ["write"], _) => {
+            Err(ApiError::MethodNotAllowed { allow: "POST" })
+        }
+        (["ping"], &Method::GET | &Method::HEAD) => Ok(push::ping()),
 
         // The web app: every page is the same shell at its own URL; assets by content hash.
         ([""] | ["projects", ..] | ["share", ..], &Method::GET) => Ok(pages::page(&segs)),
@@ -560,7 +574,7 @@ fn authorize_read(creds: &Credentials, req: &Request<Incoming>) -> Result<ReadAc
 }
 
 /// The password of an `Authorization: Basic` header.
-fn basic_password(value: &[u8]) -> Option<String> {
+pub(super) fn basic_password(value: &[u8]) -> Option<String> {
     use base64::Engine;
     let text = std::str::from_utf8(value).ok()?.trim();
     let (scheme, rest) = text.split_once(' ')?;

@@ -43,24 +43,62 @@ pub async fn ingest(
     // One clock read per request, at arrival: the rate limit, the default timestamp and
     // the usage counters share it.
     let now_ms = clock::now_ms();
-    let Some(owner) = ingest.keys.lookup(key) else {
-        if let Some(old) = ingest.keys.retired(key) {
-            if ingest
-                .usage
-                .record_retired_use(&old.webhook_id, client, now_ms)
-            {
-                tracing::warn!(key_id = %old.webhook_id, key_prefix = %old.key_prefix,
-                    reason = %old.reason, address = %client,
-                    "a revoked or rotated-out API key is still in use");
-            }
-        }
-        return Err(ApiError::Unauthorized(
-            "invalid API key: unknown or revoked".into(),
-        ));
-    };
+    let owner = owner_of(ingest, key, client, now_ms)?;
     // A refcount bump; the printable prefix is made only if a warning needs it.
     let presented = req.headers().get(header::AUTHORIZATION).cloned();
-    let (reply, stored) = accept(ingest, limits, req, &owner, now_ms).await;
+    let stored = store(ingest, limits, req, &owner, now_ms);
+    Ok(
+        admit(ingest, &owner, presented, client, now_ms, stored, |n| {
+            raw(
+                StatusCode::OK,
+                "application/json",
+                format!("{{\"success\":true,\"metricsStored\":{n}}}").into_bytes(),
+            )
+        })
+        .await,
+    )
+}
+
+/// The owner of an ingest or read `key` (scope is `admit`'s check), or the 401; a retired
+/// key still in use is counted and warned about.
+pub(super) fn owner_of(
+    ingest: &Ingest,
+    key: &str,
+    client: IpAddr,
+    now_ms: i64,
+) -> Result<auth::KeyOwner, ApiError> {
+    if let Some(owner) = ingest.keys.lookup(key) {
+        return Ok(owner);
+    }
+    if let Some(old) = ingest.keys.retired(key) {
+        if ingest
+            .usage
+            .record_retired_use(&old.webhook_id, client, now_ms)
+        {
+            tracing::warn!(key_id = %old.webhook_id, key_prefix = %old.key_prefix,
+                reason = %old.reason, address = %client,
+                "a revoked or rotated-out API key is still in use");
+        }
+    }
+    Err(ApiError::Unauthorized(
+        "invalid API key: unknown or revoked".into(),
+    ))
+}
+
+/// Everything every ingest route does after the key lookup, around its `stored` future
+/// (which does nothing until awaited): the scope check, the rate limit, then `stored`; the
+/// reply (`ok` for a success) with the `X-RateLimit-*` headers; the outcome counted in the
+/// key's usage.
+pub(super) async fn admit(
+    ingest: &Ingest,
+    owner: &auth::KeyOwner,
+    presented: Option<header::HeaderValue>,
+    client: IpAddr,
+    now_ms: i64,
+    stored: impl std::future::Future<Output = Result<u64, ApiError>>,
+    ok: impl FnOnce(u64) -> Reply,
+) -> Reply {
+    let (reply, stored) = accept(ingest, owner, now_ms, stored, ok).await;
     let status = reply.status().as_u16();
     let (outcome, error) = match stored {
         Ok(n) => (Ok(n), None),
@@ -78,17 +116,17 @@ pub async fn ingest(
             samples_this_hour = this_hour, mean_per_hour, address = %client,
             "sudden jump in volume for this API key");
     }
-    Ok(reply)
+    reply
 }
 
-/// Everything after the key lookup: scope, rate limit, then `store`. Returns the reply and,
-/// for a 200, the samples stored, else the error message sent (for the request log).
+/// Scope, rate limit, then `stored`. Returns the reply and, for a success, the samples
+/// stored, else the error message sent (for the request log).
 async fn accept(
     ingest: &Ingest,
-    limits: BodyLimits,
-    req: Request<Incoming>,
     owner: &auth::KeyOwner,
     now_ms: i64,
+    stored: impl std::future::Future<Output = Result<u64, ApiError>>,
+    ok: impl FnOnce(u64) -> Reply,
 ) -> (Reply, Result<u64, String>) {
     if owner.scope != crate::store::Scope::Ingest {
         let e = ApiError::Forbidden(
@@ -105,17 +143,10 @@ async fn accept(
             ),
             retry_after_s: d.retry_after_s,
         }),
-        _ => store(ingest, limits, req, owner, now_ms).await,
+        _ => stored.await,
     };
     let (mut reply, stored) = match result {
-        Ok(n) => (
-            raw(
-                StatusCode::OK,
-                "application/json",
-                format!("{{\"success\":true,\"metricsStored\":{n}}}").into_bytes(),
-            ),
-            Ok(n),
-        ),
+        Ok(n) => (ok(n), Ok(n)),
         Err(e) => e.reply_and_message(),
     };
     if let Some(d) = limit {
@@ -125,6 +156,17 @@ async fn accept(
         h.insert("x-ratelimit-reset", d.reset_unix_s.into());
     }
     (reply, stored)
+}
+
+/// Refuses a write while the compactor is far behind: memory must not grow without bound.
+pub(super) fn check_backlog(ingest: &Ingest) -> Result<(), ApiError> {
+    let waiting = ingest.memtable.pending_samples();
+    if waiting >= ingest.max_pending_samples {
+        return Err(ApiError::Unavailable(format!(
+            "{waiting} samples are waiting for compaction; nothing was stored, retry shortly"
+        )));
+    }
+    Ok(())
 }
 
 /// Read, parse, check the project, append; the number of samples once they are durable.
@@ -148,12 +190,7 @@ async fn store(
             batch.project_id
         )));
     }
-    let waiting = ingest.memtable.pending_samples();
-    if waiting >= ingest.max_pending_samples {
-        return Err(ApiError::Unavailable(format!(
-            "{waiting} samples are waiting for compaction; nothing was stored, retry shortly"
-        )));
-    }
+    check_backlog(ingest)?;
     let n = batch.metrics.len() as u64;
     let durable = ingest.journal.append(&batch);
     if ingest.changes.listening(batch.project_id) {

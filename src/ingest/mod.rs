@@ -1,8 +1,13 @@
-//! Ingest: turns a webhook request body into a [`ValidBatch`] or a 400 message naming the
-//! field and index. No I/O and no clock (the caller passes `now_ms`), so it is easy to fuzz
-//! and bench. `parse.rs` is the only file in the crate that knows simd-json.
+//! Ingest: turns a request body into a [`ValidBatch`] or a 400 message naming the field
+//! and index (or line). No I/O and no clock (the caller passes `now_ms`), so it is easy to
+//! fuzz and bench. `parse.rs` is the webhook's JSON and the only file in the crate that
+//! knows simd-json; the push formats (`remote_write.rs`, `influx.rs`) build a
+//! `series::SeriesBatch` of labelled series that lends out the same `ValidBatch`.
 
+pub mod influx;
 mod parse;
+pub mod remote_write;
+pub mod series;
 
 pub use parse::parse_batch;
 

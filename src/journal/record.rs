@@ -10,7 +10,8 @@ pub const MAGIC: &[u8; 8] = b"STHKJRNL";
 pub const HEADER_LEN: usize = 24;
 pub const FRAME_HEADER_LEN: usize = 8;
 /// A frame longer than this is damage, not data. The flusher cuts frames at
-/// `MAX_FRAME_TARGET_BYTES`; one request adds at most ~1 MiB beyond that.
+/// `MAX_FRAME_TARGET_BYTES`; one request adds at most ~1 MiB beyond that (a webhook body),
+/// or `ingest::series::MAX_BATCH_JOURNAL_BYTES` (a push).
 pub const MAX_PAYLOAD_BYTES: usize = 64 << 20;
 /// The flusher starts a new frame (and sync) once a frame reaches this size, bounding the
 /// memory of one group commit.

@@ -65,6 +65,8 @@ pub struct Ingest {
     pub memtable: Arc<Memtable>,
     /// Past this many samples waiting for compaction, a webhook request gets 503.
     pub max_pending_samples: usize,
+    /// A push that would give a project more metrics than this is refused.
+    pub max_series_per_project: usize,
     /// Told which metrics each acknowledged request wrote (live pages listen).
     pub changes: Arc<ChangeFeed>,
 }

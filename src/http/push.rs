@@ -1,0 +1,212 @@
+//! The push formats agents already speak: Prometheus remote write (`POST /api/v1/write`,
+//! alias `/api/v1/push`) and Influx line protocol (`POST /api/v2/write`, v1's `POST
+//! /write`, and the `/ping` the InfluxDB clients probe). Each takes an ingest key (Bearer,
+//! `Token`, basic auth with the key as the password, or v1's `p` parameter), goes through
+//! the webhook's admission (`webhook::admit`: scope, rate limit, usage), decodes its body
+//! with its `ingest` parser into labelled series, checks the project's series cap, and
+//! answers 204 only once every sample is fdatasync'd, as the webhook does.
+
+use super::reply::{ApiError, Reply};
+use super::route::Query;
+use super::webhook::{admit, check_backlog, owner_of};
+use super::BodyLimits;
+use crate::auth::{self, Bearer, KeyOwner};
+use crate::clock;
+use crate::ingest::influx::Precision;
+use crate::ingest::series::SeriesBatch;
+use crate::ingest::{self, IngestError};
+use crate::service::Ingest;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap};
+use hyper::{Request, StatusCode};
+use std::net::IpAddr;
+
+/// Largest push body, after gzip (remote write's snappy is undone later, bounded by
+/// `ingest::remote_write::MAX_DECODED_BYTES`). Agents batch: vmagent sends blocks of up to
+/// 8 MiB, Telegraf 1,000 metrics at a time; `--max-body-bytes` (1 MiB, sized for the
+/// webhook's 100 metrics) would refuse them, so a push is allowed at least this much.
+pub const MIN_PUSH_BODY_BYTES: usize = 16 << 20;
+
+/// The body limits of a push: the server's, with room for agents' batches.
+pub fn limits(server: BodyLimits) -> BodyLimits {
+    BodyLimits {
+        max_bytes: server.max_bytes.max(MIN_PUSH_BODY_BYTES),
+        ..server
+    }
+}
+
+/// Which push format a request is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    RemoteWrite,
+    /// `/api/v2/write` (`bucket`) or v1's `/write` (`db`).
+    Influx {
+        v1: bool,
+    },
+}
+
+/// Answers one push request from `client`, and counts it in its key's usage.
+pub async fn ingest(
+    ingest: &Ingest,
+    limits: BodyLimits,
+    req: Request<Incoming>,
+    query: &Query,
+    client: IpAddr,
+    format: Format,
+) -> Result<Reply, ApiError> {
+    let key = push_key(req.headers(), query)?;
+    let now_ms = clock::now_ms();
+    let owner = owner_of(ingest, &key, client, now_ms)?;
+    let presented = req.headers().get(header::AUTHORIZATION).cloned();
+    let stored = store(ingest, limits, req, query, &owner, now_ms, format);
+    Ok(
+        admit(ingest, &owner, presented, client, now_ms, stored, |_| {
+            super::reply::raw(StatusCode::NO_CONTENT, "text/plain", Vec::new())
+        })
+        .await,
+    )
+}
+
+/// `GET /ping` (InfluxDB 1.x; its CLI and Telegraf probe it): 204 with a version header.
+pub fn ping() -> Reply {
+    let mut reply = super::reply::raw(StatusCode::NO_CONTENT, "text/plain", Vec::new());
+    reply.headers_mut().insert(
+        "x-influxdb-version",
+        header::HeaderValue::from_static(concat!("stathook-", env!("CARGO_PKG_VERSION"))),
+    );
+    reply
+}
+
+/// The key of a push request: `Authorization: Bearer KEY`, `Token KEY` (InfluxDB 2.x),
+/// `Basic` with the key as the password (Prometheus' `basic_auth`, InfluxDB 1.x), or v1's
+/// `p` query parameter.
+fn push_key(headers: &HeaderMap, query: &Query) -> Result<String, ApiError> {
+    const EXPECTED: &str =
+        "expected 'Authorization: Bearer API_KEY', 'Token API_KEY' or basic auth with the API key as the password";
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return match query.get("p") {
+            Some(p) if !p.is_empty() => Ok(p.to_owned()),
+            _ => Err(ApiError::Unauthorized(format!(
+                "missing Authorization header; {EXPECTED}"
+            ))),
+        };
+    };
+    let bytes = value.as_bytes();
+    if let Some(password) = super::route::basic_password(bytes) {
+        return Ok(password);
+    }
+    let text = std::str::from_utf8(bytes).unwrap_or("").trim();
+    if let Some((scheme, token)) = text.split_once(' ') {
+        if scheme.eq_ignore_ascii_case("token") && !token.trim().is_empty() {
+            return Ok(token.trim().to_owned());
+        }
+    }
+    match auth::bearer(Some(bytes)) {
+        Bearer::Token(t) => Ok(t.to_owned()),
+        _ => Err(ApiError::Unauthorized(format!(
+            "malformed Authorization header; {EXPECTED}"
+        ))),
+    }
+}
+
+/// Read, decode, check the project and its series cap, append; the number of samples once
+/// they are durable.
+async fn store(
+    ingest: &Ingest,
+    limits: BodyLimits,
+    req: Request<Incoming>,
+    query: &Query,
+    owner: &KeyOwner,
+    now_ms: i64,
+    format: Format,
+) -> Result<u64, ApiError> {
+    let (parts, body) = req.into_parts();
+    let mut headers = parts.headers;
+    let batch = match format {
+        Format::RemoteWrite => {
+            check_remote_write_headers(&mut headers)?;
+            let bytes = super::body::read(&headers, body, limits).await?;
+            ingest::remote_write::parse(&bytes, now_ms)
+        }
+        Format::Influx { v1 } => {
+            let target = if v1 { "db" } else { "bucket" };
+            if let Some(p) = query.get(target).filter(|p| !p.is_empty()) {
+                if p != owner.project_id {
+                    return Err(ApiError::Forbidden(format!(
+                        "{target} {p:?} is not this API key's project; it writes to {:?}",
+                        owner.project_id
+                    )));
+                }
+            }
+            let given = query.get("precision").unwrap_or("");
+            let precision = Precision::parse(given).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "precision {given:?} is not one of ns, us, ms, s (v1 also n, u, m, h)"
+                ))
+            })?;
+            let bytes = super::body::read(&headers, body, limits).await?;
+            ingest::influx::parse(&bytes, precision, now_ms)
+        }
+    }
+    .map_err(|e: IngestError| ApiError::BadRequest(e.message))?;
+    commit(ingest, &owner.project_id, &batch).await
+}
+
+/// Remote write 1.0's headers: a protobuf body, snappy-encoded. A 2.0 sender (its content
+/// type names `io.prometheus.write.v2.Request`) is told 415, which makes it fall back to 1.0.
+/// The snappy encoding is taken off the headers: the remote-write parser undoes it.
+fn check_remote_write_headers(headers: &mut HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/x-protobuf")
+        .to_ascii_lowercase();
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence != "application/x-protobuf" {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type must be application/x-protobuf (Prometheus remote write 1.0), not {essence:?}"
+        )));
+    }
+    if content_type.contains("io.prometheus.write.v2") {
+        return Err(ApiError::UnsupportedMediaType(
+            "remote write 2.0 is not supported; send remote write 1.0 (protobuf_message: prometheus.WriteRequest)".into(),
+        ));
+    }
+    match headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("snappy") => {
+            headers.remove(header::CONTENT_ENCODING);
+            Ok(())
+        }
+        Some(other) => Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Encoding {other:?} is not supported for remote write; use snappy"
+        ))),
+    }
+}
+
+/// The project's series cap, the compaction backlog, then the journal: Ok once durable.
+async fn commit(ingest: &Ingest, project: &str, batch: &SeriesBatch) -> Result<u64, ApiError> {
+    if batch.sample_count() == 0 {
+        return Ok(0);
+    }
+    let new = ingest.memtable.count_new(project, batch.series_ids());
+    if new > 0 {
+        let have = ingest.memtable.metric_count(project);
+        let cap = ingest.max_series_per_project;
+        if have + new > cap {
+            return Err(ApiError::BadRequest(format!(
+                "this request would create {new} new series in project {project:?}, which has {have}; the limit is {cap} (--max-series-per-project). Nothing was stored; a label with unbounded values (ids, timestamps) is the usual cause"
+            )));
+        }
+    }
+    check_backlog(ingest)?;
+    let valid = batch.valid(project);
+    ingest.journal.append(&valid).await?;
+    if ingest.changes.listening(project) {
+        ingest.changes.publish(project, batch.series_ids());
+    }
+    Ok(batch.sample_count() as u64)
+}

@@ -1,0 +1,195 @@
+//! Influx line protocol (what Telegraf, Vector and the InfluxDB clients send), parsed with
+//! the `influxdb-line-protocol` crate (InfluxDB IOx's parser). Each field of a line is one
+//! sample of the series `measurement_field` (VictoriaMetrics' naming) with the line's tags as
+//! labels; integers, unsigned integers and floats are values, booleans 1 and 0. A string
+//! field, or any line that does not parse, refuses the whole request with the line's number
+//! (all or nothing, like the webhook). Pure.
+
+use super::series::SeriesBatch;
+use super::IngestError;
+use influxdb_line_protocol::{parse_lines, split_lines, FieldValue};
+
+/// The unit of the timestamps in a body (`precision`); nanoseconds unless told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    Nanoseconds,
+    Microseconds,
+    Milliseconds,
+    Seconds,
+    Minutes,
+    Hours,
+}
+
+impl Precision {
+    /// The `precision` parameter of `/api/v2/write` (`ns`, `us`, `ms`, `s`) and of v1's
+    /// `/write` (`n`, `u`, `ms`, `s`, `m`, `h`).
+    pub fn parse(s: &str) -> Option<Precision> {
+        Some(match s {
+            "" | "ns" | "n" => Precision::Nanoseconds,
+            "us" | "u" | "µs" => Precision::Microseconds,
+            "ms" => Precision::Milliseconds,
+            "s" => Precision::Seconds,
+            "m" => Precision::Minutes,
+            "h" => Precision::Hours,
+            _ => return None,
+        })
+    }
+
+    /// A timestamp in this unit, in milliseconds (rounded down: stathook keeps ms), or
+    /// `None` past the range of `i64` milliseconds.
+    fn to_ms(self, t: i64) -> Option<i64> {
+        match self {
+            Precision::Nanoseconds => Some(t.div_euclid(1_000_000)),
+            Precision::Microseconds => Some(t.div_euclid(1_000)),
+            Precision::Milliseconds => Some(t),
+            Precision::Seconds => t.checked_mul(1_000),
+            Precision::Minutes => t.checked_mul(60_000),
+            Precision::Hours => t.checked_mul(3_600_000),
+        }
+    }
+}
+
+/// Parses a line-protocol body; lines without a timestamp take `now_ms`. Blank lines and
+/// `#` comments are skipped.
+pub fn parse(body: &[u8], precision: Precision, now_ms: i64) -> Result<SeriesBatch, IngestError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        let line = body[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        IngestError::new(format!("line {line}: the body is not valid UTF-8"))
+    })?;
+    let mut batch = SeriesBatch::new();
+    let mut name = String::new();
+    for (n, raw) in split_lines(text).enumerate() {
+        let number = n + 1;
+        let trimmed = raw.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let line = match parse_lines(raw).next() {
+            Some(Ok(line)) => line,
+            Some(Err(e)) => {
+                return Err(IngestError::new(format!(
+                    "line {number}: {e} (the line begins `{}`)",
+                    excerpt(trimmed)
+                )))
+            }
+            None => continue,
+        };
+        let timestamp_ms = match line.timestamp {
+            None => now_ms,
+            Some(t) => precision.to_ms(t).ok_or_else(|| {
+                IngestError::new(format!(
+                    "line {number}: the timestamp {t} is out of range for precision {precision:?}"
+                ))
+            })?,
+        };
+        let tags: Vec<(&str, &str)> = line
+            .series
+            .tag_set
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let measurement = line.series.measurement.as_str();
+        for (field, value) in &line.field_set {
+            let value = match value {
+                FieldValue::F64(x) => *x,
+                FieldValue::I64(i) => *i as f64,
+                FieldValue::U64(u) => *u as f64,
+                FieldValue::Boolean(b) => f64::from(u8::from(*b)),
+                FieldValue::String(_) => {
+                    return Err(IngestError::new(format!(
+                        "line {number}: field {:?} is a string; stathook stores numbers only (send it as a tag, or leave it out)",
+                        field.as_str()
+                    )))
+                }
+            };
+            name.clear();
+            name.push_str(measurement);
+            name.push('_');
+            name.push_str(field.as_str());
+            let origin = || format!("line {number}");
+            let series = batch.series(&name, tags.iter().copied(), &origin)?;
+            batch.push(series, timestamp_ms, value, now_ms, &origin)?;
+        }
+    }
+    Ok(batch)
+}
+
+/// The first few characters of a line, for a message.
+fn excerpt(line: &str) -> &str {
+    &line[..line.floor_char_boundary(60)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_764_700_000_000;
+
+    fn check(body: &str, precision: Precision) -> Vec<(String, i64, f64)> {
+        let batch = parse(body.as_bytes(), precision, NOW).unwrap();
+        let v = batch.valid("p");
+        v.metrics
+            .iter()
+            .map(|m| (m.metric_id.to_string(), m.timestamp_ms, m.value))
+            .collect()
+    }
+
+    #[test]
+    fn each_field_is_a_series_with_the_tags_as_labels() {
+        let got = check(
+            "# a comment\n\ncpu,host=a,region=eu usage_idle=97.5,procs=12i,up=t 1764700000000000000\nmem,host=a used=3u\n",
+            Precision::Nanoseconds,
+        );
+        assert_eq!(
+            got,
+            [
+                (r#"cpu_usage_idle{host="a",region="eu"}"#.into(), NOW, 97.5),
+                (r#"cpu_procs{host="a",region="eu"}"#.into(), NOW, 12.0),
+                (r#"cpu_up{host="a",region="eu"}"#.into(), NOW, 1.0),
+                (r#"mem_used{host="a"}"#.into(), NOW, 3.0),
+            ]
+        );
+        assert_eq!(
+            check("m v=1 1764700000", Precision::Seconds)[0].1,
+            NOW,
+            "seconds"
+        );
+        assert_eq!(
+            check("m v=1 1764700000000123", Precision::Microseconds)[0].1,
+            NOW
+        );
+        assert_eq!(
+            check(r#"m,tag\ one=a\,b v=1"#, Precision::Nanoseconds)[0].0,
+            r#"m_v{tag_one="a,b"}"#
+        );
+    }
+
+    #[test]
+    fn a_bad_line_refuses_the_request_and_says_which() {
+        let err = |body: &str| match parse(body.as_bytes(), Precision::Nanoseconds, NOW) {
+            Ok(b) => panic!("{body:?} was accepted: {:?}", b.valid("p")),
+            Err(e) => e.message,
+        };
+        let e = err("ok v=1\nbad v=\"text\"\n");
+        assert!(e.starts_with("line 2: field \"v\" is a string"), "{e}");
+        let e = err("ok v=1\n\nbroken\n");
+        assert!(e.starts_with("line 3: "), "{e}");
+        assert!(e.contains("`broken`"), "{e}");
+        assert!(parse(b"m v=1 99999999999999", Precision::Milliseconds, NOW)
+            .unwrap_err()
+            .message
+            .contains("in the future"));
+        assert!(err("m v=NaN").starts_with("line 1: "));
+        let e = err("m,a=1,a=2 v=1");
+        assert!(e.starts_with("line 1: "), "{e}");
+        assert!(parse(b"m v=1 \xff", Precision::Nanoseconds, NOW)
+            .unwrap_err()
+            .message
+            .contains("UTF-8"));
+    }
+}

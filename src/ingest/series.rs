@@ -1,0 +1,420 @@
+//! Labelled series, shared by every push format and by PromQL: a sample pushed with labels
+//! belongs to the series of its name and *full* label set, stored as its own metric whose
+//! metricId is the series' canonical form `name{a="x",b="y"}` (labels sorted by name,
+//! values escaped as Prometheus's text format does: `\\`, `\"`, `\n`; no labels → just
+//! `name`). `up{job="a"}` and `up{job="b"}` are then two metrics that never overwrite each
+//! other, and `promql::labels` reads the labels back out of the metricId.
+//!
+//! [`SeriesBatch`] is what the push parsers (`remote_write.rs`, `influx.rs`, …) build: owned
+//! strings, every sample checked, each series named once; [`SeriesBatch::valid`] lends it
+//! out as the same [`ValidBatch`] the webhook produces, so nothing downstream of ingest
+//! learns which format a sample came in. Pure.
+
+use super::{has_control_chars, IngestError, ValidBatch, ValidMetric, MAX_FUTURE_SKEW_MS};
+use std::collections::HashMap;
+
+/// Longest metricId of a labelled series, in bytes (a plain webhook metricId stays at
+/// [`super::MAX_METRIC_ID_BYTES`]): room for a name and a few dozen short labels, while a
+/// metricId stays a key that every segment of the series repeats.
+pub const MAX_SERIES_ID_BYTES: usize = 4096;
+/// Most labels on one series besides its name (VictoriaMetrics keeps 40 by default and drops
+/// the rest silently; stathook refuses instead).
+pub const MAX_LABELS_PER_SERIES: usize = 40;
+/// Longest label value, in bytes.
+pub const MAX_LABEL_VALUE_BYTES: usize = 1024;
+/// Longest series name, in bytes (it is also the series' metricName).
+pub const MAX_SERIES_NAME_BYTES: usize = 256;
+/// Most bytes one push request may add to the journal (metricId, name, timestamp and value
+/// of every sample): a journal frame longer than `journal::record::MAX_PAYLOAD_BYTES` is
+/// damage, and a frame holds up to 8 MiB plus one request.
+pub const MAX_BATCH_JOURNAL_BYTES: usize = 16 << 20;
+/// Label names stathook's own PromQL labels use: a pushed label of that name is renamed
+/// `exported_<name>`, as Prometheus does for a scraped label that clashes with a target's.
+pub const RESERVED_LABELS: [&str; 2] = ["project", "metricId"];
+
+/// Whether `s` is a valid Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A label name as Prometheus accepts it: every other character becomes `_`, and a name
+/// that starts with a digit gets a leading `_` (the OpenTelemetry-to-Prometheus rule). An
+/// Influx tag `host-name` becomes `host_name`.
+pub fn sanitize_label_name(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// The canonical metricId of a series: `name` alone without labels, else
+/// `name{a="x",b="y"}`. `labels` must be sorted by name, unique, with no empty values.
+pub fn canonical_id(name: &str, labels: &[(String, String)]) -> String {
+    if labels.is_empty() {
+        return name.to_owned();
+    }
+    let mut out = String::with_capacity(name.len() + 2 + labels.len() * 16);
+    out.push_str(name);
+    out.push('{');
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
+/// The name and labels of a metricId in canonical form, or `None` when it is not one (a
+/// webhook metricId such as `api.latency`, or braces that are not exactly what
+/// [`canonical_id`] writes: unsorted, repeated or reserved labels, other escapes). Because
+/// only the canonical spelling parses, two metricIds never yield the same label set.
+pub fn parse_canonical(id: &str) -> Option<(&str, Vec<(&str, String)>)> {
+    let open = id.find('{')?;
+    let (name, rest) = id.split_at(open);
+    if name.is_empty() || !rest.ends_with('}') {
+        return None;
+    }
+    let mut body = &rest[1..rest.len() - 1];
+    let mut labels: Vec<(&str, String)> = Vec::new();
+    while !body.is_empty() {
+        let eq = body.find("=\"")?;
+        let key = &body[..eq];
+        if !is_label_name(key) || key == "__name__" || RESERVED_LABELS.contains(&key) {
+            return None;
+        }
+        if labels.last().is_some_and(|(prev, _)| *prev >= key) {
+            return None;
+        }
+        let mut value = String::new();
+        let mut chars = body[eq + 2..].char_indices();
+        let end = loop {
+            match chars.next()? {
+                (i, '"') => break eq + 2 + i,
+                (_, '\\') => match chars.next()? {
+                    (_, '\\') => value.push('\\'),
+                    (_, '"') => value.push('"'),
+                    (_, 'n') => value.push('\n'),
+                    _ => return None,
+                },
+                (_, c) => value.push(c),
+            }
+        };
+        if value.is_empty() {
+            return None;
+        }
+        labels.push((key, value));
+        body = &body[end + 1..];
+        if let Some(next) = body.strip_prefix(',') {
+            if next.is_empty() {
+                return None;
+            }
+            body = next;
+        } else if !body.is_empty() {
+            return None;
+        }
+    }
+    if labels.is_empty() {
+        return None;
+    }
+    Some((name, labels))
+}
+
+/// Where a series of a push came from, for messages: "series 3", "line 12".
+pub type Origin<'a> = &'a dyn Fn() -> String;
+
+/// A push request's samples, owned and checked, grouped by series.
+#[derive(Debug, Default)]
+pub struct SeriesBatch {
+    /// (canonical metricId, name)
+    series: Vec<(String, String)>,
+    index: HashMap<String, usize>,
+    /// (series index, timestamp ms, value)
+    samples: Vec<(usize, i64, f64)>,
+    /// What the samples will take in a journal record, roughly (see `push`).
+    journal_bytes: usize,
+}
+
+impl SeriesBatch {
+    pub fn new() -> SeriesBatch {
+        SeriesBatch::default()
+    }
+
+    /// The series of `name` and `labels` (in any order; empty values dropped, as Prometheus
+    /// treats an empty label as absent), checked and named canonically. `origin` says where
+    /// it came from in the request, for the message of a refusal.
+    pub fn series<'l>(
+        &mut self,
+        name: &str,
+        labels: impl IntoIterator<Item = (&'l str, &'l str)>,
+        origin: Origin<'_>,
+    ) -> Result<usize, IngestError> {
+        let refuse = |what: String| Err(IngestError::new(format!("{}: {what}", origin())));
+        if name.is_empty() {
+            return refuse("the metric name is empty".into());
+        }
+        if name.len() > MAX_SERIES_NAME_BYTES {
+            return refuse(format!(
+                "the metric name is {} bytes; at most {MAX_SERIES_NAME_BYTES} are allowed",
+                name.len()
+            ));
+        }
+        if has_control_chars(name) || name.contains(['{', '}', '"']) {
+            return refuse(format!(
+                "the metric name {name:?} has a control character, brace or quote"
+            ));
+        }
+        let mut sorted: Vec<(String, String)> = Vec::new();
+        for (key, value) in labels {
+            if value.is_empty() {
+                continue;
+            }
+            if sorted.len() == MAX_LABELS_PER_SERIES {
+                return refuse(format!(
+                    "more than {MAX_LABELS_PER_SERIES} labels; at most {MAX_LABELS_PER_SERIES} are allowed on one series"
+                ));
+            }
+            if value.len() > MAX_LABEL_VALUE_BYTES {
+                return refuse(format!(
+                    "label {key:?} has a value of {} bytes; at most {MAX_LABEL_VALUE_BYTES} are allowed",
+                    value.len()
+                ));
+            }
+            if value.chars().any(|c| c.is_control() && c != '\n') {
+                return refuse(format!(
+                    "label {key:?} has a control character in its value"
+                ));
+            }
+            let mut key = if is_label_name(key) {
+                key.to_owned()
+            } else {
+                sanitize_label_name(key)
+            };
+            if key.is_empty() {
+                return refuse("a label has an empty name".into());
+            }
+            if RESERVED_LABELS.contains(&key.as_str()) {
+                key.insert_str(0, "exported_");
+            }
+            sorted.push((key, value.to_owned()));
+        }
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if let Some(w) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
+            return refuse(format!(
+                "the label {:?} appears more than once (label names are compared after characters outside [a-zA-Z0-9_] become _)",
+                w[0].0
+            ));
+        }
+        let id = canonical_id(name, &sorted);
+        if id.len() > MAX_SERIES_ID_BYTES {
+            return refuse(format!(
+                "the series {} is {} bytes with its labels; at most {MAX_SERIES_ID_BYTES} are allowed",
+                &id[..id.floor_char_boundary(64)],
+                id.len()
+            ));
+        }
+        if let Some(&at) = self.index.get(&id) {
+            return Ok(at);
+        }
+        let at = self.series.len();
+        self.index.insert(id.clone(), at);
+        self.series.push((id, name.to_owned()));
+        Ok(at)
+    }
+
+    /// Adds one sample of `series`. The value must be finite and the timestamp not negative
+    /// nor more than [`MAX_FUTURE_SKEW_MS`] ahead of `now_ms`.
+    pub fn push(
+        &mut self,
+        series: usize,
+        timestamp_ms: i64,
+        value: f64,
+        now_ms: i64,
+        origin: Origin<'_>,
+    ) -> Result<(), IngestError> {
+        if !value.is_finite() {
+            return Err(IngestError::new(format!(
+                "{}: the value {value} is not a finite number; stathook stores finite values only",
+                origin()
+            )));
+        }
+        if timestamp_ms < 0 {
+            return Err(IngestError::new(format!(
+                "{}: the timestamp {timestamp_ms} ms is before 1970",
+                origin()
+            )));
+        }
+        if timestamp_ms > now_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
+            return Err(IngestError::new(format!(
+                "{}: the timestamp is {} ms in the future; at most {MAX_FUTURE_SKEW_MS} ms ahead of the server clock is accepted",
+                origin(),
+                timestamp_ms - now_ms
+            )));
+        }
+        let (id, name) = &self.series[series];
+        self.journal_bytes += id.len() + name.len() + 24;
+        if self.journal_bytes > MAX_BATCH_JOURNAL_BYTES {
+            return Err(IngestError::new(format!(
+                "the request holds more than {MAX_BATCH_JOURNAL_BYTES} bytes of samples (at {} samples); send it in smaller batches",
+                self.samples.len()
+            )));
+        }
+        self.samples.push((series, timestamp_ms, value));
+        Ok(())
+    }
+
+    pub fn sample_count(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// The canonical metricIds of the series that have samples.
+    pub fn series_ids(&self) -> impl Iterator<Item = &str> {
+        self.series.iter().map(|(id, _)| id.as_str())
+    }
+
+    /// The batch as the webhook's type, for `project_id`: one metric per sample, named by
+    /// its series, samples of a series in the order they came.
+    pub fn valid<'a>(&'a self, project_id: &'a str) -> ValidBatch<'a> {
+        let metrics = self
+            .samples
+            .iter()
+            .map(|&(s, timestamp_ms, value)| {
+                let (id, name) = &self.series[s];
+                ValidMetric {
+                    metric_id: id,
+                    metric_name: name,
+                    unit: None,
+                    timestamp_ms,
+                    value,
+                    metadata: None,
+                }
+            })
+            .collect();
+        ValidBatch {
+            project_id,
+            metrics,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> String {
+        "series 0".into()
+    }
+
+    #[test]
+    fn canonical_ids_round_trip_and_are_the_only_spelling_that_parses() {
+        let labels = vec![
+            ("a".to_string(), "x".to_string()),
+            ("b".to_string(), "say \"hi\"\\\nbye".to_string()),
+        ];
+        let id = canonical_id("up", &labels);
+        assert_eq!(id, r#"up{a="x",b="say \"hi\"\\\nbye"}"#);
+        let (name, back) = parse_canonical(&id).unwrap();
+        assert_eq!(name, "up");
+        assert_eq!(
+            back,
+            vec![("a", "x".to_string()), ("b", labels[1].1.clone())]
+        );
+        for not_canonical in [
+            "up",
+            "api.latency",
+            r#"up{b="x",a="y"}"#,
+            r#"up{a="x",a="y"}"#,
+            r#"up{a="x",}"#,
+            r#"up{a="x"} "#,
+            r#"up{a=""}"#,
+            r#"up{a="\t"}"#,
+            r#"up{project="p"}"#,
+            r#"up{metricId="m"}"#,
+            r#"up{__name__="m"}"#,
+            r#"up{1a="x"}"#,
+            r#"{a="x"}"#,
+            r#"up{}"#,
+            r#"up{a="x""#,
+        ] {
+            assert_eq!(parse_canonical(not_canonical), None, "{not_canonical}");
+        }
+    }
+
+    #[test]
+    fn a_series_is_its_name_and_full_label_set() {
+        let mut b = SeriesBatch::new();
+        let a = b
+            .series("up", [("job", "a"), ("instance", "h:1")], &origin)
+            .unwrap();
+        let again = b
+            .series(
+                "up",
+                [("instance", "h:1"), ("job", "a"), ("x", "")],
+                &origin,
+            )
+            .unwrap();
+        let other = b.series("up", [("job", "b")], &origin).unwrap();
+        assert_eq!(
+            a, again,
+            "label order and empty labels do not make a new series"
+        );
+        assert_ne!(a, other);
+        let ids: Vec<&str> = b.series_ids().collect();
+        assert_eq!(ids, [r#"up{instance="h:1",job="a"}"#, r#"up{job="b"}"#]);
+        b.push(a, 1_000, 1.0, 2_000, &origin).unwrap();
+        b.push(other, 1_000, 2.0, 2_000, &origin).unwrap();
+        let v = b.valid("p");
+        assert_eq!(v.metrics.len(), 2);
+        assert_eq!(v.metrics[1].metric_id, r#"up{job="b"}"#);
+        assert_eq!(v.metrics[1].metric_name, "up");
+    }
+
+    #[test]
+    fn labels_are_sanitized_renamed_or_refused() {
+        let mut b = SeriesBatch::new();
+        let s = b
+            .series("m", [("host-name", "a"), ("project", "x")], &origin)
+            .unwrap();
+        assert_eq!(b.series[s].0, r#"m{exported_project="x",host_name="a"}"#);
+        let err = |r: Result<usize, IngestError>| r.unwrap_err().message;
+        assert!(err(b.series("m", [("a-b", "1"), ("a.b", "2")], &origin))
+            .contains("\"a_b\" appears more than once"));
+        assert!(err(b.series("", [], &origin)).contains("name is empty"));
+        assert!(err(b.series("m{", [], &origin)).contains("brace"));
+        let big = "v".repeat(MAX_LABEL_VALUE_BYTES + 1);
+        assert!(err(b.series("m", [("a", big.as_str())], &origin)).contains("at most 1024"));
+        let many: Vec<(String, String)> = (0..=MAX_LABELS_PER_SERIES)
+            .map(|i| (format!("l{i}"), "v".into()))
+            .collect();
+        let many = many.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        assert!(err(b.series("m", many, &origin)).contains("more than 40 labels"));
+        assert!(b
+            .push(s, 0, f64::NAN, 0, &origin)
+            .unwrap_err()
+            .message
+            .contains("not a finite number"));
+        assert!(b
+            .push(s, 10 * MAX_FUTURE_SKEW_MS, 1.0, 0, &origin)
+            .unwrap_err()
+            .message
+            .contains("in the future"));
+        assert_eq!(b.sample_count(), 0);
+    }
+}
