@@ -15,6 +15,7 @@ mod hostile;
 mod keys;
 mod prom;
 mod push;
+mod push_clients;
 mod query;
 mod ratelimit;
 mod share;

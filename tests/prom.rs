@@ -15,7 +15,8 @@ use std::time::Duration;
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const PROMTOOL: &str = "/usr/bin/promtool";
 
-fn missing() -> bool {
+/// Whether Prometheus is missing here (said loudly; a failure when CI requires it).
+pub fn missing() -> bool {
     let missing = !Path::new(PROMETHEUS).exists() || !Path::new(PROMTOOL).exists();
     if missing {
         assert!(
@@ -99,9 +100,10 @@ fn openmetrics(data: &[(String, Vec<(i64, f64)>)]) -> String {
     s
 }
 
-struct Prometheus {
+/// A Prometheus child process, killed when dropped.
+pub struct Prometheus {
     process: std::process::Child,
-    url: String,
+    pub url: String,
 }
 
 impl Drop for Prometheus {
@@ -126,18 +128,25 @@ async fn prometheus_with(dir: &Path, data: &[(String, Vec<(i64, f64)>)]) -> Prom
         "promtool: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let config = dir.join("prometheus.yml");
-    std::fs::write(&config, "global: {}\n").unwrap();
+    start_prometheus(dir, "global: {}\n", &tsdb, &[]).await
+}
+
+/// Starts Prometheus with `config` (YAML text) on a free loopback port and its TSDB in
+/// `tsdb`; returns once it answers ready.
+pub async fn start_prometheus(dir: &Path, config: &str, tsdb: &Path, extra: &[&str]) -> Prometheus {
+    let config_file = dir.join("prometheus.yml");
+    std::fs::write(&config_file, config).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let process = std::process::Command::new(PROMETHEUS)
-        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--config.file={}", config_file.display()))
         .arg(format!("--storage.tsdb.path={}", tsdb.display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--storage.tsdb.retention.time=100y")
+        .args(extra)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

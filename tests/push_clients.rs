@@ -1,0 +1,236 @@
+//! Real senders of the push formats: Debian's Prometheus 2.42 scraping a small exporter on
+//! loopback and remote-writing to stathook (every sample in Prometheus's own TSDB found in
+//! stathook with the same labels, timestamp and value), and the `influx` 1.x CLI from
+//! Debian's `influxdb-client` writing through v1's `/write`. A missing program skips its
+//! test loudly unless `STATHOOK_REQUIRE_PROMETHEUS` / `STATHOOK_REQUIRE_INFLUX` says CI has
+//! it.
+
+use crate::prom::{missing as prometheus_missing, start_prometheus};
+use crate::support::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What the exporter serves at its `n`th scrape: counters, a gauge with decimals, labels with
+/// quotes and backslashes, a classic histogram and a summary whose quantile is NaN (no
+/// observations: Prometheus stores the NaN, stathook skips it).
+fn exposition(n: u64) -> String {
+    let n = n as f64;
+    format!(
+        r#"# HELP demo_requests_total Requests served.
+# TYPE demo_requests_total counter
+demo_requests_total{{path="/a",code="200"}} {a}
+demo_requests_total{{path="/b \"quoted\" \\ slash",code="500"}} {n}
+# TYPE demo_temperature_celsius gauge
+demo_temperature_celsius {t}
+# TYPE demo_latency_seconds histogram
+demo_latency_seconds_bucket{{le="0.1"}} {n}
+demo_latency_seconds_bucket{{le="+Inf"}} {b}
+demo_latency_seconds_sum {s}
+demo_latency_seconds_count {b}
+# TYPE demo_idle_summary summary
+demo_idle_summary{{quantile="0.5"}} NaN
+demo_idle_summary_sum 0
+demo_idle_summary_count 0
+"#,
+        a = n * 3.0,
+        t = 21.5 + n * 0.25,
+        b = n * 2.0,
+        s = n * 0.125,
+    )
+}
+
+/// A minimal HTTP exporter on a loopback port: each request gets the next exposition.
+async fn exporter() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let scrapes = Arc::new(AtomicU64::new(0));
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let scrapes = scrapes.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = exposition(scrapes.fetch_add(1, Ordering::SeqCst) + 1);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+/// An instant query's matrix as labels (without `project`) → (timestamp ms, value) pairs,
+/// NaN samples left out.
+fn samples_by_series(body: &Value) -> BTreeMap<String, Vec<(i64, f64)>> {
+    assert_eq!(body["status"], "success", "{body}");
+    let mut out = BTreeMap::new();
+    for r in body["data"]["result"].as_array().unwrap() {
+        let mut labels = r["metric"].as_object().unwrap().clone();
+        labels.remove("project");
+        let points: Vec<(i64, f64)> = r["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let t = (p[0].as_f64().unwrap() * 1000.0).round() as i64;
+                (t, p[1].as_str().unwrap().parse::<f64>().unwrap())
+            })
+            .filter(|(_, v)| !v.is_nan())
+            .collect();
+        if !points.is_empty() {
+            out.insert(Value::Object(labels).to_string(), points);
+        }
+    }
+    out
+}
+
+async fn matrix(http: &reqwest::Client, url: &str, key: Option<&str>, at_s: f64) -> Value {
+    let mut req = http.get(format!(
+        "{url}/api/v1/query?query=%7Bjob%3D%22exporter%22%7D%5B1h%5D&time={at_s}"
+    ));
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let bytes = req.send().await.unwrap().bytes().await.unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn remote_write_from_prometheus() {
+    if prometheus_missing() {
+        return;
+    }
+    let (dir, s, c, key) = Server::with_project("p1").await;
+    let port = exporter().await;
+    let config = format!(
+        r#"global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: exporter
+    static_configs:
+      - targets: ["127.0.0.1:{port}"]
+remote_write:
+  - url: {}/api/v1/write
+    authorization:
+      credentials: {key}
+    queue_config:
+      batch_send_deadline: 500ms
+      min_backoff: 100ms
+      max_backoff: 1s
+"#,
+        c.url
+    );
+    let tsdb = dir.path().join("prom-tsdb");
+    let prom = start_prometheus(dir.path(), &config, &tsdb, &[]).await;
+    // Scraping starts a few seconds after start-up: wait for four scrapes. Everything
+    // Prometheus holds up to `at_s` must then reach stathook, with a little lag.
+    let mut at_s = 0.0;
+    for _ in 0..300 {
+        at_s = now_ms() as f64 / 1000.0;
+        let r = matrix(&c.http, &prom.url, None, at_s).await;
+        if samples_by_series(&r).values().any(|p| p.len() >= 4) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let theirs = samples_by_series(&matrix(&c.http, &prom.url, None, at_s).await);
+    assert!(
+        theirs.len() >= 8,
+        "Prometheus scraped too little: {theirs:?}"
+    );
+    assert!(
+        theirs.values().all(|p| p.len() >= 3),
+        "Prometheus scraped too little: {theirs:?}"
+    );
+    let rk = read_key(&c, "p1").await;
+    let mut ours = BTreeMap::new();
+    for _ in 0..100 {
+        ours = samples_by_series(&matrix(&c.http, &c.url, Some(&rk), at_s).await);
+        if ours == theirs {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(ours, theirs, "stathook's samples differ from Prometheus's");
+    let samples: usize = theirs.values().map(Vec::len).sum();
+    eprintln!(
+        "remote write from Prometheus: {} series, {samples} samples, all equal",
+        theirs.len()
+    );
+    // The summary's NaN quantile was skipped, not refused: its series never appeared.
+    assert!(!c
+        .catalog("p1")
+        .await
+        .iter()
+        .any(|m| m["metricId"].as_str().unwrap().contains("quantile")));
+    drop(prom);
+    s.stop().await;
+}
+
+// Multi-threaded: the CLI runs as a blocking child process while the server answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_influx_cli_writes_through_v1() {
+    const INFLUX: &str = "/usr/bin/influx";
+    if !std::path::Path::new(INFLUX).exists() {
+        assert!(
+            std::env::var_os("STATHOOK_REQUIRE_INFLUX").is_none(),
+            "STATHOOK_REQUIRE_INFLUX is set but {INFLUX} is missing"
+        );
+        eprintln!("\n*** INFLUX CLI TEST SKIPPED: apt-get install influxdb-client to run it ***\n");
+        return;
+    }
+    let (_dir, s, c, key) = Server::with_project("p1").await;
+    let port = c.url.rsplit(':').next().unwrap().to_owned();
+    let t_s = now_ms() / 1000 - 30;
+    let run = |statement: String| {
+        std::process::Command::new(INFLUX)
+            .args(["-host", "127.0.0.1", "-port", &port, "-username", "cli"])
+            .args(["-password", &key, "-database", "p1", "-precision", "s"])
+            .args(["-execute", &statement])
+            .output()
+            .unwrap()
+    };
+    let out = run(format!(
+        "INSERT weather,city=Lyon,station=st\\ 1 temp_c=12.75,rain_mm=0i {t_s}"
+    ));
+    assert!(
+        out.status.success(),
+        "influx: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = t_s * 1000;
+    assert_eq!(
+        c.points("p1", r#"weather_temp_c{city="Lyon",station="st 1"}"#)
+            .await,
+        [(t, 12.75)]
+    );
+    assert_eq!(
+        c.points("p1", r#"weather_rain_mm{city="Lyon",station="st 1"}"#)
+            .await,
+        [(t, 0.0)]
+    );
+    // A refused line: the CLI shows stathook's message and exits non-zero.
+    let out = run(format!("INSERT status,host=a msg=\"disk full\" {t_s}"));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("is a string"), "{said}");
+    assert_eq!(c.catalog("p1").await.len(), 2);
+    s.stop().await;
+}
