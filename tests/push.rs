@@ -436,3 +436,89 @@ async fn influx_line_protocol_v1_and_v2() {
         .starts_with("stathook-"));
     s.stop().await;
 }
+
+/// PUTs or POSTs a Pushgateway push to `path`; the status and the body.
+async fn pushgateway(
+    c: &Client,
+    method: reqwest::Method,
+    path: &str,
+    key: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, String) {
+    let r = c
+        .http
+        .request(method, format!("{}{path}", c.url))
+        .bearer_auth(key)
+        .header("Content-Type", content_type)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn pushgateway_pushes_keep_history_and_refuse_what_they_cannot_store() {
+    let (_dir, s, c, key) = Server::with_project("p1").await;
+    let text = "text/plain; version=0.0.4";
+    let body = "# TYPE backup_size_bytes gauge\nbackup_size_bytes{db=\"main\"} 1.5e9\n";
+    let (status, said) = pushgateway(
+        &c,
+        reqwest::Method::PUT,
+        "/metrics/job/backup/instance/db1",
+        &key,
+        text,
+        body,
+    )
+    .await;
+    assert_eq!(status, 200, "{said}");
+    let id = r#"backup_size_bytes{db="main",instance="db1",job="backup"}"#;
+    let first = c.points("p1", id).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].1, 1.5e9);
+    // A second push is a second sample: a history, not a replacement.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let (status, _) = pushgateway(
+        &c,
+        reqwest::Method::POST,
+        "/metrics/job/backup/instance/db1",
+        &key,
+        text,
+        "backup_size_bytes{db=\"main\"} 1.6e9\n",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let both = c.points("p1", id).await;
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(both[1].1, 1.6e9);
+
+    for (path, content_type, body, want, says) in [
+        ("/metrics/job/backup", "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited", "x", 415, "text format"),
+        ("/metrics/job/backup", text, "ok 1\nbad{ 1\n", 400, "line 2, column 6"),
+        ("/metrics/job/backup", text, "m{job=\"other\"} 1\n", 400, "but the push's URL says job"),
+        ("/metrics/job/backup/odd", text, "m 1\n", 400, "/LABEL/VALUE pairs"),
+        ("/metrics/job/backup", text, "m +Inf\n", 400, "not a finite number"),
+    ] {
+        let (status, said) =
+            pushgateway(&c, reqwest::Method::PUT, path, &key, content_type, body).await;
+        assert_eq!(status, want, "{path} {body:?}: {said}");
+        assert!(said.contains(says), "{path} {body:?}: {said}");
+    }
+    let (status, said) = pushgateway(
+        &c,
+        reqwest::Method::DELETE,
+        "/metrics/job/backup",
+        &key,
+        text,
+        "",
+    )
+    .await;
+    assert_eq!(status, 405, "{said}");
+    assert_eq!(
+        c.catalog("p1").await.len(),
+        1,
+        "nothing of the refused pushes stored"
+    );
+    s.stop().await;
+}

@@ -234,3 +234,129 @@ async fn the_influx_cli_writes_through_v1() {
     assert_eq!(c.catalog("p1").await.len(), 2);
     s.stop().await;
 }
+
+/// Python's `prometheus_client` (Debian's python3-prometheus-client), if this machine has it.
+fn python_prometheus_client() -> bool {
+    let ok = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import prometheus_client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("STATHOOK_REQUIRE_PUSH_CLIENTS").is_none(),
+            "STATHOOK_REQUIRE_PUSH_CLIENTS is set but Python's prometheus_client is missing"
+        );
+        eprintln!("\n*** PUSHGATEWAY CLIENT TEST SKIPPED: apt-get install python3-prometheus-client to run it ***\n");
+    }
+    ok
+}
+
+// Multi-threaded: curl and Python run as blocking child processes while the server answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushgateway_clients_curl_and_python_push_to_stathook() {
+    let (_dir, s, c, key) = Server::with_project("p1").await;
+    // curl, as the Pushgateway's README shows it (with the key as a bearer token).
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--fail-with-body", "--data-binary", "@-"])
+        .args(["-H", &format!("Authorization: Bearer {key}")])
+        .arg(format!("{}/metrics/job/cron/host@base64/c3J2LzE=", c.url))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"# TYPE last_run_seconds gauge\nlast_run_seconds 42.75\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let curl_points = c
+        .points("p1", r#"last_run_seconds{host="srv/1",job="cron"}"#)
+        .await;
+    assert_eq!(curl_points.len(), 1);
+    assert_eq!(curl_points[0].1, 42.75);
+
+    if !python_prometheus_client() {
+        s.stop().await;
+        return;
+    }
+    let script = r#"
+import sys
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, push_to_gateway
+from prometheus_client.exposition import default_handler
+
+url, key = sys.argv[1], sys.argv[2]
+def handler(url, method, timeout, headers, data):
+    return default_handler(url, method, timeout, headers + [("Authorization", "Bearer " + key)], data)
+
+r = CollectorRegistry()
+Gauge("job_last_success_unixtime", "Last success", registry=r).set(1764700000.5)
+c = Counter("rows_processed", "Rows", ["table"], registry=r)
+c.labels("users").inc(1200)
+h = Histogram("batch_seconds", "Batch time", buckets=[0.5, 2.0], registry=r)
+h.observe(0.25)
+h.observe(1.5)
+push_to_gateway(url, job="etl", registry=r, handler=handler)
+"#;
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script, &c.url, &key])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let value = |points: Vec<(i64, f64)>| {
+        assert_eq!(points.len(), 1, "{points:?}");
+        points[0].1
+    };
+    assert_eq!(
+        value(
+            c.points("p1", r#"job_last_success_unixtime{job="etl"}"#)
+                .await
+        ),
+        1764700000.5
+    );
+    assert_eq!(
+        value(
+            c.points("p1", r#"rows_processed_total{job="etl",table="users"}"#)
+                .await
+        ),
+        1200.0
+    );
+    assert_eq!(
+        value(
+            c.points("p1", r#"batch_seconds_bucket{job="etl",le="0.5"}"#)
+                .await
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            c.points("p1", r#"batch_seconds_bucket{job="etl",le="+Inf"}"#)
+                .await
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(c.points("p1", r#"batch_seconds_sum{job="etl"}"#).await),
+        1.75
+    );
+    assert_eq!(
+        value(c.points("p1", r#"batch_seconds_count{job="etl"}"#).await),
+        2.0
+    );
+    s.stop().await;
+}

@@ -280,7 +280,8 @@ impl Client {
     pub async fn points(&self, project: &str, metric: &str) -> Vec<(i64, f64)> {
         let r = self
             .get(&format!(
-                "/api/v1/projects/{project}/metrics/{metric}/points?limit=100000"
+                "/api/v1/projects/{project}/metrics/{}/points?limit=100000",
+                percent_encoding::utf8_percent_encode(metric, percent_encoding::NON_ALPHANUMERIC)
             ))
             .await;
         points_of(&r)

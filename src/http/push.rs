@@ -1,6 +1,7 @@
 //! The push formats agents already speak: Prometheus remote write (`POST /api/v1/write`,
-//! alias `/api/v1/push`) and Influx line protocol (`POST /api/v2/write`, v1's `POST
-//! /write`, and the `/ping` the InfluxDB clients probe). Each takes an ingest key (Bearer,
+//! alias `/api/v1/push`), Influx line protocol (`POST /api/v2/write`, v1's `POST /write`,
+//! and the `/ping` the InfluxDB clients probe) and Pushgateway-style pushes (`PUT`/`POST
+//! /metrics/job/{job}/…`, the Prometheus text format). Each takes an ingest key (Bearer,
 //! `Token`, basic auth with the key as the password, or v1's `p` parameter), goes through
 //! the webhook's admission (`webhook::admit`: scope, rate limit, usage), decodes its body
 //! with its `ingest` parser into labelled series, checks the project's series cap, and
@@ -36,12 +37,16 @@ pub fn limits(server: BodyLimits) -> BodyLimits {
 }
 
 /// Which push format a request is in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Format {
     RemoteWrite,
     /// `/api/v2/write` (`bucket`) or v1's `/write` (`db`).
     Influx {
         v1: bool,
+    },
+    /// `/metrics/job/{job}/…`: the path's segments after `metrics/`, percent-decoded.
+    Pushgateway {
+        path: Vec<String>,
     },
 }
 
@@ -58,10 +63,15 @@ pub async fn ingest(
     let now_ms = clock::now_ms();
     let owner = owner_of(ingest, &key, client, now_ms)?;
     let presented = req.headers().get(header::AUTHORIZATION).cloned();
+    // A Pushgateway answers 200; the others 204, as their senders expect.
+    let status = match format {
+        Format::Pushgateway { .. } => StatusCode::OK,
+        _ => StatusCode::NO_CONTENT,
+    };
     let stored = store(ingest, limits, req, query, &owner, now_ms, format);
     Ok(
         admit(ingest, &owner, presented, client, now_ms, stored, |_| {
-            super::reply::raw(StatusCode::NO_CONTENT, "text/plain", Vec::new())
+            super::reply::raw(status, "text/plain", Vec::new())
         })
         .await,
     )
@@ -147,9 +157,33 @@ async fn store(
             let bytes = super::body::read(&headers, body, limits).await?;
             ingest::influx::parse(&bytes, precision, now_ms)
         }
+        Format::Pushgateway { path } => {
+            let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+            let grouping = ingest::prom_text::grouping_labels(&segments)
+                .map_err(|e| ApiError::BadRequest(e.message))?;
+            check_text_format(&headers)?;
+            let bytes = super::body::read(&headers, body, limits).await?;
+            ingest::prom_text::parse(&bytes, &grouping, now_ms)
+        }
     }
     .map_err(|e: IngestError| ApiError::BadRequest(e.message))?;
     commit(ingest, &owner.project_id, &batch).await
+}
+
+/// A Pushgateway push must be in the text format: the protobuf one (the Go client's default)
+/// is refused with what to send instead.
+fn check_text_format(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.contains("protobuf") {
+        return Err(ApiError::UnsupportedMediaType(
+            "the protobuf exposition format is not supported; push the text format (Content-Type: text/plain; version=0.0.4; the Go client: push.New(...).Format(expfmt.FmtText))".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Remote write 1.0's headers: a protobuf body, snappy-encoded. A 2.0 sender (its content

@@ -120,6 +120,7 @@ fn answered_on_runtime(req: &Request<Incoming>) -> bool {
             req.method() == Method::POST
         }
         "healthz" | "ping" => true,
+        p if p.starts_with("metrics/job/") => matches!(*req.method(), Method::PUT | Method::POST),
         _ => false,
     }
 }
@@ -189,6 +190,16 @@ async fn dispatch(
             Err(ApiError::MethodNotAllowed { allow: "POST" })
         }
         (["ping"], &Method::GET | &Method::HEAD) => Ok(push::ping()),
+        // Pushgateway-style: PUT and POST both add samples (stathook keeps history, so
+        // neither replaces a group); DELETE has nothing to remove from a history.
+        (["metrics", "job", ..], &Method::PUT | &Method::POST) => {
+            let path = segs[1..].iter().map(|s| s.to_string()).collect();
+            let format = push::Format::Pushgateway { path };
+            push::ingest(&svc.ingest, push::limits(body), req, &query, client, format).await
+        }
+        (["metrics", "job", ..], &Method::DELETE) => {
+            Err(ApiError::MethodNotAllowed { allow: "PUT, POST" })
+        }
 
         // The web app: every page is the same shell at its own URL; assets by content hash.
         ([""] | ["projects", ..] | ["share", ..], &Method::GET) => Ok(pages::page(&segs)),

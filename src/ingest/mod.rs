@@ -6,6 +6,7 @@
 
 pub mod influx;
 mod parse;
+pub mod prom_text;
 pub mod remote_write;
 pub mod series;
 

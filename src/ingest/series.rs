@@ -32,6 +32,13 @@ pub const MAX_BATCH_JOURNAL_BYTES: usize = 16 << 20;
 /// `exported_<name>`, as Prometheus does for a scraped label that clashes with a target's.
 pub const RESERVED_LABELS: [&str; 2] = ["project", "metricId"];
 
+/// Whether `s` is a valid Prometheus metric name.
+pub fn is_metric_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
 /// Whether `s` is a valid Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
 pub fn is_label_name(s: &str) -> bool {
     let mut chars = s.chars();

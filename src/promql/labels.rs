@@ -6,6 +6,7 @@
 //! also carries a `metricId` label with the id itself, so two ids that map to the same name
 //! stay two distinct series instead of colliding silently. `project` is the project id. Pure.
 
+pub use crate::ingest::series::is_metric_name;
 use crate::ingest::series::parse_canonical;
 use std::collections::BTreeMap;
 
@@ -14,13 +15,6 @@ pub type Labels = BTreeMap<String, String>;
 pub const NAME: &str = "__name__";
 pub const PROJECT: &str = "project";
 pub const METRIC_ID: &str = "metricId";
-
-/// Whether `s` is a valid Prometheus metric name.
-pub fn is_metric_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
 
 /// The `__name__` of a metricId.
 pub fn metric_name(metric_id: &str) -> String {
