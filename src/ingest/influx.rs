@@ -52,14 +52,7 @@ impl Precision {
 /// Parses a line-protocol body; lines without a timestamp take `now_ms`. Blank lines and
 /// `#` comments are skipped.
 pub fn parse(body: &[u8], precision: Precision, now_ms: i64) -> Result<SeriesBatch, IngestError> {
-    let text = std::str::from_utf8(body).map_err(|e| {
-        let line = body[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
-        IngestError::new(format!("line {line}: the body is not valid UTF-8"))
-    })?;
+    let text = super::text_lines(body)?;
     let mut batch = SeriesBatch::new();
     let mut name = String::new();
     for (n, raw) in split_lines(text).enumerate() {

@@ -101,6 +101,18 @@ impl std::fmt::Display for IngestError {
 
 impl std::error::Error for IngestError {}
 
+/// A line-based body as text, or which line is not UTF-8.
+pub(crate) fn text_lines(body: &[u8]) -> Result<&str, IngestError> {
+    std::str::from_utf8(body).map_err(|e| {
+        let line = body[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        IngestError::new(format!("line {line}: the body is not valid UTF-8"))
+    })
+}
+
 /// Rejects control characters, which break CSV export, terminals and log lines.
 pub(crate) fn has_control_chars(s: &str) -> bool {
     s.chars().any(char::is_control)

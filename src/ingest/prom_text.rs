@@ -21,14 +21,7 @@ pub fn parse(
     grouping: &[(String, String)],
     now_ms: i64,
 ) -> Result<SeriesBatch, IngestError> {
-    let text = std::str::from_utf8(body).map_err(|e| {
-        let line = body[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
-        IngestError::new(format!("line {line}: the body is not valid UTF-8"))
-    })?;
+    let text = super::text_lines(body)?;
     let mut batch = SeriesBatch::new();
     for (n, line) in text.lines().enumerate() {
         let number = n + 1;
