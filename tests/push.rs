@@ -522,3 +522,59 @@ async fn pushgateway_pushes_keep_history_and_refuse_what_they_cannot_store() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn otlp_json_with_gzip_and_a_partial_success() {
+    let (_dir, s, c, key) = Server::with_project("p1").await;
+    let t_ns = (now_ms() - 10_000) as u128 * 1_000_000;
+    let body = format!(
+        r#"{{"resourceMetrics":[{{"resource":{{"attributes":[{{"key":"host.name","value":{{"stringValue":"web-1"}}}}]}},
+        "scopeMetrics":[{{"metrics":[
+          {{"name":"jobs.queued","unit":"1","gauge":{{"dataPoints":[{{"asInt":"7","timeUnixNano":"{t_ns}"}}]}}}},
+          {{"name":"payload.size","exponentialHistogram":{{"aggregationTemporality":2,"dataPoints":[{{"count":"2","timeUnixNano":"{t_ns}"}}]}}}}
+        ]}}]}}]}}"#
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, body.as_bytes()).unwrap();
+    let post = |content_type: &str, body: Vec<u8>, gzip: bool| {
+        let mut req = c
+            .http
+            .post(format!("{}/v1/metrics", c.url))
+            .bearer_auth(&key)
+            .header("Content-Type", content_type)
+            .body(body);
+        if gzip {
+            req = req.header("Content-Encoding", "gzip");
+        }
+        req.send()
+    };
+    let r = post("application/json", gz.finish().unwrap(), true)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        answer["partialSuccess"]["rejectedDataPoints"], 1,
+        "{answer}"
+    );
+    assert!(answer["partialSuccess"]["errorMessage"]
+        .as_str()
+        .unwrap()
+        .contains("exponential histogram"));
+    let t = (t_ns / 1_000_000) as i64;
+    assert_eq!(
+        c.points("p1", r#"jobs_queued{host_name="web-1"}"#).await,
+        [(t, 7.0)]
+    );
+
+    let r = post("text/plain", b"x".to_vec(), false).await.unwrap();
+    assert_eq!(r.status(), 415);
+    let r = post("application/x-protobuf", vec![0xff, 0xff, 0xff], false)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("ExportMetricsServiceRequest"), "{text}");
+    assert_eq!(c.catalog("p1").await.len(), 1);
+    s.stop().await;
+}

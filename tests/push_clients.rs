@@ -360,3 +360,172 @@ push_to_gateway(url, job="etl", registry=r, handler=handler)
     );
     s.stop().await;
 }
+
+/// The Python with the PyPI clients of tests/clients/requirements.txt (`.ci/run` makes it:
+/// `target/pyclients`), or `None`, said loudly, unless CI requires it.
+fn python_with_pypi_clients() -> Option<std::path::PathBuf> {
+    let python = std::env::var_os("STATHOOK_PY_CLIENTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyclients/bin/python")
+        });
+    let ok = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "import opentelemetry.exporter.otlp.proto.http, influxdb_client",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("STATHOOK_REQUIRE_PUSH_CLIENTS").is_none(),
+            "STATHOOK_REQUIRE_PUSH_CLIENTS is set but {} lacks the PyPI clients",
+            python.display()
+        );
+        eprintln!("\n*** PYPI CLIENT TESTS SKIPPED: python3 -m venv target/pyclients && target/pyclients/bin/pip install -r tests/clients/requirements.txt ***\n");
+        return None;
+    }
+    Some(python)
+}
+
+/// Runs a Python script with arguments; panics with its output if it fails.
+fn run_python(python: &std::path::Path, script: &str, args: &[&str]) {
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+// Multi-threaded: the SDK runs as a blocking child process while the server answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_opentelemetry_sdk_exports_a_gauge_a_counter_and_a_histogram() {
+    let Some(python) = python_with_pypi_clients() else {
+        return;
+    };
+    let (_dir, s, c, key) = Server::with_project("p1").await;
+    let script = r#"
+import sys
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+url, key = sys.argv[1], sys.argv[2]
+exporter = OTLPMetricExporter(endpoint=url + "/v1/metrics", headers={"Authorization": "Bearer " + key})
+reader = PeriodicExportingMetricReader(exporter, export_interval_millis=60000)
+provider = MeterProvider(metric_readers=[reader], resource=Resource.create({"service.name": "checkout", "deployment.environment": "test"}))
+meter = provider.get_meter("demo")
+orders = meter.create_counter("orders", unit="{order}")
+orders.add(3, {"region": "eu"})
+orders.add(2, {"region": "eu"})
+temp = meter.create_gauge("room.temperature", unit="Cel")
+temp.set(21.75, {"room": "lab"})
+latency = meter.create_histogram("request.duration", unit="ms")
+latency.record(12.5)
+latency.record(250.0)
+provider.force_flush()
+provider.shutdown()
+"#;
+    run_python(&python, script, &[&c.url, &key]);
+    let catalog = c.catalog("p1").await;
+    let find = |prefix: &str| -> (String, Value) {
+        let m = catalog
+            .iter()
+            .find(|m| m["metricId"].as_str().unwrap().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {catalog:?}"));
+        (m["metricId"].as_str().unwrap().to_owned(), m.clone())
+    };
+    let (orders, entry) = find("orders_total{");
+    assert!(orders.contains(r#"region="eu""#), "{orders}");
+    assert!(orders.contains(r#"service_name="checkout""#), "{orders}");
+    assert!(
+        orders.contains(r#"deployment_environment="test""#),
+        "{orders}"
+    );
+    assert_eq!(entry["unit"], "{order}");
+    // force_flush and shutdown each export: one or two samples of the same values.
+    let value = |points: Vec<(i64, f64)>| {
+        assert!(matches!(points.len(), 1 | 2), "{points:?}");
+        assert!(
+            points
+                .iter()
+                .all(|p| (p.0 - now_ms()).abs() < 120_000 && p.1 == points[0].1),
+            "{points:?}"
+        );
+        points[0].1
+    };
+    assert_eq!(value(c.points("p1", &orders).await), 5.0);
+    let (temp, entry) = find("room_temperature{");
+    assert!(temp.contains(r#"room="lab""#), "{temp}");
+    assert_eq!(entry["unit"], "Cel");
+    assert_eq!(value(c.points("p1", &temp).await), 21.75);
+    let (sum, _) = find("request_duration_sum{");
+    assert_eq!(value(c.points("p1", &sum).await), 262.5);
+    let (count, _) = find("request_duration_count{");
+    assert_eq!(value(c.points("p1", &count).await), 2.0);
+    let buckets: Vec<&Value> = catalog
+        .iter()
+        .filter(|m| {
+            m["metricId"]
+                .as_str()
+                .unwrap()
+                .starts_with("request_duration_bucket{")
+        })
+        .collect();
+    assert!(buckets.len() > 2, "{buckets:?}");
+    let inf = buckets
+        .iter()
+        .find(|m| m["metricId"].as_str().unwrap().contains(r#"le="+Inf""#))
+        .unwrap();
+    assert_eq!(
+        value(c.points("p1", inf["metricId"].as_str().unwrap()).await),
+        2.0
+    );
+    s.stop().await;
+}
+
+// Multi-threaded: the client runs as a blocking child process while the server answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_influxdb_v2_client_writes_through_api_v2_write() {
+    let Some(python) = python_with_pypi_clients() else {
+        return;
+    };
+    let (_dir, s, c, key) = Server::with_project("p1").await;
+    let t_s = now_ms() / 1000 - 30;
+    let script = r#"
+import sys
+from influxdb_client import InfluxDBClient, Point, WritePrecision
+from influxdb_client.client.write_api import SYNCHRONOUS
+
+url, key, t = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with InfluxDBClient(url=url, token=key, org="any") as client:
+    write = client.write_api(write_options=SYNCHRONOUS)
+    write.write(bucket="p1", write_precision=WritePrecision.S,
+                record=Point("disk").tag("host", "web-1").field("used_percent", 71.25).field("inodes", 1024).time(t, WritePrecision.S))
+    try:
+        write.write(bucket="p1", record="disk,host=web-1 note=\"full\"")
+        sys.exit("a string field was accepted")
+    except Exception as e:
+        assert "is a string" in str(e.body), e.body
+"#;
+    run_python(&python, script, &[&c.url, &key, &t_s.to_string()]);
+    let t = t_s * 1000;
+    assert_eq!(
+        c.points("p1", r#"disk_used_percent{host="web-1"}"#).await,
+        [(t, 71.25)]
+    );
+    assert_eq!(
+        c.points("p1", r#"disk_inodes{host="web-1"}"#).await,
+        [(t, 1024.0)]
+    );
+    assert_eq!(c.catalog("p1").await.len(), 2);
+    s.stop().await;
+}

@@ -1,7 +1,8 @@
 //! The push formats agents already speak: Prometheus remote write (`POST /api/v1/write`,
 //! alias `/api/v1/push`), Influx line protocol (`POST /api/v2/write`, v1's `POST /write`,
 //! and the `/ping` the InfluxDB clients probe) and Pushgateway-style pushes (`PUT`/`POST
-//! /metrics/job/{job}/…`, the Prometheus text format). Each takes an ingest key (Bearer,
+//! /metrics/job/{job}/…`, the Prometheus text format) and OpenTelemetry's OTLP/HTTP (`POST
+//! /v1/metrics`, protobuf or JSON). Each takes an ingest key (Bearer,
 //! `Token`, basic auth with the key as the password, or v1's `p` parameter), goes through
 //! the webhook's admission (`webhook::admit`: scope, rate limit, usage), decodes its body
 //! with its `ingest` parser into labelled series, checks the project's series cap, and
@@ -14,6 +15,7 @@ use super::BodyLimits;
 use crate::auth::{self, Bearer, KeyOwner};
 use crate::clock;
 use crate::ingest::influx::Precision;
+use crate::ingest::otlp::Encoding;
 use crate::ingest::series::SeriesBatch;
 use crate::ingest::{self, IngestError};
 use crate::service::Ingest;
@@ -48,7 +50,12 @@ pub enum Format {
     Pushgateway {
         path: Vec<String>,
     },
+    /// OTLP/HTTP's `/v1/metrics`.
+    Otlp,
 }
+
+/// What an OTLP request's points came to, for its 200's partial success (set by `store`).
+type OtlpOutcome = std::sync::Mutex<Option<(Encoding, u64, String)>>;
 
 /// Answers one push request from `client`, and counts it in its key's usage.
 pub async fn ingest(
@@ -63,18 +70,32 @@ pub async fn ingest(
     let now_ms = clock::now_ms();
     let owner = owner_of(ingest, &key, client, now_ms)?;
     let presented = req.headers().get(header::AUTHORIZATION).cloned();
-    // A Pushgateway answers 200; the others 204, as their senders expect.
+    // A Pushgateway answers 200, OTLP 200 with its response message; the others 204, as
+    // their senders expect.
     let status = match format {
-        Format::Pushgateway { .. } => StatusCode::OK,
+        Format::Pushgateway { .. } | Format::Otlp => StatusCode::OK,
         _ => StatusCode::NO_CONTENT,
     };
-    let stored = store(ingest, limits, req, query, &owner, now_ms, format);
-    Ok(
-        admit(ingest, &owner, presented, client, now_ms, stored, |_| {
-            super::reply::raw(status, "text/plain", Vec::new())
-        })
-        .await,
+    let otlp = OtlpOutcome::default();
+    let target = Target {
+        ingest,
+        owner: &owner,
+        now_ms,
+    };
+    let stored = store(target, limits, req, query, format, &otlp);
+    Ok(admit(
+        ingest,
+        &owner,
+        presented,
+        client,
+        now_ms,
+        stored,
+        |_| match otlp.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some((encoding, rejected, why)) => otlp_response(encoding, rejected, why),
+            None => super::reply::raw(status, "text/plain", Vec::new()),
+        },
     )
+    .await)
 }
 
 /// `GET /ping` (InfluxDB 1.x; its CLI and Telegraf probe it): 204 with a version header.
@@ -119,17 +140,29 @@ fn push_key(headers: &HeaderMap, query: &Query) -> Result<String, ApiError> {
     }
 }
 
+/// Where a push goes: the ingest service, the key's owner, the request's arrival time.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    ingest: &'a Ingest,
+    owner: &'a KeyOwner,
+    now_ms: i64,
+}
+
 /// Read, decode, check the project and its series cap, append; the number of samples once
 /// they are durable.
 async fn store(
-    ingest: &Ingest,
+    target: Target<'_>,
     limits: BodyLimits,
     req: Request<Incoming>,
     query: &Query,
-    owner: &KeyOwner,
-    now_ms: i64,
     format: Format,
+    otlp: &OtlpOutcome,
 ) -> Result<u64, ApiError> {
+    let Target {
+        ingest,
+        owner,
+        now_ms,
+    } = target;
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
     let batch = match format {
@@ -165,9 +198,66 @@ async fn store(
             let bytes = super::body::read(&headers, body, limits).await?;
             ingest::prom_text::parse(&bytes, &grouping, now_ms)
         }
+        Format::Otlp => {
+            let encoding = otlp_encoding(&headers)?;
+            let bytes = super::body::read(&headers, body, limits).await?;
+            let decoded = ingest::otlp::parse(&bytes, encoding, now_ms)
+                .map_err(|e| ApiError::BadRequest(e.message))?;
+            *otlp.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((encoding, decoded.rejected_points, decoded.rejected_why));
+            // OTLP senders retry only 429, 502, 503 and 504: a full disk is "try later" too.
+            return commit(ingest, &owner.project_id, &decoded.batch)
+                .await
+                .map_err(|e| match e {
+                    ApiError::InsufficientStorage(m) => ApiError::Unavailable(m),
+                    other => other,
+                });
+        }
     }
     .map_err(|e: IngestError| ApiError::BadRequest(e.message))?;
     commit(ingest, &owner.project_id, &batch).await
+}
+
+/// OTLP's two encodings, by `Content-Type`.
+fn otlp_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match content_type.split(';').next().unwrap_or("").trim() {
+        "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
+        "application/json" => Ok(Encoding::Json),
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type must be application/x-protobuf or application/json for OTLP, not {other:?}"
+        ))),
+    }
+}
+
+/// OTLP's 200: an `ExportMetricsServiceResponse`, in the request's encoding, with a partial
+/// success when points were rejected.
+fn otlp_response(encoding: Encoding, rejected: u64, why: String) -> Reply {
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
+    };
+    let response = ExportMetricsServiceResponse {
+        partial_success: (rejected > 0).then(|| ExportMetricsPartialSuccess {
+            rejected_data_points: i64::try_from(rejected).unwrap_or(i64::MAX),
+            error_message: why,
+        }),
+    };
+    match encoding {
+        Encoding::Protobuf => super::reply::raw(
+            StatusCode::OK,
+            "application/x-protobuf",
+            prost::Message::encode_to_vec(&response),
+        ),
+        Encoding::Json => super::reply::raw(
+            StatusCode::OK,
+            "application/json",
+            serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec()),
+        ),
+    }
 }
 
 /// A Pushgateway push must be in the text format: the protobuf one (the Go client's default)

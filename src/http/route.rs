@@ -116,9 +116,12 @@ pub(super) async fn handle(
 /// answered on the runtime's threads. Every other route goes to the blocking pool (see `handle`).
 fn answered_on_runtime(req: &Request<Incoming>) -> bool {
     match req.uri().path().trim_matches('/') {
-        "api/webhooks/custom" | "api/v1/write" | "api/v1/push" | "api/v2/write" | "write" => {
-            req.method() == Method::POST
-        }
+        "api/webhooks/custom"
+        | "api/v1/write"
+        | "api/v1/push"
+        | "api/v2/write"
+        | "write"
+        | "v1/metrics" => req.method() == Method::POST,
         "healthz" | "ping" => true,
         p if p.starts_with("metrics/job/") => matches!(*req.method(), Method::PUT | Method::POST),
         _ => false,
@@ -197,6 +200,11 @@ async fn dispatch(
             let format = push::Format::Pushgateway { path };
             push::ingest(&svc.ingest, push::limits(body), req, &query, client, format).await
         }
+        (["v1", "metrics"], &Method::POST) => {
+            let format = push::Format::Otlp;
+            push::ingest(&svc.ingest, push::limits(body), req, &query, client, format).await
+        }
+        (["v1", "metrics"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         (["metrics", "job", ..], &Method::DELETE) => {
             Err(ApiError::MethodNotAllowed { allow: "PUT, POST" })
         }

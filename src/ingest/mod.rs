@@ -5,6 +5,7 @@
 //! `series::SeriesBatch` of labelled series that lends out the same `ValidBatch`.
 
 pub mod influx;
+pub mod otlp;
 mod parse;
 pub mod prom_text;
 pub mod remote_write;

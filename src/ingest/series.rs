@@ -150,8 +150,8 @@ pub type Origin<'a> = &'a dyn Fn() -> String;
 /// A push request's samples, owned and checked, grouped by series.
 #[derive(Debug, Default)]
 pub struct SeriesBatch {
-    /// (canonical metricId, name)
-    series: Vec<(String, String)>,
+    /// (canonical metricId, name, unit)
+    series: Vec<(String, String, Option<String>)>,
     index: HashMap<String, usize>,
     /// (series index, timestamp ms, value)
     samples: Vec<(usize, i64, f64)>,
@@ -242,8 +242,16 @@ impl SeriesBatch {
         }
         let at = self.series.len();
         self.index.insert(id.clone(), at);
-        self.series.push((id, name.to_owned()));
+        self.series.push((id, name.to_owned(), None));
         Ok(at)
+    }
+
+    /// Gives `series` a unit (the catalog's, as the webhook's `unit`); one that is too long
+    /// or has control characters is left out rather than refusing the samples.
+    pub fn set_unit(&mut self, series: usize, unit: &str) {
+        if !unit.is_empty() && unit.len() <= super::MAX_UNIT_BYTES && !has_control_chars(unit) {
+            self.series[series].2 = Some(unit.to_owned());
+        }
     }
 
     /// Adds one sample of `series`. The value must be finite and the timestamp not negative
@@ -275,7 +283,7 @@ impl SeriesBatch {
                 timestamp_ms - now_ms
             )));
         }
-        let (id, name) = &self.series[series];
+        let (id, name, _) = &self.series[series];
         self.journal_bytes += id.len() + name.len() + 24;
         if self.journal_bytes > MAX_BATCH_JOURNAL_BYTES {
             return Err(IngestError::new(format!(
@@ -293,7 +301,7 @@ impl SeriesBatch {
 
     /// The canonical metricIds of the series that have samples.
     pub fn series_ids(&self) -> impl Iterator<Item = &str> {
-        self.series.iter().map(|(id, _)| id.as_str())
+        self.series.iter().map(|(id, _, _)| id.as_str())
     }
 
     /// The batch as the webhook's type, for `project_id`: one metric per sample, named by
@@ -303,11 +311,11 @@ impl SeriesBatch {
             .samples
             .iter()
             .map(|&(s, timestamp_ms, value)| {
-                let (id, name) = &self.series[s];
+                let (id, name, unit) = &self.series[s];
                 ValidMetric {
                     metric_id: id,
                     metric_name: name,
-                    unit: None,
+                    unit: unit.as_deref(),
                     timestamp_ms,
                     value,
                     metadata: None,
