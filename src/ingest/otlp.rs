@@ -63,6 +63,7 @@ pub fn decode(request: &ExportMetricsServiceRequest, now_ms: i64) -> Result<Deco
         rejected_why: String::new(),
     };
     let mut exponential = 0u64;
+    let mut unreadable: Vec<String> = Vec::new();
     let mut not_finite = 0u64;
     for (r, rm) in request.resource_metrics.iter().enumerate() {
         let resource = rm
@@ -83,7 +84,9 @@ pub fn decode(request: &ExportMetricsServiceRequest, now_ms: i64) -> Result<Deco
                     origin: &origin,
                 };
                 match &m.data {
-                    None => {}
+                    // In JSON, also what a metric this decoder could not read becomes (an
+                    // enum written as its name, which OTLP/JSON forbids): said, not dropped.
+                    None => unreadable.push(m.name.clone()),
                     Some(metric::Data::Gauge(g)) => {
                         for p in &g.data_points {
                             w.number(&base, &p.attributes, p.time_unix_nano, p.flags, &p.value)?;
@@ -176,7 +179,7 @@ pub fn decode(request: &ExportMetricsServiceRequest, now_ms: i64) -> Result<Deco
             }
         }
     }
-    out.rejected_points = exponential + not_finite;
+    out.rejected_points = exponential + not_finite + unreadable.len() as u64;
     let mut why = Vec::new();
     if exponential > 0 {
         why.push(format!(
@@ -186,6 +189,13 @@ pub fn decode(request: &ExportMetricsServiceRequest, now_ms: i64) -> Result<Deco
     if not_finite > 0 {
         why.push(format!(
             "{not_finite} samples rejected: their values are not finite numbers"
+        ));
+    }
+    if !unreadable.is_empty() {
+        why.push(format!(
+            "{} metrics rejected with no data stathook could read ({}): in OTLP/JSON, enums such as aggregationTemporality must be integers",
+            unreadable.len(),
+            unreadable.join(", ")
         ));
     }
     out.rejected_why = why.join("; ");
@@ -377,6 +387,28 @@ mod tests {
         );
         assert_eq!(d.rejected_points, 1);
         assert!(d.rejected_why.contains("exponential histogram"));
+    }
+
+    #[test]
+    fn the_json_python_s_protobuf_library_writes_is_read() {
+        // fuzz/seeds/otlp_parse/json: json_format.MessageToJson of a request (int64 as
+        // strings, enums as names), after the fuzz target's one-byte encoding prefix.
+        let seed = include_bytes!("../../fuzz/seeds/otlp_parse/json");
+        let d = parse(&seed[1..], Encoding::Json, NOW).unwrap();
+        let got = ids(&d);
+        assert_eq!(got.len(), 1 + 1 + 4 + 3, "{got:?}");
+        assert_eq!(
+            got[0].0,
+            r#"queue_depth{queue="emails",service_name="checkout"}"#
+        );
+        assert_eq!(got[1].3, 42.0);
+        assert_eq!(d.rejected_points, 1);
+        // The same with enums as names (json_format's default, not OTLP/JSON): the sum is
+        // rejected and named, not dropped silently.
+        let seed = include_bytes!("../../fuzz/seeds/otlp_parse/json_enum_names");
+        let d = parse(&seed[1..], Encoding::Json, NOW).unwrap();
+        assert_eq!(d.rejected_points, 2);
+        assert!(d.rejected_why.contains("(orders)"), "{}", d.rejected_why);
     }
 
     #[test]
