@@ -181,6 +181,7 @@ pub async fn run(a: BenchArgs) -> Result<BenchReport, String> {
     let path = match a.format {
         Format::Webhook => "/api/webhooks/custom".to_owned(),
         Format::Influx => format!("/write?db={}&precision=ms", crate::client::enc(&a.db)),
+        Format::RemoteWrite => "/api/v1/write".to_owned(),
     };
     let uri: hyper::Uri = format!("{}{path}", a.url.trim_end_matches('/'))
         .parse()
@@ -195,6 +196,7 @@ pub async fn run(a: BenchArgs) -> Result<BenchReport, String> {
     let content_type = match a.format {
         Format::Webhook => "application/json",
         Format::Influx => "text/plain",
+        Format::RemoteWrite => "application/x-protobuf",
     };
     let auth = a.key.as_ref().map(|k| format!("Bearer {k}"));
     let spec = Bodies {
@@ -266,6 +268,11 @@ pub async fn run(a: BenchArgs) -> Result<BenchReport, String> {
                 let mut req = Request::post(uri.clone())
                     .header(hyper::header::HOST, &host_header)
                     .header(hyper::header::CONTENT_TYPE, content_type);
+                if content_type == "application/x-protobuf" {
+                    req = req
+                        .header(hyper::header::CONTENT_ENCODING, "snappy")
+                        .header("x-prometheus-remote-write-version", "0.1.0");
+                }
                 if let Some(auth) = &auth {
                     req = req.header(hyper::header::AUTHORIZATION, auth);
                 }

@@ -34,6 +34,10 @@ pub enum Format {
     /// Influx line protocol (`metric,id=s7 value=50.00 TS`, ms precision) to
     /// `/write?db=DB&precision=ms`, as VictoriaMetrics and InfluxDB take it.
     Influx,
+    /// Prometheus remote write 1.0 (the series `metric_value{id="s7"}`, the name line
+    /// protocol's `metric,id=s7 value=` gets) to `/api/v1/write`, as stathook,
+    /// VictoriaMetrics and Prometheus take it.
+    RemoteWrite,
 }
 
 /// One series' start value, step choices (in units of its last decimal) and decimals.
@@ -176,6 +180,7 @@ impl Bodies {
             dataset: self.dataset,
             out,
             samples: 0,
+            remote: Default::default(),
         }
     }
 }
@@ -192,6 +197,8 @@ struct BodyWriter {
     dataset: Dataset,
     out: String,
     samples: usize,
+    /// The remote-write request being built (only for `Format::RemoteWrite`).
+    remote: crate::ingest::remote_write::WriteRequest,
 }
 
 impl BodyWriter {
@@ -224,16 +231,34 @@ impl BodyWriter {
                 push_value(&mut self.out, s.scaled, s.decimals());
                 let _ = writeln!(self.out, " {ts}");
             }
+            Format::RemoteWrite => {
+                // The value as the text formats write it, read back: the same f64.
+                self.out.clear();
+                push_value(&mut self.out, s.scaled, s.decimals());
+                let value: f64 = self.out.parse().expect("BUG: a decimal parses");
+                let id = format!("s{i}");
+                self.remote
+                    .timeseries
+                    .push(crate::ingest::remote_write::TimeSeries::new(
+                        &[("__name__", "metric_value"), ("id", &id)],
+                        &[(ts, value)],
+                    ));
+            }
         }
         self.samples += 1;
     }
 
     fn finish(mut self) -> Body {
-        if self.format == Format::Webhook {
-            self.out.push_str("]}");
-        }
+        let bytes = match self.format {
+            Format::Webhook => {
+                self.out.push_str("]}");
+                Bytes::from(self.out)
+            }
+            Format::Influx => Bytes::from(self.out),
+            Format::RemoteWrite => Bytes::from(crate::ingest::remote_write::encode(&self.remote)),
+        };
         Body {
-            bytes: Bytes::from(self.out),
+            bytes,
             samples: self.samples as u64,
         }
     }

@@ -45,8 +45,8 @@ impl TimeSeries {
             labels: labels
                 .iter()
                 .map(|(n, v)| Label {
-                    name: n.to_string(),
-                    value: v.to_string(),
+                    name: bytes::Bytes::copy_from_slice(n.as_bytes()),
+                    value: bytes::Bytes::copy_from_slice(v.as_bytes()),
                 })
                 .collect(),
             samples: samples
@@ -58,12 +58,14 @@ impl TimeSeries {
     }
 }
 
+/// A label, its name and value as bytes: decoded from a `Bytes` buffer they are slices of
+/// it, not two allocations each (`decode_series` checks they are UTF-8, as `string` would).
 #[derive(Clone, PartialEq, Message)]
 pub struct Label {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(string, tag = "2")]
-    pub value: String,
+    #[prost(bytes = "bytes", tag = "1")]
+    pub name: bytes::Bytes,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub value: bytes::Bytes,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -86,7 +88,7 @@ pub fn parse(body: &[u8], now_ms: i64) -> Result<SeriesBatch, IngestError> {
     let raw = snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(|e| IngestError::new(format!("the body is not valid snappy: {e}")))?;
-    let request = WriteRequest::decode(raw.as_slice())
+    let request = WriteRequest::decode(bytes::Bytes::from(raw))
         .map_err(|e| IngestError::new(format!("the body is not a protobuf WriteRequest: {e}")))?;
     decode_series(&request, now_ms)
 }
@@ -102,9 +104,20 @@ pub fn decode_series(request: &WriteRequest, now_ms: i64) -> Result<SeriesBatch,
                 origin()
             )));
         }
+        let mut labels = Vec::with_capacity(ts.labels.len());
         let mut name = None;
         for l in &ts.labels {
-            if l.name == "__name__" && name.replace(l.value.as_str()).is_some() {
+            let (Ok(key), Ok(value)) =
+                (std::str::from_utf8(&l.name), std::str::from_utf8(&l.value))
+            else {
+                return Err(IngestError::new(format!(
+                    "{}: a label is not valid UTF-8",
+                    origin()
+                )));
+            };
+            if key != "__name__" {
+                labels.push((key, value));
+            } else if name.replace(value).is_some() {
                 return Err(IngestError::new(format!(
                     "{}: the label __name__ appears more than once",
                     origin()
@@ -117,11 +130,6 @@ pub fn decode_series(request: &WriteRequest, now_ms: i64) -> Result<SeriesBatch,
                 origin()
             )));
         };
-        let labels = ts
-            .labels
-            .iter()
-            .filter(|l| l.name != "__name__")
-            .map(|l| (l.name.as_str(), l.value.as_str()));
         let described = || format!("timeseries[{i}] ({name})");
         let series = batch.series(name, labels, &described)?;
         for s in &ts.samples {

@@ -11,7 +11,6 @@
 //! learns which format a sample came in. Pure.
 
 use super::{has_control_chars, IngestError, ValidBatch, ValidMetric, MAX_FUTURE_SKEW_MS};
-use std::collections::HashMap;
 
 /// Longest metricId of a labelled series, in bytes (a plain webhook metricId stays at
 /// [`super::MAX_METRIC_ID_BYTES`]): room for a name and a few dozen short labels, while a
@@ -62,19 +61,33 @@ pub fn sanitize_label_name(s: &str) -> String {
 
 /// The canonical metricId of a series: `name` alone without labels, else
 /// `name{a="x",b="y"}`. `labels` must be sorted by name, unique, with no empty values.
-pub fn canonical_id(name: &str, labels: &[(String, String)]) -> String {
-    if labels.is_empty() {
-        return name.to_owned();
-    }
+pub fn canonical_id<K: AsRef<str>, V: AsRef<str>>(name: &str, labels: &[(K, V)]) -> String {
     let mut out = String::with_capacity(name.len() + 2 + labels.len() * 16);
+    write_canonical(&mut out, name, labels);
+    out
+}
+
+/// [`canonical_id`] into `out` (cleared first), so a caller can reuse one buffer.
+fn write_canonical<K: AsRef<str>, V: AsRef<str>>(out: &mut String, name: &str, labels: &[(K, V)]) {
+    out.clear();
     out.push_str(name);
+    if labels.is_empty() {
+        return;
+    }
     out.push('{');
     for (i, (k, v)) in labels.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(k);
+        out.push_str(k.as_ref());
         out.push_str("=\"");
+        // Most values need no escape: copied whole.
+        let v = v.as_ref();
+        if !v.contains(['\\', '"', '\n']) {
+            out.push_str(v);
+            out.push('"');
+            continue;
+        }
         for c in v.chars() {
             match c {
                 '\\' => out.push_str("\\\\"),
@@ -86,7 +99,6 @@ pub fn canonical_id(name: &str, labels: &[(String, String)]) -> String {
         out.push('"');
     }
     out.push('}');
-    out
 }
 
 /// The name and labels of a metricId in canonical form, or `None` when it is not one (a
@@ -150,13 +162,31 @@ pub type Origin<'a> = &'a dyn Fn() -> String;
 /// A push request's samples, owned and checked, grouped by series.
 #[derive(Debug, Default)]
 pub struct SeriesBatch {
-    /// (canonical metricId, name, unit)
-    series: Vec<(String, String, Option<String>)>,
-    index: HashMap<String, usize>,
+    series: Vec<Series>,
+    /// Indexes into `series`, by the hash of its metricId: the id is stored once.
+    index: hashbrown::HashTable<usize>,
+    hasher: foldhash::fast::FixedState,
+    /// The metricId being built, reused (a series already seen allocates nothing).
+    scratch: String,
     /// (series index, timestamp ms, value)
     samples: Vec<(usize, i64, f64)>,
     /// What the samples will take in a journal record, roughly (see `push`).
     journal_bytes: usize,
+}
+
+/// One series of a batch.
+#[derive(Debug)]
+struct Series {
+    /// The canonical metricId; its first `name_len` bytes are the name (the metricName).
+    id: String,
+    name_len: usize,
+    unit: Option<String>,
+}
+
+impl Series {
+    fn name(&self) -> &str {
+        &self.id[..self.name_len]
+    }
 }
 
 impl SeriesBatch {
@@ -188,7 +218,8 @@ impl SeriesBatch {
                 "the metric name {name:?} has a control character, brace or quote"
             ));
         }
-        let mut sorted: Vec<(String, String)> = Vec::new();
+        let mut sorted: smallvec::SmallVec<[(std::borrow::Cow<'l, str>, &'l str); 12]> =
+            smallvec::SmallVec::new();
         for (key, value) in labels {
             if value.is_empty() {
                 continue;
@@ -209,18 +240,16 @@ impl SeriesBatch {
                     "label {key:?} has a control character in its value"
                 ));
             }
-            let mut key = if is_label_name(key) {
-                key.to_owned()
-            } else {
-                sanitize_label_name(key)
-            };
-            if key.is_empty() {
+            let key: std::borrow::Cow<'l, str> = if key.is_empty() {
                 return refuse("a label has an empty name".into());
-            }
-            if RESERVED_LABELS.contains(&key.as_str()) {
-                key.insert_str(0, "exported_");
-            }
-            sorted.push((key, value.to_owned()));
+            } else if RESERVED_LABELS.contains(&key) {
+                format!("exported_{key}").into()
+            } else if is_label_name(key) {
+                key.into()
+            } else {
+                sanitize_label_name(key).into()
+            };
+            sorted.push((key, value));
         }
         sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         if let Some(w) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
@@ -229,7 +258,8 @@ impl SeriesBatch {
                 w[0].0
             ));
         }
-        let id = canonical_id(name, &sorted);
+        let mut id = std::mem::take(&mut self.scratch);
+        write_canonical(&mut id, name, &sorted);
         if id.len() > MAX_SERIES_ID_BYTES {
             return refuse(format!(
                 "the series {} is {} bytes with its labels; at most {MAX_SERIES_ID_BYTES} are allowed",
@@ -237,12 +267,24 @@ impl SeriesBatch {
                 id.len()
             ));
         }
-        if let Some(&at) = self.index.get(&id) {
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one(id.as_str());
+        let series = &self.series;
+        if let Some(&at) = self.index.find(hash, |&i| series[i].id == id) {
+            self.scratch = id;
             return Ok(at);
         }
         let at = self.series.len();
-        self.index.insert(id.clone(), at);
-        self.series.push((id, name.to_owned(), None));
+        let hasher = &self.hasher;
+        let series = &self.series;
+        self.index
+            .insert_unique(hash, at, |&i| hasher.hash_one(series[i].id.as_str()));
+        self.series.push(Series {
+            id: id.clone(),
+            name_len: name.len(),
+            unit: None,
+        });
+        self.scratch = id;
         Ok(at)
     }
 
@@ -250,7 +292,7 @@ impl SeriesBatch {
     /// or has control characters is left out rather than refusing the samples.
     pub fn set_unit(&mut self, series: usize, unit: &str) {
         if !unit.is_empty() && unit.len() <= super::MAX_UNIT_BYTES && !has_control_chars(unit) {
-            self.series[series].2 = Some(unit.to_owned());
+            self.series[series].unit = Some(unit.to_owned());
         }
     }
 
@@ -283,8 +325,8 @@ impl SeriesBatch {
                 timestamp_ms - now_ms
             )));
         }
-        let (id, name, _) = &self.series[series];
-        self.journal_bytes += id.len() + name.len() + 24;
+        let s = &self.series[series];
+        self.journal_bytes += s.id.len() + s.name_len + 24;
         if self.journal_bytes > MAX_BATCH_JOURNAL_BYTES {
             return Err(IngestError::new(format!(
                 "the request holds more than {MAX_BATCH_JOURNAL_BYTES} bytes of samples (at {} samples); send it in smaller batches",
@@ -301,7 +343,7 @@ impl SeriesBatch {
 
     /// The canonical metricIds of the series that have samples.
     pub fn series_ids(&self) -> impl Iterator<Item = &str> {
-        self.series.iter().map(|(id, _, _)| id.as_str())
+        self.series.iter().map(|s| s.id.as_str())
     }
 
     /// The batch as the webhook's type, for `project_id`: one metric per sample, named by
@@ -311,11 +353,11 @@ impl SeriesBatch {
             .samples
             .iter()
             .map(|&(s, timestamp_ms, value)| {
-                let (id, name, unit) = &self.series[s];
+                let s = &self.series[s];
                 ValidMetric {
-                    metric_id: id,
-                    metric_name: name,
-                    unit: unit.as_deref(),
+                    metric_id: &s.id,
+                    metric_name: s.name(),
+                    unit: s.unit.as_deref(),
                     timestamp_ms,
                     value,
                     metadata: None,
@@ -407,7 +449,7 @@ mod tests {
         let s = b
             .series("m", [("host-name", "a"), ("project", "x")], &origin)
             .unwrap();
-        assert_eq!(b.series[s].0, r#"m{exported_project="x",host_name="a"}"#);
+        assert_eq!(b.series[s].id, r#"m{exported_project="x",host_name="a"}"#);
         let err = |r: Result<usize, IngestError>| r.unwrap_err().message;
         assert!(err(b.series("m", [("a-b", "1"), ("a.b", "2")], &origin))
             .contains("\"a_b\" appears more than once"));
