@@ -42,6 +42,43 @@ fn parse_validate(c: &mut Criterion) {
     g.finish();
 }
 
+/// The push parsers on the same 500 samples (Prometheus 2.42's `max_samples_per_send`): 500
+/// series `metric_value{id="sN",job="bench"}` with 2-decimal values, each format as its
+/// senders write it; the result is the batch the journal takes.
+fn parse_push_formats(c: &mut Criterion) {
+    use stathook::ingest::{influx, remote_write};
+    let ts = NOW - 60_000;
+    let value = |i: usize| (i as f64 * 1.37).round() / 100.0 + 40.0;
+    let request = remote_write::WriteRequest {
+        timeseries: (0..500)
+            .map(|i| {
+                let id = format!("s{i}");
+                remote_write::TimeSeries::new(
+                    &[("__name__", "metric_value"), ("id", &id), ("job", "bench")],
+                    &[(ts, value(i))],
+                )
+            })
+            .collect(),
+    };
+    let snappy = remote_write::encode(&request);
+    let lines: String = (0..500)
+        .map(|i| format!("metric,id=s{i},job=bench value={:.2} {ts}\n", value(i)))
+        .collect();
+    let mut g = c.benchmark_group("parse_push_500_samples");
+    g.throughput(Throughput::Elements(500));
+    g.bench_function("remote_write_snappy_protobuf", |b| {
+        b.iter(|| remote_write::parse(&snappy, NOW).unwrap().sample_count())
+    });
+    g.bench_function("influx_line_protocol_ms", |b| {
+        b.iter(|| {
+            influx::parse(lines.as_bytes(), influx::Precision::Milliseconds, NOW)
+                .unwrap()
+                .sample_count()
+        })
+    });
+    g.finish();
+}
+
 fn journal_append(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -246,6 +283,7 @@ fn memtable_apply(c: &mut Criterion) {
 criterion_group!(
     benches,
     parse_validate,
+    parse_push_formats,
     journal_append,
     segment_codec,
     memtable_apply

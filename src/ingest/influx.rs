@@ -7,7 +7,7 @@
 
 use super::series::SeriesBatch;
 use super::IngestError;
-use influxdb_line_protocol::{parse_lines, split_lines, FieldValue};
+use influxdb_line_protocol::{parse_lines, split_lines, FieldValue, ParsedLine};
 
 /// The unit of the timestamps in a body (`precision`); nanoseconds unless told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,65 +51,92 @@ impl Precision {
 
 /// Parses a line-protocol body; lines without a timestamp take `now_ms`. Blank lines and
 /// `#` comments are skipped.
+///
+/// The whole body goes through the parser once (`parse_lines` splits it itself); only if
+/// that fails anywhere (a bad line, a comment the parser does not know) is it parsed again
+/// line by line, counting lines, to say which one and to skip comments. Both ways give the
+/// same samples: the second exists for the message.
 pub fn parse(body: &[u8], precision: Precision, now_ms: i64) -> Result<SeriesBatch, IngestError> {
     let text = super::text_lines(body)?;
-    let mut batch = SeriesBatch::new();
+    let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
+    let mut batch = SeriesBatch::with_capacity(lines, lines);
     let mut name = String::new();
+    let whole = parse_lines(text).try_for_each(|line| {
+        let line = line.map_err(|e| IngestError::new(e.to_string()))?;
+        add_line(&mut batch, &mut name, &line, 0, precision, now_ms)
+    });
+    if whole.is_ok() {
+        return Ok(batch);
+    }
+    let mut batch = SeriesBatch::new();
     for (n, raw) in split_lines(text).enumerate() {
         let number = n + 1;
         let trimmed = raw.trim_start();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let line = match parse_lines(raw).next() {
-            Some(Ok(line)) => line,
+        match parse_lines(raw).next() {
+            Some(Ok(line)) => add_line(&mut batch, &mut name, &line, number, precision, now_ms)?,
             Some(Err(e)) => {
                 return Err(IngestError::new(format!(
                     "line {number}: {e} (the line begins `{}`)",
                     excerpt(trimmed)
                 )))
             }
-            None => continue,
-        };
-        let timestamp_ms = match line.timestamp {
-            None => now_ms,
-            Some(t) => precision.to_ms(t).ok_or_else(|| {
-                IngestError::new(format!(
-                    "line {number}: the timestamp {t} is out of range for precision {precision:?}"
-                ))
-            })?,
-        };
-        let tags: Vec<(&str, &str)> = line
-            .series
-            .tag_set
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let measurement = line.series.measurement.as_str();
-        for (field, value) in &line.field_set {
-            let value = match value {
-                FieldValue::F64(x) => *x,
-                FieldValue::I64(i) => *i as f64,
-                FieldValue::U64(u) => *u as f64,
-                FieldValue::Boolean(b) => f64::from(u8::from(*b)),
-                FieldValue::String(_) => {
-                    return Err(IngestError::new(format!(
-                        "line {number}: field {:?} is a string; stathook stores numbers only (send it as a tag, or leave it out)",
-                        field.as_str()
-                    )))
-                }
-            };
-            name.clear();
-            name.push_str(measurement);
-            name.push('_');
-            name.push_str(field.as_str());
-            let origin = || format!("line {number}");
-            let series = batch.series(&name, tags.iter().copied(), &origin)?;
-            batch.push(series, timestamp_ms, value, now_ms, &origin)?;
+            None => {}
         }
     }
     Ok(batch)
+}
+
+/// Adds one parsed line's fields to `batch`; `number` is its line for messages (0 on the
+/// first pass, which discards its message and parses again to count lines).
+fn add_line(
+    batch: &mut SeriesBatch,
+    name: &mut String,
+    line: &ParsedLine<'_>,
+    number: usize,
+    precision: Precision,
+    now_ms: i64,
+) -> Result<(), IngestError> {
+    let timestamp_ms = match line.timestamp {
+        None => now_ms,
+        Some(t) => precision.to_ms(t).ok_or_else(|| {
+            IngestError::new(format!(
+                "line {number}: the timestamp {t} is out of range for precision {precision:?}"
+            ))
+        })?,
+    };
+    let tags: smallvec::SmallVec<[(&str, &str); 12]> = line
+        .series
+        .tag_set
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let measurement = line.series.measurement.as_str();
+    for (field, value) in &line.field_set {
+        let value = match value {
+            FieldValue::F64(x) => *x,
+            FieldValue::I64(i) => *i as f64,
+            FieldValue::U64(u) => *u as f64,
+            FieldValue::Boolean(b) => f64::from(u8::from(*b)),
+            FieldValue::String(_) => {
+                return Err(IngestError::new(format!(
+                    "line {number}: field {:?} is a string; stathook stores numbers only (send it as a tag, or leave it out)",
+                    field.as_str()
+                )))
+            }
+        };
+        name.clear();
+        name.push_str(measurement);
+        name.push('_');
+        name.push_str(field.as_str());
+        let origin = || format!("line {number}");
+        let series = batch.series(name, tags.iter().copied(), &origin)?;
+        batch.push(series, timestamp_ms, value, now_ms, &origin)?;
+    }
+    Ok(())
 }
 
 /// The first few characters of a line, for a message.

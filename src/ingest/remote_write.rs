@@ -95,7 +95,8 @@ pub fn parse(body: &[u8], now_ms: i64) -> Result<SeriesBatch, IngestError> {
 
 /// The samples of a decoded `WriteRequest`, all or nothing.
 pub fn decode_series(request: &WriteRequest, now_ms: i64) -> Result<SeriesBatch, IngestError> {
-    let mut batch = SeriesBatch::new();
+    let samples = request.timeseries.iter().map(|t| t.samples.len()).sum();
+    let mut batch = SeriesBatch::with_capacity(request.timeseries.len(), samples);
     for (i, ts) in request.timeseries.iter().enumerate() {
         let origin = || format!("timeseries[{i}]");
         if !ts.histograms.is_empty() {

@@ -194,6 +194,17 @@ impl SeriesBatch {
         SeriesBatch::default()
     }
 
+    /// A batch with room for `series` series and `samples` samples (no rehash or regrowth
+    /// while a parser that knows its counts fills it).
+    pub fn with_capacity(series: usize, samples: usize) -> SeriesBatch {
+        SeriesBatch {
+            series: Vec::with_capacity(series),
+            index: hashbrown::HashTable::with_capacity(series),
+            samples: Vec::with_capacity(samples),
+            ..SeriesBatch::default()
+        }
+    }
+
     /// The series of `name` and `labels` (in any order; empty values dropped, as Prometheus
     /// treats an empty label as absent), checked and named canonically. `origin` says where
     /// it came from in the request, for the message of a refusal.
