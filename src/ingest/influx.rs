@@ -61,6 +61,21 @@ pub fn parse(body: &[u8], precision: Precision, now_ms: i64) -> Result<SeriesBat
     let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
     let mut batch = SeriesBatch::with_capacity(lines, lines);
     let mut name = String::new();
+    if plain::parse(text, &mut batch, &mut name, precision, now_ms).is_some() {
+        return Ok(batch);
+    }
+    parse_with_crate(text, precision, now_ms)
+}
+
+/// [`parse`] by the crate's parser alone (what `plain` must agree with).
+pub fn parse_with_crate(
+    text: &str,
+    precision: Precision,
+    now_ms: i64,
+) -> Result<SeriesBatch, IngestError> {
+    let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
+    let mut batch = SeriesBatch::with_capacity(lines, lines);
+    let mut name = String::new();
     let whole = parse_lines(text).try_for_each(|line| {
         let line = line.map_err(|e| IngestError::new(e.to_string()))?;
         add_line(&mut batch, &mut name, &line, 0, precision, now_ms)
@@ -139,6 +154,143 @@ fn add_line(
     Ok(())
 }
 
+/// The common case without the crate: lines of numeric fields with no escapes, no quotes,
+/// no comments and single spaces, which is what agents send. It declines (`None`) anything
+/// else, and any line that would be refused, so the crate's parser decides every case it
+/// does not take; where it takes one it gives the crate's answer (the `influx_parse` fuzz
+/// target checks that on every input). It exists because the crate spends ~750 ns a sample
+/// (nom alternatives, an error value built and dropped for each one that does not match),
+/// which made line protocol cost 1–2.4× VictoriaMetrics' CPU per sample
+/// (docs/benchmarks.md).
+pub mod plain {
+    use super::{Precision, SeriesBatch};
+
+    /// Fills `batch` from `text`, or `None` (with `batch` to be thrown away) to leave the
+    /// body to the crate.
+    pub fn parse(
+        text: &str,
+        batch: &mut SeriesBatch,
+        name: &mut String,
+        precision: Precision,
+        now_ms: i64,
+    ) -> Option<()> {
+        if text.contains(['\\', '"', '\r', '\t', '#']) {
+            return None;
+        }
+        let mut tags: smallvec::SmallVec<[(&str, &str); 12]> = smallvec::SmallVec::new();
+        let mut fields: smallvec::SmallVec<[(&str, f64); 8]> = smallvec::SmallVec::new();
+        let declined = || String::new();
+        for line in text.split('\n') {
+            let line = line.trim_start_matches(' ');
+            if line.is_empty() {
+                continue;
+            }
+            let mut parts = line.split(' ');
+            let (series, field_set) = (parts.next()?, parts.next()?);
+            let timestamp = match parts.next() {
+                None => None,
+                Some(t) => Some(integer(t)?),
+            };
+            if parts.next().is_some() {
+                return None;
+            }
+            let mut series = series.split(',');
+            let measurement = series.next()?;
+            if measurement.is_empty() || measurement.contains('=') {
+                return None;
+            }
+            tags.clear();
+            for tag in series {
+                let (k, v) = tag.split_once('=')?;
+                if k.is_empty() || v.is_empty() || v.contains('=') {
+                    return None;
+                }
+                if tags.iter().any(|(seen, _)| *seen == k) {
+                    return None;
+                }
+                tags.push((k, v));
+            }
+            fields.clear();
+            for field in field_set.split(',') {
+                let (k, v) = field.split_once('=')?;
+                if k.is_empty() || fields.iter().any(|(seen, _)| *seen == k) {
+                    return None;
+                }
+                fields.push((k, value(v)?));
+            }
+            let timestamp_ms = match timestamp {
+                None => now_ms,
+                Some(t) => precision.to_ms(t)?,
+            };
+            for (field, value) in &fields {
+                name.clear();
+                name.push_str(measurement);
+                name.push('_');
+                name.push_str(field);
+                let series = batch.series(name, tags.iter().copied(), &declined).ok()?;
+                batch
+                    .push(series, timestamp_ms, *value, now_ms, &declined)
+                    .ok()?;
+            }
+        }
+        Some(())
+    }
+
+    /// `-?[0-9]+` as an i64.
+    fn integer(s: &str) -> Option<i64> {
+        let digits = s.strip_prefix('-').unwrap_or(s);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    }
+
+    /// A numeric field value as the crate reads it: `12i`, `12u`, or a float
+    /// `-?D+(.D+)?([eE][+-]?D+)?`. Booleans and anything else decline.
+    fn value(v: &str) -> Option<f64> {
+        if let Some(i) = v.strip_suffix('i') {
+            return integer(i).map(|i| i as f64);
+        }
+        if let Some(u) = v.strip_suffix('u') {
+            if u.is_empty() || !u.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            return u.parse::<u64>().ok().map(|u| u as f64);
+        }
+        let b = v.as_bytes();
+        let mut i = usize::from(b.first() == Some(&b'-'));
+        let digits = |i: &mut usize| {
+            let start = *i;
+            while *i < b.len() && b[*i].is_ascii_digit() {
+                *i += 1;
+            }
+            *i > start
+        };
+        if !digits(&mut i) {
+            return None;
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            if !digits(&mut i) {
+                return None;
+            }
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            if !digits(&mut i) {
+                return None;
+            }
+        }
+        if i != b.len() {
+            return None;
+        }
+        v.parse().ok()
+    }
+}
+
 /// The first few characters of a line, for a message.
 fn excerpt(line: &str) -> &str {
     &line[..line.floor_char_boundary(60)]
@@ -187,6 +339,47 @@ mod tests {
             check(r#"m,tag\ one=a\,b v=1"#, Precision::Nanoseconds)[0].0,
             r#"m_v{tag_one="a,b"}"#
         );
+    }
+
+    #[test]
+    fn the_plain_path_takes_plain_lines_and_agrees_with_the_crate() {
+        let take = |text: &str| {
+            let mut b = SeriesBatch::new();
+            plain::parse(
+                text,
+                &mut b,
+                &mut String::new(),
+                Precision::Milliseconds,
+                NOW,
+            )
+            .map(|()| b)
+        };
+        let text = "metric,id=s1,job=bench value=40.25,n=-7i,u=9u,e=1.5E+3 1764700000000\n\n  cpu,host=a usage=1\n";
+        let fast = take(text).expect("plain lines are taken");
+        let reference = parse_with_crate(text, Precision::Milliseconds, NOW).unwrap();
+        let rows = |b: &SeriesBatch| {
+            b.valid("p")
+                .metrics
+                .iter()
+                .map(|m| (m.metric_id.to_string(), m.timestamp_ms, m.value))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(rows(&fast), rows(&reference));
+        assert_eq!(rows(&fast).len(), 5);
+        for declined in [
+            "m,t=a\\ b v=1",
+            "m v=\"s\"",
+            "m v=t",
+            "m  v=1",
+            "m v=1 1 ",
+            "# c\nm v=1",
+            "m v=.5",
+            "m,a=1,a=2 v=1",
+            "m v=1e400",
+            "m v=99999999999999999999i",
+        ] {
+            assert!(take(declined).is_none(), "{declined:?}");
+        }
     }
 
     #[test]
