@@ -10,10 +10,18 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./stathook-data";
 
+/// `stathook --version`: the version, and the store format it writes and the oldest it
+/// opens (and upgrades in place). A test checks the numbers against `store`'s constants.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\nstore format: writes version 9, opens versions 1-9 (older data dirs upgrade in place)"
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "stathook",
     version,
+    long_version = LONG_VERSION,
     about = "Custom-metrics webhook with an embedded time-series store"
 )]
 pub struct Cli {
@@ -94,6 +102,13 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminTokenCommand,
     },
+    /// Print a shell completion script: `stathook completions bash > /etc/bash_completion.d/stathook`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `stathook man | man -l -`.
+    Man,
     /// Verify the data dir offline (the server must be stopped): segment checksums and journal
     /// records. Exits 1 on any damage.
     Check {

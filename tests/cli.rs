@@ -812,3 +812,50 @@ async fn user_commands_add_list_and_remove_accounts_that_can_sign_in() {
     assert!(!ok);
     assert!(err.contains("404"), "{err}");
 }
+
+#[test]
+fn version_completions_and_man_page() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_stathook"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The format numbers are the store's own (a new format must change --version too).
+    let version = run(&["--version"]);
+    let format = stathook::store::FORMAT_VERSION;
+    assert!(version.starts_with(&format!("stathook {}", env!("CARGO_PKG_VERSION"))));
+    assert!(
+        version.contains(&format!(
+            "writes version {format}, opens versions 1-{format}"
+        )),
+        "{version}"
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let script = run(&["completions", shell]);
+        assert!(
+            script.contains("serve") && script.contains("webhook"),
+            "{shell}: {script}"
+        );
+    }
+    // The bash script is valid bash.
+    let bash = run(&["completions", "bash"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stathook.bash");
+    std::fs::write(&file, bash).unwrap();
+    let checked = Command::new("bash").arg("-n").arg(&file).output().unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let man = run(&["man"]);
+    assert!(man.contains(".TH stathook 1"), "{man}");
+    assert!(man.contains("serve"), "{man}");
+}

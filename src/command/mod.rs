@@ -34,6 +34,22 @@ pub fn run(command: Command) -> Result<(), String> {
         Command::Query(args) => query::query(args),
         Command::Backup { to, remote } => backup(&to, &remote),
         Command::Bench(args) => bench(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            // Into a buffer first: clap_complete panics on a write error (a closed pipe).
+            let mut script = Vec::new();
+            let mut cli = crate::cli::Cli::command();
+            clap_complete::generate(shell, &mut cli, "stathook", &mut script);
+            write_stdout(&script, "the completion script")
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let mut page = Vec::new();
+            clap_mangen::Man::new(crate::cli::Cli::command())
+                .render(&mut page)
+                .map_err(|e| format!("cannot render the man page: {e}"))?;
+            write_stdout(&page, "the man page")
+        }
     }
 }
 
@@ -197,4 +213,15 @@ fn time(v: &Value) -> String {
 
 fn s(v: &Value) -> &str {
     v.as_str().unwrap_or("-")
+}
+
+/// Writes generated text to stdout; a reader that stops early (`| head`) is not an error.
+fn write_stdout(bytes: &[u8], what: &str) -> Result<(), String> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write {what}: {e}"))
+        }
+        _ => Ok(()),
+    }
 }
