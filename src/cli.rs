@@ -109,6 +109,11 @@ pub enum Command {
     },
     /// Print the man page (roff): `stathook man | man -l -`.
     Man,
+    /// The configuration `serve` would run with.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Verify the data dir offline (the server must be stopped): segment checksums and journal
     /// records. Exits 1 on any damage.
     Check {
@@ -119,6 +124,13 @@ pub enum Command {
         #[arg(long)]
         sizes: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print every serve setting as TOML, with where it came from (default, file, env,
+    /// flag); takes serve's flags.
+    Show(ServeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -200,6 +212,10 @@ pub enum AdminTokenCommand {
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
+    /// A TOML file whose keys are these flags without the `--` (`cache-mb = 64`); a flag or
+    /// an environment variable overrides it (default: /etc/stathook/stathook.toml if it exists).
+    #[arg(long, env = "STATHOOK_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Directory for the store file, the journal and the admin token.
     #[arg(long, env = "STATHOOK_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,

@@ -4,6 +4,7 @@
 //! small printing helpers; one file per command group builds requests and prints replies.
 
 mod alert;
+pub mod config_file;
 mod keys;
 mod offline;
 mod project;
@@ -42,6 +43,8 @@ pub fn run(command: Command) -> Result<(), String> {
             clap_complete::generate(shell, &mut cli, "stathook", &mut script);
             write_stdout(&script, "the completion script")
         }
+        // `config_file::parse` printed it: it needs the parsed flags' sources.
+        Command::Config { .. } => Ok(()),
         Command::Man => {
             use clap::CommandFactory;
             let mut page = Vec::new();
