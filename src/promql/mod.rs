@@ -19,11 +19,75 @@ pub const MAX_STEPS: i64 = 50_000;
 /// Samples one query may load.
 pub const MAX_SAMPLES: usize = 50_000_000;
 
+/// Longest duration a query may name, in seconds (about 31,700 years).
+pub const MAX_DURATION_S: f64 = 1e12;
+
 pub fn parse(query: &str) -> Result<promql_parser::parser::Expr, EvalError> {
+    check_number_durations(query)?;
     promql_parser::parser::parse(query).map_err(|e| EvalError {
         kind: ErrorKind::BadData,
         message: format!("invalid parameter \"query\": {e}"),
     })
+}
+
+/// Refuses a duration written as a bare number (`[300]`, `offset 1e30`, `[1h:NaN]`) that is
+/// not a finite number of seconds up to [`MAX_DURATION_S`]: promql-parser 0.11 turns such a
+/// number into a `Duration` with `Duration::from_secs_f64`, which panics on NaN, infinities,
+/// negatives and huge values (found by the `promql_eval` fuzz target). A scan of the text
+/// where a duration can stand (after `[`, a subquery's `:`, `offset`), not a second parser:
+/// whatever it lets through, the crate still parses and checks.
+fn check_number_durations(query: &str) -> Result<(), EvalError> {
+    let lower = query.to_ascii_lowercase();
+    let bytes = lower.as_bytes();
+    // Where a duration may start: after `[`, after `:` inside brackets, after `offset`;
+    // never inside a quoted string.
+    let mut starts = Vec::new();
+    let (mut quote, mut in_brackets) = (None, false);
+    for (i, &b) in bytes.iter().enumerate() {
+        match (quote, b) {
+            (Some(q), _) if b == q && (i == 0 || bytes[i - 1] != b'\\') => quote = None,
+            (Some(_), _) => {}
+            (None, b'"' | b'\'' | b'`') => quote = Some(b),
+            (None, b'[') => {
+                in_brackets = true;
+                starts.push(i + 1);
+            }
+            (None, b']') => in_brackets = false,
+            (None, b':') if in_brackets => starts.push(i + 1),
+            (None, b'o') if lower[i..].starts_with("offset") => starts.push(i + "offset".len()),
+            _ => {}
+        }
+    }
+    for start in starts {
+        let rest = lower[start..].trim_start();
+        let rest = rest.strip_prefix(['-', '+']).unwrap_or(rest);
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
+            .unwrap_or(rest.len());
+        let token = &rest[..end];
+        if token.is_empty()
+            || !token.starts_with(|c: char| c.is_ascii_digit() || c == '.' || c == 'i' || c == 'n')
+        {
+            continue;
+        }
+        let seconds = match token.strip_prefix("0x") {
+            Some(hex) => u128::from_str_radix(hex, 16).map_or(f64::INFINITY, |v| v as f64),
+            None => match token.parse::<f64>() {
+                Ok(v) => v,
+                // `5m`, `1h30m`, a name: not a bare number; the parser decides.
+                Err(_) => continue,
+            },
+        };
+        if !(seconds.is_finite() && seconds <= MAX_DURATION_S) {
+            return Err(EvalError {
+                kind: ErrorKind::BadData,
+                message: format!(
+                    "invalid parameter \"query\": the duration {token:?} is not a number of seconds up to {MAX_DURATION_S:e}"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `query` at `t` (ms).
@@ -146,6 +210,45 @@ impl Source for Memory {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_duration_the_parser_would_panic_on_is_refused() {
+        let f = Memory(vec![]);
+        for q in [
+            "p[66666666666666666666666666666666666666666666666666666]",
+            "p[Inf]",
+            "p[nan]",
+            "p offset 1e30",
+            "p offset -1e30",
+            "p[1h:1e300]",
+            "rate(p[0xffffffffffffffffffffffffff])",
+        ] {
+            let e = instant(&f, q, 0, DEFAULT_LOOKBACK_MS).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::BadData, "{q}");
+            assert!(
+                e.message.contains("is not a number of seconds"),
+                "{q}: {}",
+                e.message
+            );
+        }
+        // Names and strings that only look like such numbers are left to the parser (which
+        // answers them, or refuses a subquery for its own reason).
+        for q in [
+            "job:inf",
+            "p{path=\"[1e999]\"}",
+            "p[300]",
+            "p offset 5m",
+            "p[1h:30]",
+        ] {
+            if let Err(e) = instant(&f, q, 0, DEFAULT_LOOKBACK_MS) {
+                assert!(
+                    !e.message.contains("is not a number of seconds"),
+                    "{q}: {}",
+                    e.message
+                );
+            }
+        }
+    }
+
     use super::labels::Labels;
     use super::*;
 
