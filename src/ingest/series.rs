@@ -251,14 +251,24 @@ impl SeriesBatch {
                     "label {key:?} has a control character in its value"
                 ));
             }
-            let key: std::borrow::Cow<'l, str> = if key.is_empty() {
+            if key.is_empty() {
                 return refuse("a label has an empty name".into());
-            } else if RESERVED_LABELS.contains(&key) {
-                format!("exported_{key}").into()
-            } else if is_label_name(key) {
+            }
+            let valid: std::borrow::Cow<'l, str> = if is_label_name(key) {
                 key.into()
             } else {
                 sanitize_label_name(key).into()
+            };
+            // Checked after sanitizing: `\0\0name\0\0` would otherwise become a second
+            // `__name__` (found by the remote_write_parse fuzz target).
+            let key = if valid == "__name__" {
+                return refuse(format!(
+                    "the label {key:?} would be a second __name__ once made a valid label name"
+                ));
+            } else if RESERVED_LABELS.contains(&valid.as_ref()) {
+                format!("exported_{valid}").into()
+            } else {
+                valid
             };
             sorted.push((key, value));
         }
@@ -462,6 +472,7 @@ mod tests {
             .unwrap();
         assert_eq!(b.series[s].id, r#"m{exported_project="x",host_name="a"}"#);
         let err = |r: Result<usize, IngestError>| r.unwrap_err().message;
+        assert!(err(b.series("m", [("..name..", "1")], &origin)).contains("second __name__"));
         assert!(err(b.series("m", [("a-b", "1"), ("a.b", "2")], &origin))
             .contains("\"a_b\" appears more than once"));
         assert!(err(b.series("", [], &origin)).contains("name is empty"));
