@@ -316,8 +316,13 @@ async fn commit(ingest: &Ingest, project: &str, batch: &SeriesBatch) -> Result<u
     if batch.sample_count() == 0 {
         return Ok(0);
     }
-    let new = ingest.memtable.count_new(project, batch.series_ids());
-    if new > 0 {
+    if ingest.memtable.count_new(project, batch.series_ids()) > 0 {
+        // Series acknowledged a moment ago may not be in the memtable yet (the applier
+        // follows the 2xx): count once it has caught up, which takes at most one frame's
+        // apply. Only a request that creates series waits; pushes at the same moment may
+        // still pass the cap together by what they create.
+        ingest.journal.wait_applied();
+        let new = ingest.memtable.count_new(project, batch.series_ids());
         let have = ingest.memtable.metric_count(project);
         let cap = ingest.max_series_per_project;
         if have + new > cap {
