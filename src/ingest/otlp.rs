@@ -12,7 +12,7 @@
 //! exponential histograms and values that are not finite. A point flagged "no recorded
 //! value" is skipped as Prometheus skips a stale marker. Pure.
 
-use super::series::{sanitize_label_name, SeriesBatch};
+use super::series::{metric_name, sanitize_label_name, SeriesBatch};
 use super::IngestError;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
@@ -265,24 +265,6 @@ impl Writer<'_> {
         self.batch
             .push(series, timestamp_ms, value, self.now_ms, self.origin)
     }
-}
-
-/// A metric name as Prometheus accepts it.
-fn metric_name(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == ':' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    out
 }
 
 /// Attributes as label pairs: names made valid label names, values as text; later

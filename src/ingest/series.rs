@@ -38,6 +38,27 @@ pub fn is_metric_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
+/// A metric name as Prometheus accepts it (PromQL's `__name__` of a metricId, OTLP's names).
+pub fn metric_name(metric_id: &str) -> String {
+    if is_metric_name(metric_id) {
+        return metric_id.to_owned();
+    }
+    let mut out: String = metric_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
 /// Whether `s` is a valid Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
 pub fn is_label_name(s: &str) -> bool {
     let mut chars = s.chars();

@@ -6,8 +6,8 @@
 //! also carries a `metricId` label with the id itself, so two ids that map to the same name
 //! stay two distinct series instead of colliding silently. `project` is the project id. Pure.
 
-pub use crate::ingest::series::is_metric_name;
 use crate::ingest::series::parse_canonical;
+pub use crate::ingest::series::{is_metric_name, metric_name};
 use std::collections::BTreeMap;
 
 pub type Labels = BTreeMap<String, String>;
@@ -15,27 +15,6 @@ pub type Labels = BTreeMap<String, String>;
 pub const NAME: &str = "__name__";
 pub const PROJECT: &str = "project";
 pub const METRIC_ID: &str = "metricId";
-
-/// The `__name__` of a metricId.
-pub fn metric_name(metric_id: &str) -> String {
-    if is_metric_name(metric_id) {
-        return metric_id.to_owned();
-    }
-    let mut out: String = metric_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    out
-}
 
 /// The `__name__` of a stored metric.
 pub fn family_name(metric_id: &str) -> String {
