@@ -108,7 +108,12 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// Print the man page (roff): `stathook man | man -l -`.
-    Man,
+    Man {
+        /// Instead, write stathook.1 and a page for every subcommand (stathook-serve.1, ...)
+        /// into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// The configuration `serve` would run with.
     Config {
         #[command(subcommand)]
@@ -130,7 +135,15 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Print every serve setting as TOML, with where it came from (default, file, env,
     /// flag); takes serve's flags.
-    Show(ServeArgs),
+    Show(Box<ServeArgs>),
+    /// Print a config file with every serve key, its help and its default, commented out
+    /// (the Debian package's /etc/stathook/stathook.toml is this, with `--set
+    /// data-dir=/var/lib/stathook`).
+    Example {
+        /// A key to write set (not commented): KEY=VALUE, repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -225,6 +238,7 @@ pub struct ServeArgs {
     /// Base URL printed in webhook URLs (default: http://LISTEN).
     #[arg(long, env = "STATHOOK_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Log lines as `text` (for a terminal or journald) or `json` (one object a line).
     #[arg(long, env = "STATHOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Largest accepted request body, after gzip decoding.
@@ -251,6 +265,7 @@ pub struct ServeArgs {
     /// one address before it gets 429 for --auth-cooldown-secs, before any key lookup.
     #[arg(long, env = "STATHOOK_AUTH_FAILURES_PER_MINUTE", default_value_t = crate::config::DEFAULT_AUTH_FAILURES_PER_MINUTE)]
     pub auth_failures_per_minute: u32,
+    /// How long an address that passed --auth-failures-per-minute gets 429, in seconds.
     #[arg(long, env = "STATHOOK_AUTH_COOLDOWN_SECS", default_value_t = crate::config::DEFAULT_AUTH_COOLDOWN.as_secs())]
     pub auth_cooldown_secs: u64,
     /// Behind a reverse proxy: take the client address from the last X-Forwarded-For entry

@@ -858,6 +858,16 @@ fn version_completions_and_man_page() {
     let man = run(&["man"]);
     assert!(man.contains(".TH stathook 1"), "{man}");
     assert!(man.contains("serve"), "{man}");
+    // --dir: a page per subcommand, each flag documented where it belongs.
+    let pages = dir.path().join("man");
+    std::fs::create_dir(&pages).unwrap();
+    run(&["man", "--dir", pages.to_str().unwrap()]);
+    let serve = std::fs::read_to_string(pages.join("stathook-serve.1")).unwrap();
+    assert!(
+        serve.contains(".TH stathook-serve 1") && serve.contains("max\\-series\\-per\\-project"),
+        "{serve}"
+    );
+    assert!(pages.join("stathook-webhook-create.1").exists());
 }
 
 /// `stathook config show` with a config file, an environment and flags.

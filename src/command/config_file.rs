@@ -240,3 +240,172 @@ fn toml_str(s: &str) -> String {
         Err(_) => toml::Value::String(s.to_owned()).to_string(),
     }
 }
+
+/// Keys whose default depends on the machine: the example says how it is chosen, so the
+/// packaged file is the same wherever it is built.
+const MACHINE_DEFAULTS: &[(&str, &str)] =
+    &[("http-threads", "default: half the cores, at least 1")];
+
+/// `--set KEY=VALUE` pairs for [`example_text`].
+pub fn parse_settings(set: &[String]) -> Result<Vec<(String, String)>, String> {
+    set.iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().replace('_', "-"), v.into())),
+            _ => Err(format!("--set {kv:?}: expected KEY=VALUE")),
+        })
+        .collect()
+}
+
+/// `config example`: every `serve` key with its help and default, commented out, except the
+/// keys in `set`, which are written with their value. Reading it back gives the defaults (a
+/// test checks it), so a user uncomments only what they change.
+pub fn example_text(set: &[(String, String)]) -> Result<String, String> {
+    let serve = Cli::command();
+    let serve = serve.find_subcommand("serve").cloned().unwrap_or_default();
+    let mut out = String::from(
+        "# stathook serve's configuration (stathook serve --config FILE).\n\
+         # Every key is a `stathook serve` flag without the `--`; a flag or its STATHOOK_*\n\
+         # environment variable overrides the key. Lines starting with # are the defaults.\n\
+         # `stathook config show --config FILE` prints what the server would run with.\n",
+    );
+    let mut unused: Vec<&str> = set.iter().map(|(k, _)| k.as_str()).collect();
+    for arg in serve.get_arguments() {
+        let id = arg.get_id().as_str();
+        if id == "config" || id == "help" {
+            continue;
+        }
+        let key = id.replace('_', "-");
+        out.push('\n');
+        let help = arg
+            .get_long_help()
+            .or(arg.get_help())
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        for line in help.lines() {
+            wrap_comment(&mut out, line);
+        }
+        if let Some(env) = arg.get_env() {
+            out.push_str(&format!("# (environment: {})\n", env.to_string_lossy()));
+        }
+        let defaults: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        let default = if let Some(says) = MACHINE_DEFAULTS.iter().find(|(k, _)| *k == key) {
+            format!(" ({})", says.1)
+        } else if matches!(arg.get_action(), ArgAction::SetTrue) {
+            "false".to_owned()
+        } else if matches!(arg.get_action(), ArgAction::Append) {
+            let items: Vec<String> = defaults.iter().map(|v| toml_str(v)).collect();
+            format!("[{}]", items.join(", "))
+        } else {
+            match defaults.first() {
+                Some(v) => toml_str(v),
+                None => " (not set)".to_owned(),
+            }
+        };
+        let line = match set.iter().find(|(k, _)| *k == key) {
+            Some((_, value)) => {
+                unused.retain(|k| *k != key);
+                format!("{key} = {}", toml_str(value))
+            }
+            None => format!("# {key} = {default}"),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    match unused.first() {
+        Some(k) => Err(format!(
+            "--set {k}: not a serve key (stathook serve --help)"
+        )),
+        None => Ok(out),
+    }
+}
+
+/// `line` as `# ` comment lines of at most 96 characters, broken at spaces.
+fn wrap_comment(out: &mut String, line: &str) {
+    let mut current = String::from("#");
+    for word in line.split_whitespace() {
+        if current.len() > 1 && current.len() + 1 + word.len() > 96 {
+            out.push_str(&current);
+            out.push('\n');
+            current = String::from("#");
+        }
+        current.push(' ');
+        current.push_str(word);
+    }
+    out.push_str(&current);
+    out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Debian package's conffile (packaging/stathook.toml) is the example with the
+    /// package's data dir, so it cannot drift from the flags.
+    #[test]
+    fn the_packaged_config_is_the_example_with_the_package_s_data_dir() {
+        let want =
+            example_text(&parse_settings(&["data-dir=/var/lib/stathook".into()]).unwrap()).unwrap();
+        let have = include_str!("../../packaging/stathook.toml");
+        assert!(
+            have == want,
+            "packaging/stathook.toml is stale; regenerate it with \
+             `stathook config example --set data-dir=/var/lib/stathook > packaging/stathook.toml`"
+        );
+    }
+
+    #[test]
+    fn the_example_uncommented_gives_the_defaults_and_names_every_key() {
+        let text = example_text(&[]).unwrap();
+        let serve = Cli::command();
+        let serve = serve.find_subcommand("serve").cloned().unwrap();
+        let mut keys = 0;
+        for arg in serve.get_arguments() {
+            let key = arg.get_id().as_str().replace('_', "-");
+            if key == "config" || key == "help" {
+                continue;
+            }
+            keys += 1;
+            assert!(
+                text.contains(&format!("\n# {key} = ")),
+                "{key} is missing from the example"
+            );
+        }
+        // Each commented `# key = value` line, uncommented, is valid TOML of the right type:
+        // read back through the same path as a real file, it changes nothing.
+        let uncommented: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')))
+            .filter(|l| !l.contains(" =  ("))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let table: toml::Table = uncommented.parse().expect("valid TOML");
+        let without_value = text.matches(" =  (").count();
+        assert_eq!(table.len() + without_value, keys, "{table:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, &uncommented).unwrap();
+        let argv: Vec<OsString> = ["stathook", "config", "show", "--config"]
+            .iter()
+            .map(OsString::from)
+            .chain([path.clone().into_os_string()])
+            .collect();
+        let (_, shown) = parse(argv).expect("the uncommented example is accepted");
+        let shown = shown.unwrap();
+        for (key, value) in &table {
+            let line = format!("{key} = {value}  # file");
+            assert!(shown.contains(&line), "{line:?} not in:\n{shown}");
+        }
+    }
+
+    #[test]
+    fn a_setting_that_is_not_a_key_is_refused() {
+        let err = example_text(&parse_settings(&["cache=1".into()]).unwrap()).unwrap_err();
+        assert!(err.contains("cache"), "{err}");
+        assert!(parse_settings(&["novalue".into()]).is_err());
+    }
+}

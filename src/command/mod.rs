@@ -43,9 +43,20 @@ pub fn run(command: Command) -> Result<(), String> {
             clap_complete::generate(shell, &mut cli, "stathook", &mut script);
             write_stdout(&script, "the completion script")
         }
+        Command::Config {
+            command: crate::cli::ConfigCommand::Example { set },
+        } => {
+            let text = config_file::example_text(&config_file::parse_settings(&set)?)?;
+            write_stdout(text.as_bytes(), "the example config")
+        }
         // `config_file::parse` printed it: it needs the parsed flags' sources.
         Command::Config { .. } => Ok(()),
-        Command::Man => {
+        Command::Man { dir: Some(dir) } => {
+            use clap::CommandFactory;
+            clap_mangen::generate_to(crate::cli::Cli::command(), &dir)
+                .map_err(|e| format!("cannot write the man pages into {}: {e}", dir.display()))
+        }
+        Command::Man { dir: None } => {
             use clap::CommandFactory;
             let mut page = Vec::new();
             clap_mangen::Man::new(crate::cli::Cli::command())
