@@ -34,6 +34,8 @@ pub struct App {
     /// Set when serving HTTPS (`--tls-cert`/`--tls-key`).
     tls: Option<tokio_rustls::TlsAcceptor>,
     compactor: Mutex<Option<CompactorHandle>>,
+    /// Forwarding to remote-write targets (`--forward`), when configured.
+    pub forwarder: Option<Arc<crate::forward::Forwarder>>,
 }
 
 #[derive(Debug)]
@@ -85,14 +87,34 @@ impl App {
         }
 
         let memtable = Arc::new(Memtable::new(crate::journal::SHARDS, 0));
-        let (journal, report) = Journal::open(
+        let keep_from = crate::forward::keep_from(&store, &config.forward).map_err(AppError)?;
+        let (journal, report) = Journal::open_keeping(
             &config.journal_dir(),
             store.clone(),
             memtable.clone(),
             config.fsync,
+            keep_from,
         )
         .map_err(|e| err("open journal", e))?;
         let journal = Arc::new(journal);
+        let forwarder = match config.forward.is_empty() {
+            true => None,
+            false => Some(
+                crate::forward::Forwarder::start(
+                    crate::forward::ForwardConfig {
+                        targets: config.forward.clone(),
+                        max_backlog_bytes: config
+                            .forward_max_backlog
+                            .unwrap_or_else(|| free_disk_bytes(&config.data_dir) / 10),
+                        max_batch_samples: crate::forward::MAX_BATCH_SAMPLES,
+                        max_batch_bytes: crate::forward::MAX_BATCH_BYTES,
+                    },
+                    journal.clone(),
+                    store.clone(),
+                )
+                .map_err(|e| err("start forwarding", e))?,
+            ),
+        };
         let maintenance = Maintenance {
             store: store.clone(),
             journal: journal.clone(),
@@ -175,6 +197,7 @@ impl App {
                 store: store.clone(),
             },
             alerts,
+            forwarder: forwarder.clone(),
         };
         let app = App {
             config,
@@ -184,6 +207,7 @@ impl App {
             memtable,
             tls,
             compactor: Mutex::new(Some(compactor)),
+            forwarder,
         };
         Ok((Arc::new(app), report))
     }
@@ -222,6 +246,11 @@ impl App {
             c.stop();
         }
         self.journal.stop();
+        // After the journal: the last acknowledged frames may still be sent; each target
+        // then commits its cursor.
+        if let Some(f) = &self.forwarder {
+            f.stop();
+        }
         self.services.accounts.flush_usage();
         match self
             .store
@@ -233,6 +262,14 @@ impl App {
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "could not compact the store file at shutdown"),
         }
+    }
+}
+
+/// Bytes free for this user on `dir`'s file system (0 when unknown).
+fn free_disk_bytes(dir: &std::path::Path) -> u64 {
+    match rustix::fs::statvfs(dir) {
+        Ok(st) => st.f_bavail.saturating_mul(st.f_frsize),
+        Err(_) => 0,
     }
 }
 

@@ -65,6 +65,13 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Forwarding to remote-write targets (`serve --forward URL`): status and dead letters.
+    Forward {
+        #[command(subcommand)]
+        command: ForwardCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Manage the accounts that sign in to the web app.
     User {
         #[command(subcommand)]
@@ -341,6 +348,58 @@ pub struct ServeArgs {
     /// private, loopback, link-local or metadata address is refused.
     #[arg(long, env = "STATHOOK_ALERT_ALLOW_HOSTS", value_delimiter = ',')]
     pub alert_allow_hosts: Vec<String>,
+    /// Forward every acknowledged sample to this Prometheus remote-write URL (e.g.
+    /// VictoriaMetrics' http://vminsert:8480/insert/0/prometheus/api/v1/write, Mimir's
+    /// /api/v1/push); repeat or comma-separate for several. Basic auth goes in the URL's
+    /// userinfo. Durable and at least once: docs/scale-out.md.
+    #[arg(
+        long,
+        env = "STATHOOK_FORWARD",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub forward: Vec<String>,
+    /// A header sent with every forwarded request, "Name: value" (repeatable), e.g.
+    /// "X-Scope-OrgID: tenant-1" for Mimir or Cortex, "THANOS-TENANT: t1" for Thanos.
+    #[arg(long, env = "STATHOOK_FORWARD_HEADER", value_name = "NAME: VALUE")]
+    pub forward_header: Vec<String>,
+    /// A file holding a bearer token for the forward targets (Authorization: Bearer).
+    #[arg(long, env = "STATHOOK_FORWARD_BEARER_TOKEN_FILE", value_name = "PATH")]
+    pub forward_bearer_token_file: Option<PathBuf>,
+    /// Journal bytes kept for targets that are behind (e.g. 10GiB) before the oldest
+    /// unforwarded generation is released, counted and logged (default: a tenth of the free
+    /// disk at start). Ingest never stops because a target is down.
+    #[arg(long, env = "STATHOOK_FORWARD_MAX_BACKLOG", value_parser = parse_bytes, value_name = "SIZE")]
+    pub forward_max_backlog: Option<u64>,
+}
+
+/// A size: a whole number with an optional unit, B, KB, MB, GB, TB (powers of 1000) or KiB,
+/// MiB, GiB, TiB (powers of 1024).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a size such as 10GiB or 500MB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?}: too large"))
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -590,6 +649,23 @@ pub enum MetricCommand {
         project: String,
         #[arg(long)]
         metric: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ForwardCommand {
+    /// Each target's cursor, lag, last success and error, retries, dead letters and
+    /// released samples.
+    Status {
+        /// Print the JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resend the batches a target refused (its dead letters); each one accepted is removed.
+    Replay {
+        /// Only this target's (its URL, as `forward status` shows it).
+        #[arg(long)]
+        target: Option<String>,
     },
 }
 

@@ -130,6 +130,11 @@ pub struct Config {
     /// Hosts, addresses and CIDRs alert channels may reach although private or loopback
     /// (`--alert-allow-hosts`); everything else private is refused.
     pub alert_allow_hosts: Vec<String>,
+    /// Remote-write targets every acknowledged sample is forwarded to (`--forward`).
+    pub forward: Vec<crate::forward::Target>,
+    /// Bytes of journal files kept only for lagging targets before the oldest is released
+    /// (`--forward-max-backlog`; `None`: a tenth of the free disk at start).
+    pub forward_max_backlog: Option<u64>,
 }
 
 impl Config {
@@ -166,6 +171,8 @@ impl Config {
             fsync: crate::journal::Fsync::Always,
             alert_interval: DEFAULT_ALERT_INTERVAL,
             alert_allow_hosts: Vec::new(),
+            forward: Vec::new(),
+            forward_max_backlog: None,
         }
     }
 

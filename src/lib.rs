@@ -15,6 +15,7 @@ pub mod clock;
 pub mod command;
 pub mod compact;
 pub mod config;
+pub mod forward;
 pub mod http;
 pub mod ingest;
 pub mod journal;

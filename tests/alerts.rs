@@ -18,10 +18,10 @@ pub(crate) const ALLOWED: &str = "127.0.0.3";
 
 #[derive(Clone, Debug)]
 pub(crate) struct Received {
-    headers: HashMap<String, String>,
-    raw: Vec<u8>,
+    pub(crate) headers: HashMap<String, String>,
+    pub(crate) raw: Vec<u8>,
     pub(crate) body: Value,
-    answered: u16,
+    pub(crate) answered: u16,
 }
 
 /// An HTTP receiver on `ip`: records every request, answers the queued statuses (then
@@ -30,15 +30,19 @@ pub(crate) struct Received {
 pub(crate) struct Receiver {
     pub(crate) url: String,
     got: Arc<Mutex<Vec<Received>>>,
-    statuses: Arc<Mutex<VecDeque<u16>>>,
-    otherwise: Arc<Mutex<u16>>,
+    pub(crate) statuses: Arc<Mutex<VecDeque<u16>>>,
+    pub(crate) otherwise: Arc<Mutex<u16>>,
     connections: Arc<AtomicUsize>,
     redirect_to: Arc<Mutex<String>>,
 }
 
 impl Receiver {
     pub(crate) async fn start(ip: &str) -> Receiver {
-        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+        Receiver::start_on(tokio::net::TcpListener::bind((ip, 0)).await.unwrap()).await
+    }
+
+    /// A receiver on a listener already bound (a port chosen before it comes up).
+    pub(crate) async fn start_on(listener: tokio::net::TcpListener) -> Receiver {
         let r = Receiver {
             url: format!("http://{}/hook", listener.local_addr().unwrap()),
             got: Arc::default(),

@@ -954,11 +954,7 @@ fn the_config_file_takes_every_serve_flag_and_flags_and_env_override_it() {
 #[tokio::test]
 async fn serve_runs_with_the_config_file_s_settings() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let config = dir.path().join("stathook.toml");
     let data = dir.path().join("data");
     std::fs::write(

@@ -136,11 +136,7 @@ async fn prometheus_with(dir: &Path, data: &[(String, Vec<(i64, f64)>)]) -> Prom
 pub async fn start_prometheus(dir: &Path, config: &str, tsdb: &Path, extra: &[&str]) -> Prometheus {
     let config_file = dir.join("prometheus.yml");
     std::fs::write(&config_file, config).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let process = std::process::Command::new(PROMETHEUS)
         .arg(format!("--config.file={}", config_file.display()))
         .arg(format!("--storage.tsdb.path={}", tsdb.display()))

@@ -325,6 +325,15 @@ pub fn batch(project: &str, metrics: Vec<Value>) -> Value {
     json!({"projectId": project, "metrics": metrics})
 }
 
+/// A loopback port that was free a moment ago (for peers that take a port number).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn now_ms() -> i64 {
     stathook::clock::now_ms()
 }

@@ -205,9 +205,11 @@ fn show_text(m: &ArgMatches, from_file: &BTreeMap<String, usize>, path: Option<&
             .get_raw(id)
             .map(|v| v.map(|s| s.to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
-        let secret = ["token", "password", "secret"]
+        // Forward URLs may hold basic auth, forward headers tokens.
+        let secret = ["token", "password", "secret", "forward_header"]
             .iter()
-            .any(|s| id.contains(s));
+            .any(|s| id.contains(s))
+            || id == "forward";
         let value = if secret && !raw.is_empty() {
             "\"********\"".to_owned()
         } else if matches!(arg.get_action(), ArgAction::SetTrue) {

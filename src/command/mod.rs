@@ -32,6 +32,7 @@ pub fn run(command: Command) -> Result<(), String> {
         Command::Alert { command, remote } => manage(&remote, alert::alert(command)?),
         Command::User { command, remote } => user::user(&remote, command),
         Command::Metric { command, remote } => manage(&remote, project::metric(command)),
+        Command::Forward { command, remote } => manage(&remote, forward(command)),
         Command::Query(args) => query::query(args),
         Command::Backup { to, remote } => backup(&to, &remote),
         Command::Bench(args) => bench(args),
@@ -206,6 +207,78 @@ fn admin_token(remote: &Remote) -> Result<String, String> {
         }
     };
     Ok(token)
+}
+
+/// `stathook forward status|replay`.
+fn forward(cmd: crate::cli::ForwardCommand) -> Request {
+    use crate::cli::ForwardCommand;
+    match cmd {
+        ForwardCommand::Status { json: true } => (
+            Method::GET,
+            "/api/v1/admin/forward".into(),
+            None,
+            print_json,
+        ),
+        ForwardCommand::Status { json: false } => {
+            (Method::GET, "/api/v1/admin/forward".into(), None, |v| {
+                let targets = v["targets"].as_array().cloned().unwrap_or_default();
+                if targets.is_empty() {
+                    println!("Forwarding is off (start the server with --forward URL).");
+                }
+                for t in targets {
+                    println!("{}", s(&t["url"]));
+                    println!(
+                        "  cursor        generation {} offset {}",
+                        t["cursorGeneration"], t["cursorOffset"]
+                    );
+                    println!(
+                        "  lag           {} samples, {:.1} s",
+                        t["lagSamples"],
+                        t["lagSeconds"].as_f64().unwrap_or(0.0)
+                    );
+                    println!(
+                        "  sent          {} samples in {} batches; last success {}",
+                        t["sentSamples"],
+                        t["sentBatches"],
+                        time(&t["lastSuccessMs"])
+                    );
+                    println!(
+                        "  retries       {}; last error {} {}",
+                        t["retries"],
+                        time(&t["lastErrorMs"]),
+                        s(&t["lastError"])
+                    );
+                    println!(
+                        "  dead letters  {} (stathook forward replay)",
+                        t["deadLetters"]
+                    );
+                    println!("  released      {} samples", t["releasedSamples"]);
+                }
+            })
+        }
+        ForwardCommand::Replay { target } => (
+            Method::POST,
+            match target {
+                Some(t) => format!("/api/v1/admin/forward/replay?target={}", enc(&t)),
+                None => "/api/v1/admin/forward/replay".into(),
+            },
+            None,
+            |v| {
+                for t in v["targets"].as_array().cloned().unwrap_or_default() {
+                    println!(
+                        "{}: resent {}, still refused {}{}",
+                        s(&t["url"]),
+                        t["resent"],
+                        t["stillDead"],
+                        t["lastError"]
+                            .as_str()
+                            .map(|e| format!(" (last answer: {e})"))
+                            .unwrap_or_default()
+                    );
+                }
+            },
+        ),
+    }
 }
 
 fn print_json(v: &Value) {

@@ -33,6 +33,17 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     config.max_series_per_project = args.max_series_per_project as usize;
     crate::outbound::guard::AllowList::parse(&args.alert_allow_hosts)?;
     config.alert_allow_hosts = args.alert_allow_hosts;
+    config.forward = crate::forward::parse_targets(
+        &args.forward,
+        &args.forward_header,
+        args.forward_bearer_token_file.as_deref(),
+    )?;
+    if config.forward.is_empty()
+        && (!args.forward_header.is_empty() || args.forward_bearer_token_file.is_some())
+    {
+        return Err("--forward-header and --forward-bearer-token-file need --forward URL".into());
+    }
+    config.forward_max_backlog = args.forward_max_backlog;
     config.max_connections = args.max_connections.max(1);
     config.max_header_bytes = args.max_header_bytes;
     config.header_read_timeout =

@@ -8,6 +8,7 @@ mod body;
 mod cors;
 mod dashboards;
 mod events;
+mod forward;
 mod keys;
 mod maintenance;
 mod pages;

@@ -2,7 +2,7 @@
 //! splitting, so a metricId may contain an encoded `/`.
 
 use super::reply::{ApiError, Reply};
-use super::{alerts, prom, push, share, webhook, widgets};
+use super::{alerts, forward, prom, push, share, webhook, widgets};
 use super::{cors, dashboards, events, keys, maintenance, pages, projects, read, session};
 use super::{BodyLimits, Front};
 use crate::auth::{self, Bearer};
@@ -406,6 +406,14 @@ async fn dispatch(
             maintenance::journal_status(maintenance, authorize_view(creds, &req)?)
         }
         (["api", "v1", "admin", "journal"], _) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        (["api", "v1", "admin", "forward"], &Method::GET) => {
+            forward::status(svc.forwarder.as_ref(), authorize_view(creds, &req)?)
+        }
+        (["api", "v1", "admin", "forward"], _) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        (["api", "v1", "admin", "forward", "replay"], &Method::POST) => {
+            let token = authorize_admin(creds, &req)?;
+            forward::replay(svc.forwarder.as_ref(), token, &query).await
+        }
         (["api", "v1", "projects", p, "tier"], &Method::PUT) => {
             let token = authorize_admin(creds, &req)?;
             projects::set_tier(accounts, token, p, json_body(body, req).await?)

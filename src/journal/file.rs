@@ -141,6 +141,11 @@ impl Direct {
 }
 
 impl JournalFile {
+    /// Bytes of header and whole frames written.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
     /// Whether the file holds no frame (only its header).
     pub fn is_empty(&self) -> bool {
         self.len == HEADER_LEN as u64
@@ -242,6 +247,26 @@ impl JournalFile {
 
 pub fn read(path: &Path) -> io::Result<Vec<u8>> {
     fs::read(path)
+}
+
+/// Up to `len` bytes of the file at `offset` (fewer at its end).
+pub fn read_at(path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    let f = File::open(path)?;
+    let mut buf = vec![0; len];
+    let mut got = 0;
+    while got < len {
+        match f.read_at(&mut buf[got..], offset + got as u64)? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
+/// The file's size in bytes (zero-filled room included).
+pub fn size(path: &Path) -> io::Result<u64> {
+    Ok(fs::metadata(path)?.len())
 }
 
 /// Cuts a damaged file back to its last whole record and syncs it.

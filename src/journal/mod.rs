@@ -6,6 +6,7 @@
 //! deletes their files. Owns the journal directory; knows nothing of HTTP or redb tables.
 
 mod file;
+mod follow;
 pub mod record;
 pub mod recover;
 mod shard;
@@ -13,6 +14,7 @@ mod shard;
 use crate::ingest::{ValidBatch, ValidMetric};
 use crate::memtable::{shard_of, Memtable};
 use crate::store::{Store, FORMAT_VERSION};
+pub use follow::{Chunk, Position};
 use parking_lot::Mutex;
 pub use shard::Fsync;
 use shard::{Applied, Control, Counters, Flusher, Part, Shared};
@@ -102,6 +104,11 @@ pub struct Journal {
     generation: AtomicU64,
     fsync: Fsync,
     counters: Arc<Counters>,
+    /// Compacted files of generations `>= floor` are kept for the forwarder (`follow.rs`);
+    /// `u64::MAX` when nothing forwards.
+    floor: AtomicU64,
+    /// The highest generation compacted into segments (files up to it may go).
+    compacted: AtomicU64,
 }
 
 /// The journal's state for operators (`GET /api/v1/admin/journal`).
@@ -125,10 +132,22 @@ impl Journal {
         memtable: Arc<Memtable>,
         fsync: Fsync,
     ) -> Result<(Journal, RecoveryReport), JournalError> {
+        Journal::open_keeping(dir, store, memtable, fsync, u64::MAX)
+    }
+
+    /// [`Journal::open`], keeping the files of generations `>= keep_from` even when they are
+    /// compacted: a forwarder has not passed them yet (`hold_from`).
+    pub fn open_keeping(
+        dir: &Path,
+        store: Arc<Store>,
+        memtable: Arc<Memtable>,
+        fsync: Fsync,
+        keep_from: u64,
+    ) -> Result<(Journal, RecoveryReport), JournalError> {
         let ioerr =
             |what: &str, e: io::Error| JournalError::io(format!("{what} {}", dir.display()), &e);
         file::ensure_dir(dir).map_err(|e| ioerr("create journal dir", e))?;
-        let report = recover_into(dir, &store, &memtable, true)?;
+        let report = recover_keeping(dir, &store, &memtable, true, keep_from)?;
         let watermark = store.watermark().map_err(|e| JournalError::Unreadable {
             path: dir.into(),
             why: e.to_string(),
@@ -155,6 +174,7 @@ impl Journal {
         let applied = Arc::new(Applied::default());
         let counters = Arc::new(Counters::default());
         counters.direct.store(file.is_direct(), Ordering::Relaxed);
+        *counters.acked.lock() = (generation, file.len());
         let (to_applier, work) = std::sync::mpsc::channel();
         let (m, a) = (memtable, applied.clone());
         let applier = std::thread::Builder::new()
@@ -186,6 +206,8 @@ impl Journal {
             generation: AtomicU64::new(generation),
             fsync,
             counters,
+            floor: AtomicU64::new(keep_from),
+            compacted: AtomicU64::new(watermark),
         };
         Ok((journal, report))
     }
@@ -211,7 +233,15 @@ impl Journal {
                 metrics.iter().copied(),
                 metrics.len(),
             );
-            parts.push((shard, Part { record, ack: None }));
+            let samples = metrics.len() as u64;
+            parts.push((
+                shard,
+                Part {
+                    record,
+                    ack: None,
+                    samples,
+                },
+            ));
         }
         // The last part carries the acknowledgement: the flusher handles a request's parts in
         // one frame, so the last one's sync covers them all.
@@ -247,20 +277,34 @@ impl Journal {
         Ok(sealed)
     }
 
-    /// Deletes the journal files of generations `<= through` (after they are compacted).
+    /// Deletes the journal files of generations `<= through` (after they are compacted),
+    /// except those a forwarder still needs (`hold_from`).
     pub fn remove_through(&self, through: u64) -> Result<(), JournalError> {
+        self.compacted.fetch_max(through, Ordering::SeqCst);
+        self.sweep()
+    }
+
+    /// Deletes the files that are compacted and below the forwarder's hold.
+    fn sweep(&self) -> Result<(), JournalError> {
         let ioerr = |e: io::Error| {
             JournalError::io(
                 format!("remove compacted journal files in {}", self.dir.display()),
                 &e,
             )
         };
+        let compacted = self.compacted.load(Ordering::SeqCst);
+        let floor = self.floor.load(Ordering::SeqCst);
+        let mut removed = false;
         for (generation, path) in file::list(&self.dir).map_err(ioerr)? {
-            if generation <= through {
+            if generation <= compacted && generation < floor {
                 file::remove(&path).map_err(ioerr)?;
+                removed = true;
             }
         }
-        file::sync_dir(&self.dir).map_err(ioerr)
+        if removed {
+            file::sync_dir(&self.dir).map_err(ioerr)?;
+        }
+        Ok(())
     }
 
     /// Stops the flusher after it commits what is queued.
@@ -309,6 +353,17 @@ pub fn recover_into(
     memtable: &Memtable,
     repair: bool,
 ) -> Result<RecoveryReport, JournalError> {
+    recover_keeping(dir, store, memtable, repair, u64::MAX)
+}
+
+/// [`recover_into`], not deleting compacted files of generations `>= keep_from`.
+fn recover_keeping(
+    dir: &Path,
+    store: &Store,
+    memtable: &Memtable,
+    repair: bool,
+    keep_from: u64,
+) -> Result<RecoveryReport, JournalError> {
     let unreadable = |path: &Path, why: String| JournalError::Unreadable {
         path: path.into(),
         why,
@@ -328,8 +383,9 @@ pub fn recover_into(
     let mut report = RecoveryReport::default();
     for (generation, path) in file::list(dir).map_err(|e| io("list", dir, e))? {
         if generation <= watermark {
-            // Compacted already; a crash came between the commit and the delete.
-            if repair {
+            // Compacted already; a crash came between the commit and the delete (or a
+            // forwarder still needs it).
+            if repair && generation < keep_from {
                 file::remove(&path).map_err(|e| io("remove", &path, e))?;
             }
             continue;

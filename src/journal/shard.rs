@@ -31,6 +31,8 @@ pub(crate) type Ack = oneshot::Sender<Result<(), JournalError>>;
 pub(crate) struct Part {
     pub record: Vec<u8>,
     pub ack: Option<Ack>,
+    /// Samples in `record`, for the acknowledged-sample count the forwarder's lag uses.
+    pub samples: u64,
 }
 
 pub(crate) enum Control {
@@ -238,6 +240,11 @@ pub struct Counters {
     pub syncs: std::sync::atomic::AtomicU64,
     /// Whether the current file takes O_DIRECT appends; kept up to date by the flusher.
     pub direct: std::sync::atomic::AtomicBool,
+    /// Where the last acknowledged frame ends: (generation, byte offset in its file). The
+    /// forwarder reads up to here and no further.
+    pub acked: parking_lot::Mutex<(u64, u64)>,
+    /// Samples acknowledged since the server started.
+    pub samples: std::sync::atomic::AtomicU64,
 }
 
 impl Flusher {
@@ -304,6 +311,7 @@ impl Flusher {
                     Control::Rotate(next, file, done) => match self.sync() {
                         // The applier answers once the memtable is sealed too.
                         Ok(()) => {
+                            *self.counters.acked.lock() = (next, file.len());
                             self.file = file;
                             self.generation = next;
                             self.note_direct();
@@ -363,11 +371,18 @@ impl Flusher {
         };
         let mut acks = Vec::with_capacity(parts.len());
         let mut records = Vec::with_capacity(parts.len());
+        let mut samples = 0;
         for p in parts {
             acks.extend(p.ack);
             records.push(p.record);
+            samples += p.samples;
         }
         if result.is_ok() {
+            // Before the acks: a forwarder that sees a 200's samples counted finds them here.
+            *self.counters.acked.lock() = (self.generation, self.file.len());
+            self.counters
+                .samples
+                .fetch_add(samples, std::sync::atomic::Ordering::Relaxed);
             self.seq += 1;
             // Recorded before acknowledged, so a read after the 200 waits for this frame.
             self.applied

@@ -139,6 +139,17 @@ impl Outbound {
         headers: &[(&str, String)],
         body: Vec<u8>,
     ) -> Result<Response, SendError> {
+        self.post(url, "application/json", headers, body).await
+    }
+
+    /// POSTs `body` of `content_type` with `headers`, as [`Outbound::post_json`].
+    pub async fn post(
+        &self,
+        url: &str,
+        content_type: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<Response, SendError> {
         let uri: hyper::Uri = url
             .parse()
             .map_err(|_| SendError::BadUrl("not a URL".into()))?;
@@ -150,7 +161,7 @@ impl Outbound {
             self.allow.check(bare, ip).map_err(SendError::Refused)?;
         }
         let mut req = Request::post(uri.clone())
-            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::CONTENT_TYPE, content_type)
             .header(
                 hyper::header::USER_AGENT,
                 concat!("stathook/", env!("CARGO_PKG_VERSION")),
@@ -215,6 +226,28 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> SendError {
     }
     chain.dedup();
     SendError::Network(chain.join(": "))
+}
+
+/// The delay before retry `attempt` (1-based): `first_ms` doubling to `max_ms`, each drawn
+/// between half and all of it (so many senders do not retry in step), and never before
+/// `Retry-After` (itself capped at six times `max_ms`).
+pub fn backoff_ms(
+    first_ms: i64,
+    max_ms: i64,
+    attempt: u32,
+    retry_after_ms: Option<i64>,
+    random: u64,
+) -> i64 {
+    let base = (first_ms << attempt.saturating_sub(1).min(40)).min(max_ms);
+    let jittered = base / 2 + (random % (base as u64 / 2 + 1)) as i64;
+    jittered.max(retry_after_ms.unwrap_or(0).min(6 * max_ms))
+}
+
+/// A random number for the jitter.
+pub fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("the OS random source");
+    u64::from_le_bytes(b)
 }
 
 fn parse_retry_after(v: &str) -> Option<Duration> {

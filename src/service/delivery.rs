@@ -81,15 +81,13 @@ struct Sent {
 /// The delay before retry `attempt` (1-based): 1 s doubling to 1 h, each drawn between half
 /// and all of it, and never before `Retry-After`.
 pub fn backoff_ms(attempt: u32, retry_after_ms: Option<i64>, random: u64) -> i64 {
-    let base = (FIRST_RETRY_MS << attempt.saturating_sub(1).min(22)).min(MAX_RETRY_MS);
-    let jittered = base / 2 + (random % (base as u64 / 2 + 1)) as i64;
-    jittered.max(retry_after_ms.unwrap_or(0).min(6 * MAX_RETRY_MS))
-}
-
-fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b).expect("the OS random source");
-    u64::from_le_bytes(b)
+    crate::outbound::backoff_ms(
+        FIRST_RETRY_MS,
+        MAX_RETRY_MS,
+        attempt,
+        retry_after_ms,
+        random,
+    )
 }
 
 /// The first line of a refusal's body, short, for the log.
@@ -209,7 +207,8 @@ impl Alerts {
                 outcome: outcome.into(),
             };
             let keep = if outcome == "retrying" {
-                item.next_at = now + backoff_ms(item.attempts, sent.retry, random_u64());
+                item.next_at =
+                    now + backoff_ms(item.attempts, sent.retry, crate::outbound::random_u64());
                 next = Some(next.map_or(item.next_at, |n| n.min(item.next_at)));
                 Some(item.clone())
             } else {
@@ -336,8 +335,8 @@ mod tests {
 
     #[test]
     fn backoff_doubles_with_jitter_and_honours_retry_after() {
-        assert!((500..=1000).contains(&backoff_ms(1, None, random_u64())));
-        assert!((1000..=2000).contains(&backoff_ms(2, None, random_u64())));
+        assert!((500..=1000).contains(&backoff_ms(1, None, crate::outbound::random_u64())));
+        assert!((1000..=2000).contains(&backoff_ms(2, None, crate::outbound::random_u64())));
         assert_eq!(backoff_ms(1, None, 0), 500);
         assert!(backoff_ms(30, None, u64::MAX - 1) <= MAX_RETRY_MS);
         assert_eq!(backoff_ms(1, Some(30_000), 0), 30_000);

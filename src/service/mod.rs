@@ -35,6 +35,8 @@ pub struct Services {
     pub maintenance: Maintenance,
     pub dashboards: Dashboards,
     pub alerts: Alerts,
+    /// Forwarding to remote-write targets, when `--forward` is given.
+    pub forwarder: Option<Arc<crate::forward::Forwarder>>,
 }
 
 /// The projects' dashboards (stored as `web::dashboard::Dashboard` JSON).

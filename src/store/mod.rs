@@ -8,6 +8,7 @@ mod alerts;
 mod backup;
 mod catalog;
 mod compaction;
+mod forward;
 mod segments;
 mod tables;
 pub mod tails;
@@ -68,6 +69,7 @@ pub use alerts::{Attempted, DELIVERY_LOG_LEN};
 pub use backup::{BackupStats, Snapshot};
 pub use catalog::CatalogRow;
 pub use compaction::{Compaction, Expiry, SegmentVisitor};
+pub use forward::DeadLetter;
 pub use segments::{Sizes, TableSize};
 pub use web::{Role, Session, Share, User};
 
@@ -135,6 +137,8 @@ impl Store {
             txn.open_table(CHANNELS)?;
             txn.open_table(OUTBOX)?;
             txn.open_table(DELIVERY_LOG)?;
+            txn.open_table(FORWARD_CURSORS)?;
+            txn.open_table(FORWARD_DEAD)?;
         }
         txn.commit()?;
         Ok(Store {

@@ -51,3 +51,10 @@ pub const CHANNELS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new(
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 /// (project id, channel id) → the channel's last 100 delivery attempts, JSON array.
 pub const DELIVERY_LOG: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("delivery_log");
+/// forward target id → its cursor as JSON (`forward.rs`): the journal position up to which
+/// the target has answered 2xx, and its lifetime counters.
+pub const FORWARD_CURSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("forward_cursors");
+/// (forward target id, sequence) → a batch the target refused with a 4xx (`forward.rs`): a
+/// u32 LE length, that many bytes of JSON (time, status, answer, samples), then the
+/// snappy-compressed remote-write body, ready to resend.
+pub const FORWARD_DEAD: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("forward_dead");
