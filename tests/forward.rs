@@ -525,3 +525,53 @@ async fn prometheus_remote_write_receiver_gets_every_sample() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_backlog_limit_the_oldest_generation_is_released_and_ingest_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let target = format!("http://127.0.0.1:{port}/api/v1/write");
+    let server = Server::start_with(dir.path(), |c| {
+        c.forward = stathook::forward::parse_targets(&[target], &[], None).unwrap();
+        // Any sealed generation kept for the target is over the limit.
+        c.forward_max_backlog = Some(1);
+    })
+    .await;
+    let c = server.client();
+    let key = c.setup("fw").await;
+    let t0 = now_ms() - 600_000;
+    ingest(&c, &key, "fw", 10, 0..10, t0).await;
+    server.app.compact_now().unwrap();
+    ingest(&c, &key, "fw", 10, 10..20, t0).await;
+    wait_until(
+        "the first generation released",
+        Duration::from_secs(20),
+        || {
+            let c = c.clone();
+            async move {
+                let s = c.get("/api/v1/admin/forward").await.body;
+                s["targets"][0]["releasedSamples"] == 100
+            }
+        },
+    )
+    .await;
+    // Released from forwarding only: stathook still has every sample.
+    assert_eq!(c.points("fw", "job_0_seconds").await.len(), 20);
+    // The target comes up and gets what was not released.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let rx = Receiver::start_on(listener).await;
+    *rx.otherwise.lock() = 204;
+    let want: BTreeMap<String, Vec<(i64, f64)>> = expected("fw", 10, 20, t0)
+        .into_iter()
+        .map(|(k, v)| (k, v[10..].to_vec()))
+        .collect();
+    wait_until("the rest forwarded", Duration::from_secs(30), || {
+        let n: usize = decoded(&rx.received()).values().map(Vec::len).sum();
+        async move { n >= 100 }
+    })
+    .await;
+    assert_eq!(decoded(&rx.received()), want);
+    server.stop().await;
+}
