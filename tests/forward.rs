@@ -179,6 +179,55 @@ async fn every_acknowledged_sample_reaches_the_target_with_its_labels_headers_an
     assert_eq!(t["sentSamples"], 603);
     assert_eq!(t["lagSamples"], 0);
     assert_eq!(t["deadLetters"], 0);
+    // The same on /metrics, in a text format promtool accepts.
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", server.url))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = format!(
+        "stathook_forward_sent_samples_total{{target=\"{}\"}} 603",
+        rx.url
+    );
+    assert!(text.contains(&line), "{line} not in:\n{text}");
+    assert!(
+        text.contains("stathook_samples_acknowledged_total 603\n"),
+        "{text}"
+    );
+    assert!(text.contains("stathook_forward_lag_samples{"), "{text}");
+    if !crate::prom::missing() {
+        use std::io::Write;
+        let mut check = std::process::Command::new("/usr/bin/promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        check
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = check.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let anonymous = reqwest::Client::new()
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
     server.stop().await;
 }
 

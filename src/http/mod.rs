@@ -11,6 +11,7 @@ mod events;
 mod forward;
 mod keys;
 mod maintenance;
+mod metrics;
 mod pages;
 mod projects;
 mod prom;

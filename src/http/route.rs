@@ -2,7 +2,7 @@
 //! splitting, so a metricId may contain an encoded `/`.
 
 use super::reply::{ApiError, Reply};
-use super::{alerts, forward, prom, push, share, webhook, widgets};
+use super::{alerts, forward, metrics, prom, push, share, webhook, widgets};
 use super::{cors, dashboards, events, keys, maintenance, pages, projects, read, session};
 use super::{BodyLimits, Front};
 use crate::auth::{self, Bearer};
@@ -406,6 +406,9 @@ async fn dispatch(
             maintenance::journal_status(maintenance, authorize_view(creds, &req)?)
         }
         (["api", "v1", "admin", "journal"], _) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        (["metrics"], &Method::GET) => {
+            metrics::metrics(reader, svc.forwarder.as_ref(), authorize_view(creds, &req)?)
+        }
         (["api", "v1", "admin", "forward"], &Method::GET) => {
             forward::status(svc.forwarder.as_ref(), authorize_view(creds, &req)?)
         }

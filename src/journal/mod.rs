@@ -112,7 +112,7 @@ pub struct Journal {
 }
 
 /// The journal's state for operators (`GET /api/v1/admin/journal`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct JournalStatus {
     pub fsync: Fsync,
     pub generation: u64,
@@ -121,6 +121,9 @@ pub struct JournalStatus {
     pub syncs: u64,
     /// Whether the current file takes O_DIRECT appends (`file::Appends`).
     pub direct: bool,
+    /// Samples acknowledged and time spent in fdatasync since the server started.
+    pub samples: u64,
+    pub sync_seconds: f64,
 }
 
 impl Journal {
@@ -328,6 +331,8 @@ impl Journal {
             frames: load(&self.counters.frames),
             syncs: load(&self.counters.syncs),
             direct: self.counters.direct.load(Ordering::Relaxed),
+            samples: load(&self.counters.samples),
+            sync_seconds: load(&self.counters.sync_nanos) as f64 / 1e9,
         }
     }
 

@@ -245,6 +245,8 @@ pub struct Counters {
     pub acked: parking_lot::Mutex<(u64, u64)>,
     /// Samples acknowledged since the server started.
     pub samples: std::sync::atomic::AtomicU64,
+    /// Time spent in fdatasync since the server started, in nanoseconds.
+    pub sync_nanos: std::sync::atomic::AtomicU64,
 }
 
 impl Flusher {
@@ -446,7 +448,13 @@ impl Flusher {
         if let Some(why) = &self.poisoned {
             return Err(JournalError::Poisoned { why: why.clone() });
         }
-        if let Err(e) = self.file.sync() {
+        let started = std::time::Instant::now();
+        let synced = self.file.sync();
+        self.counters.sync_nanos.fetch_add(
+            started.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        if let Err(e) = synced {
             let why = format!("fdatasync of the journal failed: {e}");
             tracing::error!(error = %e, "journal sync failed; refusing writes until restart");
             self.poisoned = Some(why);
