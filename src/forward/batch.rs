@@ -8,7 +8,9 @@
 use crate::ingest::remote_write::{Label, Sample, TimeSeries, WriteRequest};
 use crate::journal::record::{decode_frame, FrameError, FRAME_HEADER_LEN};
 use crate::journal::{Chunk, Position};
-use std::collections::HashMap;
+/// foldhash, not SipHash: the keys are the server's own journal, and hashing was a visible
+/// share of the forward thread's profile.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Where the next batch starts: a frame, and how many of its samples are already sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -32,18 +34,98 @@ pub struct Batch {
 
 /// Per-sample overhead counted toward `max_bytes` (a protobuf sample: tag, double, varint).
 const SAMPLE_BYTES: usize = 20;
+/// Series whose labels [`Labeller`] keeps; past it the cache starts again.
+const MAX_CACHED_SERIES: usize = 200_000;
 
+/// Each series' remote-write labels, made once and reused by every batch (the label values
+/// are `Bytes`: a batch's copy is a reference count, not a copy of the text).
+#[derive(Default)]
+pub struct Labeller {
+    /// project → metricId → (labels, their size): two levels, so a lookup borrows the
+    /// record's strings instead of allocating a key.
+    cache: HashMap<String, HashMap<String, (Vec<Label>, usize)>>,
+    len: usize,
+}
+
+impl Labeller {
+    /// The labels of `metric_id` in `project`, and their size in bytes.
+    fn labels(&mut self, project: &str, metric_id: &str) -> (Vec<Label>, usize) {
+        if let Some(hit) = self.cache.get(project).and_then(|m| m.get(metric_id)) {
+            return hit.clone();
+        }
+        if self.len >= MAX_CACHED_SERIES {
+            self.cache.clear();
+            self.len = 0;
+        }
+        let labels = crate::promql::labels::series_labels(project, metric_id);
+        let size = labels.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+        let labels: Vec<Label> = labels
+            .into_iter()
+            .map(|(k, v)| Label {
+                name: k.into(),
+                value: v.into(),
+            })
+            .collect();
+        self.cache
+            .entry(project.to_owned())
+            .or_default()
+            .insert(metric_id.to_owned(), (labels.clone(), size));
+        self.len += 1;
+        (labels, size)
+    }
+}
+
+/// Journal bytes to build a batch from: read at `at`; `sealed` when they reach the end of a
+/// sealed generation's file (a sub-slice of a [`Chunk`] read once for several batches).
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    pub at: Position,
+    pub bytes: &'a [u8],
+    pub sealed: bool,
+}
+
+impl<'a> Source<'a> {
+    pub fn of(chunk: &'a Chunk) -> Source<'a> {
+        Source {
+            at: chunk.at,
+            bytes: &chunk.bytes,
+            sealed: chunk.sealed,
+        }
+    }
+}
+
+/// [`build_with`] without a label cache (tests, counting).
 pub fn build(chunk: &Chunk, skip: u64, max_samples: usize, max_bytes: usize) -> Batch {
+    build_with(
+        &mut Labeller::default(),
+        Source::of(chunk),
+        skip,
+        max_samples,
+        max_bytes,
+    )
+}
+
+pub fn build_with(
+    labeller: &mut Labeller,
+    src: Source<'_>,
+    skip: u64,
+    max_samples: usize,
+    max_bytes: usize,
+) -> Batch {
     let mut series: Vec<TimeSeries> = Vec::new();
-    let mut index: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut index: HashMap<(&str, &str), usize> = HashMap::default();
     let (mut bytes, mut samples) = (0usize, 0u64);
     let mut pos = 0usize;
-    let mut next = Next { at: chunk.at, skip };
+    let mut next = Next { at: src.at, skip };
     let mut skip = skip;
     let mut damage = None;
     let mut finished = false;
-    'frames: while pos < chunk.bytes.len() {
-        let rest = &chunk.bytes[pos..];
+    let at = |pos: usize| Position {
+        generation: src.at.generation,
+        offset: src.at.offset + pos as u64,
+    };
+    'frames: while pos < src.bytes.len() {
+        let rest = &src.bytes[pos..];
         // The zero fill after the last frame: the clean end of the file's data.
         if rest.iter().take(FRAME_HEADER_LEN).all(|b| *b == 0) {
             finished = true;
@@ -67,28 +149,16 @@ pub fn build(chunk: &Chunk, skip: u64, max_samples: usize, max_bytes: usize) -> 
                 }
                 if samples as usize >= max_samples || bytes >= max_bytes {
                     next = Next {
-                        at: Position {
-                            generation: chunk.at.generation,
-                            offset: chunk.at.offset + pos as u64,
-                        },
+                        at: at(pos),
                         skip: in_frame,
                     };
                     break 'frames;
                 }
                 let i = *index.entry((rec.project, s.metric_id)).or_insert_with(|| {
-                    let labels = crate::promql::labels::series_labels(rec.project, s.metric_id);
-                    bytes += labels
-                        .iter()
-                        .map(|(k, v)| k.len() + v.len() + 4)
-                        .sum::<usize>();
+                    let (labels, size) = labeller.labels(rec.project, s.metric_id);
+                    bytes += size;
                     series.push(TimeSeries {
-                        labels: labels
-                            .into_iter()
-                            .map(|(k, v)| Label {
-                                name: k.into(),
-                                value: v.into(),
-                            })
-                            .collect(),
+                        labels,
                         samples: Vec::new(),
                         histograms: Vec::new(),
                     });
@@ -106,14 +176,11 @@ pub fn build(chunk: &Chunk, skip: u64, max_samples: usize, max_bytes: usize) -> 
         pos += used;
         skip = 0;
         next = Next {
-            at: Position {
-                generation: chunk.at.generation,
-                offset: chunk.at.offset + pos as u64,
-            },
+            at: at(pos),
             skip: 0,
         };
     }
-    if pos >= chunk.bytes.len() && chunk.sealed {
+    if pos >= src.bytes.len() && src.sealed {
         finished = true;
     }
     for s in &mut series {
@@ -123,7 +190,7 @@ pub fn build(chunk: &Chunk, skip: u64, max_samples: usize, max_bytes: usize) -> 
         request: WriteRequest { timeseries: series },
         samples,
         next,
-        generation_done: chunk.sealed && (finished || damage.is_some()),
+        generation_done: src.sealed && (finished || damage.is_some()),
         damage,
     }
 }

@@ -49,6 +49,8 @@ pub(super) fn run(
         stop,
         max_samples,
         max_bytes,
+        chunk: None,
+        labeller: batch::Labeller::default(),
     };
     rt.block_on(l.run());
 }
@@ -63,6 +65,10 @@ struct Loop {
     stop: tokio::sync::watch::Receiver<bool>,
     max_samples: usize,
     max_bytes: usize,
+    /// The last journal read: batches are cut from it until it is used up, so each byte is
+    /// read once.
+    chunk: Option<crate::journal::Chunk>,
+    labeller: batch::Labeller,
 }
 
 enum Outcome {
@@ -97,7 +103,21 @@ impl Loop {
                 }
                 continue;
             }
-            let chunk = match journal.read_at(self.cursor.next.at, WINDOW) {
+            let next = self.cursor.next;
+            if let Some(b) = self.cached_batch(next) {
+                if b.samples > 0 || b.generation_done {
+                    self.handle(b).await;
+                    if *self.stop.borrow() {
+                        self.commit();
+                        return;
+                    }
+                    continue;
+                }
+            }
+            // The cached read is used up: read on from the cursor.
+            self.chunk = None;
+            let journal = &self.f.journal;
+            let chunk = match journal.read_at(next.at, WINDOW) {
                 Ok(c) => c,
                 Err(e) => {
                     if self.cursor.next.at.generation < acked.generation {
@@ -112,87 +132,119 @@ impl Loop {
                     continue;
                 }
             };
-            let b = batch::build(
-                &chunk,
-                self.cursor.next.skip,
+            let b = batch::build_with(
+                &mut self.labeller,
+                batch::Source::of(&chunk),
+                next.skip,
                 self.max_samples,
                 self.max_bytes,
             );
-            if let Some(d) = b.damage {
-                tracing::error!(target = %self.s.target.url, generation = chunk.at.generation, offset = b.next.at.offset, damage = %d,
-                    "damaged journal frame; the rest of this generation is not forwarded");
-            }
-            if b.samples == 0 {
-                if b.generation_done {
-                    self.next_generation();
-                } else if b.next == self.cursor.next {
-                    // Nothing whole to read yet.
-                    self.caught_up(acked_samples);
-                    if self.idle().await {
-                        self.commit();
-                        return;
-                    }
-                } else {
-                    self.cursor.next = b.next;
-                }
-                continue;
-            }
-            self.behind();
-            let body = crate::ingest::remote_write::encode(&b.request);
-            let generation = self.cursor.next.at.generation;
-            match self.deliver(body.clone(), generation).await {
-                Outcome::Delivered => {
-                    self.cursor.sent_samples += b.samples;
-                    self.s
-                        .forwarded_mark
-                        .fetch_add(b.samples as i64, Ordering::Relaxed);
-                    let mut st = self.s.status.lock();
-                    st.sent_samples = self.cursor.sent_samples;
-                    st.sent_batches += 1;
-                    st.last_success_ms = Some(crate::clock::now_ms());
-                }
-                Outcome::Dead(status, answer) => {
-                    self.cursor.dead_letters += 1;
-                    let mut advanced = self.cursor.clone();
-                    advanced.next = b.next;
-                    let letter = crate::store::DeadLetter {
-                        at_ms: crate::clock::now_ms(),
-                        status,
-                        answer: answer.clone(),
-                        samples: b.samples,
-                    };
-                    tracing::warn!(target = %self.s.target.url, status, samples = b.samples, answer = %answer,
-                        "forward target refused a batch; kept as a dead letter (stathook forward replay resends it)");
-                    if let Err(e) =
-                        self.f
-                            .store
-                            .add_dead_letter(self.s.target.id(), &letter, &body, &advanced)
-                    {
-                        tracing::error!(error = %e, "could not store the dead letter; it will be sent again");
-                        if self.idle().await {
-                            return;
-                        }
-                        continue;
-                    }
-                    self.s
-                        .forwarded_mark
-                        .fetch_add(b.samples as i64, Ordering::Relaxed);
-                    let mut st = self.s.status.lock();
-                    st.dead_letters = self.cursor.dead_letters;
-                }
-                Outcome::Released => continue,
-                Outcome::Stopped => {
+            self.chunk = Some(chunk);
+            if b.samples == 0 && !b.generation_done && b.next == self.cursor.next {
+                // Nothing whole to read yet.
+                self.caught_up(acked_samples);
+                if self.idle().await {
                     self.commit();
                     return;
                 }
+                continue;
             }
-            self.cursor.next = b.next;
-            self.dirty = true;
+            self.handle(b).await;
+            if *self.stop.borrow() {
+                self.commit();
+                return;
+            }
+        }
+    }
+
+    /// The batch at `next` from the cached read, when it covers `next`.
+    fn cached_batch(&mut self, next: Next) -> Option<batch::Batch> {
+        let c = self.chunk.as_ref()?;
+        if c.at.generation != next.at.generation || next.at.offset < c.at.offset {
+            return None;
+        }
+        let off = (next.at.offset - c.at.offset) as usize;
+        if off >= c.bytes.len() {
+            return None;
+        }
+        let src = batch::Source {
+            at: next.at,
+            bytes: &c.bytes[off..],
+            sealed: c.sealed,
+        };
+        Some(batch::build_with(
+            &mut self.labeller,
+            src,
+            next.skip,
+            self.max_samples,
+            self.max_bytes,
+        ))
+    }
+
+    /// Sends one batch (or moves past an empty stretch) and advances the cursor. Returns
+    /// early, the cursor unmoved, when told to stop or when the batch could not be settled.
+    async fn handle(&mut self, b: batch::Batch) {
+        if let Some(d) = b.damage {
+            tracing::error!(target = %self.s.target.url, generation = b.next.at.generation, offset = b.next.at.offset, damage = %d,
+                "damaged journal frame; the rest of this generation is not forwarded");
+        }
+        if b.samples == 0 {
             if b.generation_done {
                 self.next_generation();
-            } else if self.committed.elapsed() >= COMMIT_EVERY {
-                self.commit();
+            } else {
+                self.cursor.next = b.next;
             }
+            return;
+        }
+        self.behind();
+        let body = crate::ingest::remote_write::encode(&b.request);
+        let generation = self.cursor.next.at.generation;
+        match self.deliver(body.clone(), generation).await {
+            Outcome::Delivered => {
+                self.cursor.sent_samples += b.samples;
+                self.s
+                    .forwarded_mark
+                    .fetch_add(b.samples as i64, Ordering::Relaxed);
+                let mut st = self.s.status.lock();
+                st.sent_samples = self.cursor.sent_samples;
+                st.sent_batches += 1;
+                st.last_success_ms = Some(crate::clock::now_ms());
+            }
+            Outcome::Dead(status, answer) => {
+                let mut advanced = self.cursor.clone();
+                advanced.next = b.next;
+                advanced.dead_letters += 1;
+                let letter = crate::store::DeadLetter {
+                    at_ms: crate::clock::now_ms(),
+                    status,
+                    answer: answer.clone(),
+                    samples: b.samples,
+                };
+                tracing::warn!(target = %self.s.target.url, status, samples = b.samples, answer = %answer,
+                    "forward target refused a batch; kept as a dead letter (stathook forward replay resends it)");
+                if let Err(e) =
+                    self.f
+                        .store
+                        .add_dead_letter(self.s.target.id(), &letter, &body, &advanced)
+                {
+                    tracing::error!(error = %e, "could not store the dead letter; the batch will be sent again");
+                    let _ = self.idle().await;
+                    return;
+                }
+                self.cursor.dead_letters = advanced.dead_letters;
+                self.s
+                    .forwarded_mark
+                    .fetch_add(b.samples as i64, Ordering::Relaxed);
+                self.s.status.lock().dead_letters = self.cursor.dead_letters;
+            }
+            Outcome::Released | Outcome::Stopped => return,
+        }
+        self.cursor.next = b.next;
+        self.dirty = true;
+        if b.generation_done {
+            self.next_generation();
+        } else if self.committed.elapsed() >= COMMIT_EVERY {
+            self.commit();
         }
     }
 
