@@ -3,9 +3,9 @@
 //! HTTP drains → compactor's last round → journal writers stop (the empty generation's file
 //! removed) → usage saved → store file compacted (if small enough) → store closes.
 
+use crate::auth;
 use crate::auth::ratelimit::{AuthFailures, RateLimiter};
 use crate::auth::usage::UsageTracker;
-use crate::auth::{self, KeyIndex, KeyOwner, RetiredKey};
 use crate::compact::{self, CompactorHandle};
 use crate::config::Config;
 use crate::http;
@@ -15,7 +15,7 @@ use crate::service::{
     Accounts, Alerts, ChangeFeed, Credentials, Dashboards, Ingest, Maintenance, Reader, Services,
     Sessions,
 };
-use crate::store::{Store, Webhook};
+use crate::store::Store;
 use parking_lot::Mutex;
 use std::fs;
 use std::future::Future;
@@ -76,7 +76,7 @@ impl App {
 
         let webhooks = store.webhooks().map_err(|e| err("read webhooks", e))?;
         let live = store.api_keys().map_err(|e| err("read API keys", e))?;
-        let keys = Arc::new(key_index(&webhooks, live));
+        let keys = Arc::new(auth::key_index(&webhooks, live));
         let usage = Arc::new(UsageTracker::load(
             store.usage().map_err(|e| err("read key usage", e))?,
         ));
@@ -198,6 +198,7 @@ impl App {
             },
             alerts,
             forwarder: forwarder.clone(),
+            following: config.follow.as_ref().map(|f| f.leader.clone()),
         };
         let app = App {
             config,
@@ -329,41 +330,6 @@ pub fn write_new_admin_token(config: &Config, store: &Store) -> Result<[u8; 32],
     Ok(hash)
 }
 
-/// Builds the key index: live keys from the key table (a rotated-out key only until its
-/// grace ends), retired ones from each webhook's old keys.
-fn key_index(webhooks: &[Webhook], live: Vec<([u8; 32], String)>) -> KeyIndex {
-    let keys = KeyIndex::default();
-    for w in webhooks {
-        for k in &w.old_keys {
-            if let Some(h) = auth::unhex32(&k.key_hash) {
-                let retired = RetiredKey {
-                    webhook_id: w.id.clone(),
-                    key_prefix: k.key_prefix.clone(),
-                    reason: k.reason.clone(),
-                };
-                keys.retire(h, retired);
-            }
-        }
-    }
-    for (hash, webhook_id) in live {
-        let Some(w) = webhooks.iter().find(|w| w.id == webhook_id) else {
-            continue;
-        };
-        let owner = KeyOwner {
-            webhook_id,
-            project_id: w.project_id.clone(),
-            scope: w.scope,
-        };
-        let hex = auth::hex(&hash);
-        if hex == w.key_hash {
-            keys.insert(hash, owner);
-        } else if let Some(k) = w.old_keys.iter().find(|k| k.key_hash == hex) {
-            keys.insert_until(hash, owner, Some(k.valid_until), k.key_prefix.clone());
-        }
-    }
-    keys
-}
-
 /// Every `usage_flush_interval`: saves key usage; every hour: warns about old keys.
 async fn housekeeping(accounts: Accounts, usage_flush_interval: std::time::Duration) {
     const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -394,6 +360,23 @@ pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Out
         app.config.alert_interval,
     ));
     let delivery = tokio::spawn(crate::service::run_delivery(app.services.alerts.clone()));
+    let follower = app.config.follow.clone().and_then(|f| {
+        let host = f
+            .leader
+            .parse::<hyper::Uri>()
+            .ok()?
+            .host()?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        // The operator chose the leader: its address is allowed even when private.
+        let allow = crate::outbound::guard::AllowList::parse(&[host]).ok()?;
+        Some(tokio::spawn(crate::service::follow::run(
+            f,
+            app.services.accounts.clone(),
+            crate::outbound::Outbound::new(allow),
+        )))
+    });
     http::serve(
         listener,
         app.services.clone(),
@@ -404,6 +387,9 @@ pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Out
     chores.abort();
     evaluator.abort();
     delivery.abort();
+    if let Some(f) = follower {
+        f.abort();
+    }
     let a = app.clone();
     let _ = tokio::task::spawn_blocking(move || a.close()).await;
     tracing::info!("stopped cleanly");

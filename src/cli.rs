@@ -32,7 +32,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage projects.
     Project {
         #[command(subcommand)]
@@ -371,6 +371,40 @@ pub struct ServeArgs {
     /// disk at start). Ingest never stops because a target is down.
     #[arg(long, env = "STATHOOK_FORWARD_MAX_BACKLOG", value_parser = parse_bytes, value_name = "SIZE")]
     pub forward_max_backlog: Option<u64>,
+    /// Copy projects, webhook connections, read keys and tiers from this leader node's
+    /// admin API (by key hash; no plaintext key crosses), and refuse to create them here:
+    /// nodes behind one load balancer then accept the same keys. Needs --follow-token-file.
+    #[arg(
+        long,
+        env = "STATHOOK_FOLLOW",
+        value_name = "URL",
+        requires = "follow_token_file"
+    )]
+    pub follow: Option<String>,
+    /// A file holding the leader's admin token (its DATA_DIR/admin-token).
+    #[arg(
+        long,
+        env = "STATHOOK_FOLLOW_TOKEN_FILE",
+        value_name = "PATH",
+        requires = "follow"
+    )]
+    pub follow_token_file: Option<PathBuf>,
+    /// How often a follower copies the leader's keys (a key revoked there stops working
+    /// here within this), e.g. 10s, 1m.
+    #[arg(long, env = "STATHOOK_FOLLOW_INTERVAL", default_value = "10s", value_parser = parse_follow_interval)]
+    pub follow_interval: Duration,
+    /// Nodes behind the load balancer: each node enforces the tiers' rate limits divided by
+    /// this (approximate: it assumes the balancer spreads a project's requests evenly).
+    #[arg(long, env = "STATHOOK_FLEET_SIZE", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub fleet_size: u32,
+}
+
+fn parse_follow_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
+    if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
+        return Err(format!("{s:?}: between 1s and 1h"));
+    }
+    Ok(d)
 }
 
 /// A size: a whole number with an optional unit, B, KB, MB, GB, TB (powers of 1000) or KiB,

@@ -135,6 +135,8 @@ pub struct Config {
     /// Bytes of journal files kept only for lagging targets before the oldest is released
     /// (`--forward-max-backlog`; `None`: a tenth of the free disk at start).
     pub forward_max_backlog: Option<u64>,
+    /// Copy projects and keys from a leader node (`--follow`).
+    pub follow: Option<crate::service::follow::Follow>,
 }
 
 impl Config {
@@ -173,6 +175,7 @@ impl Config {
             alert_allow_hosts: Vec::new(),
             forward: Vec::new(),
             forward_max_backlog: None,
+            follow: None,
         }
     }
 

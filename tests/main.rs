@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod crash;
 mod damage;
+mod fleet;
 mod forward;
 mod full_disk;
 mod hardening;

@@ -142,6 +142,12 @@ impl KeyIndex {
         self.retired.write().insert(hash, retired);
     }
 
+    /// Takes `other`'s keys in place of these (a follower's copy of its leader's keys).
+    pub fn replace_with(&self, other: KeyIndex) {
+        *self.by_hash.write() = other.by_hash.into_inner();
+        *self.retired.write() = other.retired.into_inner();
+    }
+
     /// The owner of `key`, if it works now.
     pub fn lookup(&self, key: &str) -> Option<KeyOwner> {
         let hash = hash_secret(key);
@@ -174,6 +180,41 @@ impl KeyIndex {
             reason: "rotated".into(),
         })
     }
+}
+
+/// Builds the key index: live keys from the key table (a rotated-out key only until its
+/// grace ends), retired ones from each webhook's old keys.
+pub fn key_index(webhooks: &[crate::store::Webhook], live: Vec<([u8; 32], String)>) -> KeyIndex {
+    let keys = KeyIndex::default();
+    for w in webhooks {
+        for k in &w.old_keys {
+            if let Some(h) = unhex32(&k.key_hash) {
+                let retired = RetiredKey {
+                    webhook_id: w.id.clone(),
+                    key_prefix: k.key_prefix.clone(),
+                    reason: k.reason.clone(),
+                };
+                keys.retire(h, retired);
+            }
+        }
+    }
+    for (hash, webhook_id) in live {
+        let Some(w) = webhooks.iter().find(|w| w.id == webhook_id) else {
+            continue;
+        };
+        let owner = KeyOwner {
+            webhook_id,
+            project_id: w.project_id.clone(),
+            scope: w.scope,
+        };
+        let hex = hex(&hash);
+        if hex == w.key_hash {
+            keys.insert(hash, owner);
+        } else if let Some(k) = w.old_keys.iter().find(|k| k.key_hash == hex) {
+            keys.insert_until(hash, owner, Some(k.valid_until), k.key_prefix.clone());
+        }
+    }
+    keys
 }
 
 /// The 32-byte hash a 64-digit hex string spells, if it does.

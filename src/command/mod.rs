@@ -20,7 +20,7 @@ use serde_json::Value;
 /// Runs one parsed command line; the error is printed by `main` as `stathook: …`.
 pub fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::Serve(args) => serve::serve(args),
+        Command::Serve(args) => serve::serve(*args),
         Command::Check { data_dir, sizes } => offline::check(data_dir, sizes),
         Command::AdminToken {
             command: AdminTokenCommand::Reset { data_dir },

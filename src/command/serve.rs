@@ -44,6 +44,25 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         return Err("--forward-header and --forward-bearer-token-file need --forward URL".into());
     }
     config.forward_max_backlog = args.forward_max_backlog;
+    if let (Some(leader), Some(token_file)) = (args.follow, args.follow_token_file) {
+        let token = std::fs::read_to_string(&token_file).map_err(|e| {
+            format!(
+                "--follow-token-file {}: cannot read it: {e}",
+                token_file.display()
+            )
+        })?;
+        let url = url::Url::parse(&leader).map_err(|e| format!("--follow {leader:?}: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!(
+                "--follow {leader:?}: expected http(s)://host[:port]"
+            ));
+        }
+        config.follow = Some(crate::service::follow::Follow {
+            leader: leader.trim_end_matches('/').to_owned(),
+            token: token.trim().to_owned(),
+            interval: args.follow_interval,
+        });
+    }
     config.max_connections = args.max_connections.max(1);
     config.max_header_bytes = args.max_header_bytes;
     config.header_read_timeout =
@@ -61,10 +80,12 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         .map(|o| o.trim().trim_end_matches('/').to_owned())
         .filter(|o| !o.is_empty())
         .collect();
+    // Each node of a fleet takes its share of a project's hourly budget (at least 1).
+    let share = |limit: u32| limit.div_ceil(args.fleet_size).max(1);
     config.tier_limits = crate::auth::ratelimit::TierLimits {
-        free: args.rate_limit_free,
-        pro: args.rate_limit_pro,
-        scale: args.rate_limit_scale,
+        free: share(args.rate_limit_free),
+        pro: share(args.rate_limit_pro),
+        scale: share(args.rate_limit_scale),
     };
     config.default_tier =
         crate::store::Tier::parse(args.default_tier.name()).expect("BUG: every TierArg is a Tier");

@@ -172,6 +172,13 @@ async fn dispatch(
         .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let method = req.method().clone();
+    if let Some(leader) = &svc.following {
+        if changes_accounts(&segs, &method) {
+            return Err(ApiError::Conflict(format!(
+                "this node follows {leader} (--follow): create and change projects, webhooks and keys there; they reach this node within its polling interval"
+            )));
+        }
+    }
     match (segs.as_slice(), &method) {
         (["healthz"], &Method::GET) => Ok(super::reply::json(
             StatusCode::OK,
@@ -408,6 +415,11 @@ async fn dispatch(
         (["api", "v1", "admin", "journal"], _) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         (["metrics"], &Method::GET) => {
             metrics::metrics(reader, svc.forwarder.as_ref(), authorize_view(creds, &req)?)
+        }
+        (["api", "v1", "admin", "fleet"], &Method::GET) => {
+            let _token = authorize_admin(creds, &req)?;
+            let fleet = crate::service::follow::Fleet::of(accounts).map_err(ApiError::Internal)?;
+            Ok(super::reply::json(StatusCode::OK, &fleet))
         }
         (["api", "v1", "admin", "forward"], &Method::GET) => {
             forward::status(svc.forwarder.as_ref(), authorize_view(creds, &req)?)
@@ -649,6 +661,27 @@ async fn prom_params(
         query.0.extend(Query::parse(text)?.0);
     }
     Ok(query)
+}
+
+/// Whether a request creates or changes projects, webhooks or keys: what a follower, which
+/// copies them from its leader, refuses.
+fn changes_accounts(segs: &[&str], method: &Method) -> bool {
+    matches!(
+        (segs, method),
+        (["api", "v1", "projects"], &Method::POST)
+            | (
+                ["api", "v1", "projects", _, "webhooks" | "keys"],
+                &Method::POST
+            )
+            | (
+                ["api", "v1", "projects", _, "tier" | "retention"],
+                &Method::PUT
+            )
+            | (
+                ["api", "v1", "webhooks", _, "rotate" | "revoke"],
+                &Method::POST
+            )
+    )
 }
 
 /// Decoded query-string pairs.

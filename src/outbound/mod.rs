@@ -150,6 +150,42 @@ impl Outbound {
         headers: &[(&str, String)],
         body: Vec<u8>,
     ) -> Result<Response, SendError> {
+        self.request(hyper::Method::POST, url, Some(content_type), headers, body)
+            .await
+    }
+
+    /// GETs `url` with `headers`; the body is cut at `max_body` bytes.
+    pub async fn get(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        max_body: usize,
+    ) -> Result<Response, SendError> {
+        self.request_capped(hyper::Method::GET, url, None, headers, Vec::new(), max_body)
+            .await
+    }
+
+    async fn request(
+        &self,
+        method: hyper::Method,
+        url: &str,
+        content_type: Option<&str>,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<Response, SendError> {
+        self.request_capped(method, url, content_type, headers, body, MAX_RESPONSE_BYTES)
+            .await
+    }
+
+    async fn request_capped(
+        &self,
+        method: hyper::Method,
+        url: &str,
+        content_type: Option<&str>,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+        max_body: usize,
+    ) -> Result<Response, SendError> {
         let uri: hyper::Uri = url
             .parse()
             .map_err(|_| SendError::BadUrl("not a URL".into()))?;
@@ -160,12 +196,14 @@ impl Outbound {
         if let Ok(ip) = bare.parse::<IpAddr>() {
             self.allow.check(bare, ip).map_err(SendError::Refused)?;
         }
-        let mut req = Request::post(uri.clone())
-            .header(hyper::header::CONTENT_TYPE, content_type)
-            .header(
-                hyper::header::USER_AGENT,
-                concat!("stathook/", env!("CARGO_PKG_VERSION")),
-            );
+        let mut req = Request::builder().method(method).uri(uri.clone());
+        if let Some(t) = content_type {
+            req = req.header(hyper::header::CONTENT_TYPE, t);
+        }
+        let mut req = req.header(
+            hyper::header::USER_AGENT,
+            concat!("stathook/", env!("CARGO_PKG_VERSION")),
+        );
         for (k, v) in headers {
             req = req.header(*k, v);
         }
@@ -182,11 +220,11 @@ impl Outbound {
                 .and_then(parse_retry_after);
             let mut body = resp.into_body();
             let mut kept = Vec::new();
-            while kept.len() < MAX_RESPONSE_BYTES {
+            while kept.len() < max_body {
                 match body.frame().await {
                     Some(Ok(f)) => {
                         if let Some(d) = f.data_ref() {
-                            let room = MAX_RESPONSE_BYTES - kept.len();
+                            let room = max_body - kept.len();
                             kept.extend_from_slice(&d[..d.len().min(room)]);
                         }
                     }

@@ -7,6 +7,7 @@
 mod alerts;
 mod changes;
 mod delivery;
+pub mod follow;
 mod maintenance;
 mod sessions;
 
@@ -37,6 +38,9 @@ pub struct Services {
     pub alerts: Alerts,
     /// Forwarding to remote-write targets, when `--forward` is given.
     pub forwarder: Option<Arc<crate::forward::Forwarder>>,
+    /// The leader this node copies its projects and keys from (`--follow`); such a node
+    /// refuses to create or change them itself.
+    pub following: Option<String>,
 }
 
 /// The projects' dashboards (stored as `web::dashboard::Dashboard` JSON).

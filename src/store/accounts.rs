@@ -193,6 +193,36 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces every project, key record and live key with `projects`, `webhooks` and
+    /// `live`, in one transaction: a follower's copy of its leader's (`service::follow`).
+    pub fn replace_accounts(
+        &self,
+        projects: &[Project],
+        webhooks: &[Webhook],
+        live: &[([u8; 32], String)],
+    ) -> Result<()> {
+        let txn = self.db()?.begin_write()?;
+        {
+            let mut t = txn.open_table(PROJECTS)?;
+            t.retain(|_, _| false)?;
+            for p in projects {
+                t.insert(p.id.as_str(), to_json(p).as_slice())?;
+            }
+            let mut t = txn.open_table(WEBHOOKS)?;
+            t.retain(|_, _| false)?;
+            for w in webhooks {
+                t.insert(w.id.as_str(), to_json(w).as_slice())?;
+            }
+            let mut t = txn.open_table(API_KEYS)?;
+            t.retain(|_, _| false)?;
+            for (hash, id) in live {
+                t.insert(hash, id.as_str())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     /// Every live key hash with its webhook id.
     pub fn api_keys(&self) -> Result<Vec<([u8; 32], String)>> {
         let txn = self.db()?.begin_read()?;
