@@ -197,7 +197,7 @@ impl Loop {
             return;
         }
         self.behind();
-        let body = crate::ingest::remote_write::encode(&b.request);
+        let body = b.encode();
         let generation = self.cursor.next.at.generation;
         match self.deliver(body.clone(), generation).await {
             Outcome::Delivered => {
