@@ -357,20 +357,26 @@ async fn a_sigkill_while_the_target_is_down_loses_nothing_after_the_restart() {
 
 /// Whether `bin` is missing (said loudly; a failure when CI requires the peers).
 fn missing(bin: &str) -> bool {
-    let missing = !Path::new(bin).exists();
-    if missing {
-        assert!(
-            std::env::var_os("STATHOOK_REQUIRE_FORWARD_PEERS").is_none(),
-            "STATHOOK_REQUIRE_FORWARD_PEERS is set but {bin} is missing"
-        );
-        eprintln!(
-            "\n*** FORWARD PEER TEST SKIPPED: apt-get install victoria-metrics prometheus ***\n"
-        );
-    }
-    missing
+    skip_without(
+        !Path::new(bin).exists(),
+        "STATHOOK_REQUIRE_FORWARD_PEERS",
+        bin,
+        "apt-get install victoria-metrics prometheus",
+    )
 }
 
 struct Peer(std::process::Child);
+
+impl Peer {
+    fn terminate(mut self) {
+        let pid = self.0.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
 impl Drop for Peer {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -464,7 +470,9 @@ async fn victoria_metrics_stopped_for_30_s_during_ingest_gets_every_sample() {
     let key = c.setup("vm").await;
     let t0 = now_ms() - 3_600_000;
     ingest(&c, &key, "vm", 50, 0..20, t0).await;
-    drop(vm);
+    // Stopped the way an operator stops it (SIGTERM: it flushes what it acknowledged); a
+    // SIGKILL would lose its own last second of accepted samples, which no sender can see.
+    vm.terminate();
     // 30 s without the target, samples acknowledged all along.
     let down = Instant::now();
     let mut i = 20;
@@ -493,7 +501,8 @@ async fn victoria_metrics_stopped_for_30_s_during_ingest_gets_every_sample() {
         }
         let n: usize = got.values().map(Vec::len).sum();
         assert!(
-            start.elapsed() < Duration::from_secs(90),
+            // The retry delay reaches up to 60 s during the outage.
+            start.elapsed() < Duration::from_secs(150),
             "VictoriaMetrics has {n} of {total} samples"
         );
         tokio::time::sleep(Duration::from_secs(1)).await;

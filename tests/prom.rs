@@ -17,15 +17,12 @@ const PROMTOOL: &str = "/usr/bin/promtool";
 
 /// Whether Prometheus is missing here (said loudly; a failure when CI requires it).
 pub fn missing() -> bool {
-    let missing = !Path::new(PROMETHEUS).exists() || !Path::new(PROMTOOL).exists();
-    if missing {
-        assert!(
-            std::env::var_os("STATHOOK_REQUIRE_PROMETHEUS").is_none(),
-            "STATHOOK_REQUIRE_PROMETHEUS is set but {PROMETHEUS} or {PROMTOOL} is missing"
-        );
-        eprintln!("\n*** PROMETHEUS TESTS SKIPPED: apt-get install prometheus to run them ***\n");
-    }
-    missing
+    skip_without(
+        !Path::new(PROMETHEUS).exists() || !Path::new(PROMTOOL).exists(),
+        "STATHOOK_REQUIRE_PROMETHEUS",
+        &format!("{PROMETHEUS} or {PROMTOOL}"),
+        "apt-get install prometheus",
+    )
 }
 
 /// A small deterministic generator (no dependency for this).

@@ -184,12 +184,12 @@ remote_write:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_influx_cli_writes_through_v1() {
     const INFLUX: &str = "/usr/bin/influx";
-    if !std::path::Path::new(INFLUX).exists() {
-        assert!(
-            std::env::var_os("STATHOOK_REQUIRE_INFLUX").is_none(),
-            "STATHOOK_REQUIRE_INFLUX is set but {INFLUX} is missing"
-        );
-        eprintln!("\n*** INFLUX CLI TEST SKIPPED: apt-get install influxdb-client to run it ***\n");
+    if skip_without(
+        !std::path::Path::new(INFLUX).exists(),
+        "STATHOOK_REQUIRE_INFLUX",
+        INFLUX,
+        "apt-get install influxdb-client",
+    ) {
         return;
     }
     let (_dir, s, c, key) = Server::with_project("p1").await;
@@ -241,14 +241,12 @@ fn python_prometheus_client() -> bool {
         .args(["-c", "import prometheus_client"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("STATHOOK_REQUIRE_PUSH_CLIENTS").is_none(),
-            "STATHOOK_REQUIRE_PUSH_CLIENTS is set but Python's prometheus_client is missing"
-        );
-        eprintln!("\n*** PUSHGATEWAY CLIENT TEST SKIPPED: apt-get install python3-prometheus-client to run it ***\n");
-    }
-    ok
+    !skip_without(
+        !ok,
+        "STATHOOK_REQUIRE_PUSH_CLIENTS",
+        "Python's prometheus_client",
+        "apt-get install python3-prometheus-client",
+    )
 }
 
 // Multi-threaded: curl and Python run as blocking child processes while the server answers.
@@ -376,13 +374,12 @@ fn python_with_pypi_clients() -> Option<std::path::PathBuf> {
         ])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("STATHOOK_REQUIRE_PUSH_CLIENTS").is_none(),
-            "STATHOOK_REQUIRE_PUSH_CLIENTS is set but {} lacks the PyPI clients",
-            python.display()
-        );
-        eprintln!("\n*** PYPI CLIENT TESTS SKIPPED: python3 -m venv target/pyclients && target/pyclients/bin/pip install -r tests/clients/requirements.txt ***\n");
+    if skip_without(
+        !ok,
+        "STATHOOK_REQUIRE_PUSH_CLIENTS",
+        "the PyPI clients (OpenTelemetry SDK, influxdb-client) in target/pyclients",
+        "python3 -m venv target/pyclients && target/pyclients/bin/pip install -r tests/clients/requirements.txt",
+    ) {
         return None;
     }
     Some(python)

@@ -325,6 +325,20 @@ pub fn batch(project: &str, metrics: Vec<Value>) -> Value {
     json!({"projectId": project, "metrics": metrics})
 }
 
+/// Whether a test that needs an outside program must be skipped because it is `missing`:
+/// said loudly on stderr with how to install it, and a failure when the environment
+/// variable `require` is set (CI sets them, so a missing peer never passes silently).
+pub fn skip_without(missing: bool, require: &str, what: &str, install: &str) -> bool {
+    if missing {
+        assert!(
+            std::env::var_os(require).is_none(),
+            "{require} is set but {what} is missing"
+        );
+        eprintln!("\n*** {what} MISSING, TEST SKIPPED: {install} ***\n");
+    }
+    missing
+}
+
 /// A loopback port that was free a moment ago (for peers that take a port number).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

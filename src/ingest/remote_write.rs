@@ -17,9 +17,6 @@ use prost::Message;
 /// claiming more is refused before anything is allocated.
 pub const MAX_DECODED_BYTES: usize = 32 << 20;
 
-/// The bit pattern of Prometheus's staleness marker (`value.StaleNaN`).
-pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
-
 #[derive(Clone, PartialEq, Message)]
 pub struct WriteRequest {
     #[prost(message, repeated, tag = "1")]
@@ -153,6 +150,10 @@ pub fn encode(request: &WriteRequest) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bit pattern of Prometheus's staleness marker (`value.StaleNaN`), which decoding
+    /// skips like any other non-finite value.
+    const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
     fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
         TimeSeries::new(labels, samples)
