@@ -315,6 +315,17 @@ async fn the_series_cap_refuses_a_push_that_would_pass_it() {
     .await;
     assert_eq!(status, 204);
     assert_eq!(c.catalog("p1").await.len(), 3);
+    // A series whose samples are all skipped (a staleness marker) creates nothing, so it
+    // does not count against a full project.
+    let stale = encode(&WriteRequest {
+        timeseries: vec![
+            series(&[("__name__", "up"), ("job", "a")], &[(t + 1, 2.0)]),
+            series(&[("__name__", "up"), ("job", "gone")], &[(t, f64::NAN)]),
+        ],
+    });
+    let (status, text) = remote_write(&c, &bearer, stale, "application/x-protobuf").await;
+    assert_eq!(status, 204, "{text}");
+    assert_eq!(c.catalog("p1").await.len(), 3);
     s.stop().await;
 }
 

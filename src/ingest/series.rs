@@ -202,6 +202,9 @@ struct Series {
     id: String,
     name_len: usize,
     unit: Option<String>,
+    /// Whether a sample of it was kept: a series whose samples were all skipped (the NaN
+    /// of an empty summary) is not created, so it does not count toward the series cap.
+    has_samples: bool,
 }
 
 impl Series {
@@ -325,6 +328,7 @@ impl SeriesBatch {
             id: id.clone(),
             name_len: name.len(),
             unit: None,
+            has_samples: false,
         });
         self.scratch = id;
         Ok(at)
@@ -376,6 +380,7 @@ impl SeriesBatch {
             )));
         }
         self.samples.push((series, timestamp_ms, value));
+        self.series[series].has_samples = true;
         Ok(())
     }
 
@@ -385,7 +390,10 @@ impl SeriesBatch {
 
     /// The canonical metricIds of the series that have samples.
     pub fn series_ids(&self) -> impl Iterator<Item = &str> {
-        self.series.iter().map(|s| s.id.as_str())
+        self.series
+            .iter()
+            .filter(|s| s.has_samples)
+            .map(|s| s.id.as_str())
     }
 
     /// The batch as the webhook's type, for `project_id`: one metric per sample, named by
@@ -475,10 +483,17 @@ mod tests {
             "label order and empty labels do not make a new series"
         );
         assert_ne!(a, other);
+        assert_eq!(b.series_ids().count(), 0, "no series has a sample yet");
+        b.push(a, 1_000, 1.0, 2_000, &origin).unwrap();
+        let ids: Vec<&str> = b.series_ids().collect();
+        assert_eq!(
+            ids,
+            [r#"up{instance="h:1",job="a"}"#],
+            "only series with samples"
+        );
+        b.push(other, 1_000, 2.0, 2_000, &origin).unwrap();
         let ids: Vec<&str> = b.series_ids().collect();
         assert_eq!(ids, [r#"up{instance="h:1",job="a"}"#, r#"up{job="b"}"#]);
-        b.push(a, 1_000, 1.0, 2_000, &origin).unwrap();
-        b.push(other, 1_000, 2.0, 2_000, &origin).unwrap();
         let v = b.valid("p");
         assert_eq!(v.metrics.len(), 2);
         assert_eq!(v.metrics[1].metric_id, r#"up{job="b"}"#);
