@@ -125,22 +125,12 @@ pub fn decode(request: &ExportMetricsServiceRequest, now_ms: i64) -> Result<Deco
                                     cumulative as f64,
                                 )?;
                             }
-                            if let Some(sum) = p.sum {
-                                w.sample(
-                                    &format!("{base}_sum"),
-                                    &p.attributes,
-                                    None,
-                                    p.time_unix_nano,
-                                    sum,
-                                )?;
-                            }
-                            let count = p.count as f64;
-                            w.sample(
-                                &format!("{base}_count"),
+                            w.sum_and_count(
+                                &base,
                                 &p.attributes,
-                                None,
                                 p.time_unix_nano,
-                                count,
+                                p.sum,
+                                p.count,
                             )?;
                         }
                     }
@@ -155,21 +145,8 @@ pub fn decode(request: &ExportMetricsServiceRequest, now_ms: i64) -> Result<Deco
                                 let extra = Some(("quantile", quantile.as_str()));
                                 w.sample(&base, &p.attributes, extra, p.time_unix_nano, q.value)?;
                             }
-                            w.sample(
-                                &format!("{base}_sum"),
-                                &p.attributes,
-                                None,
-                                p.time_unix_nano,
-                                p.sum,
-                            )?;
-                            let count = p.count as f64;
-                            w.sample(
-                                &format!("{base}_count"),
-                                &p.attributes,
-                                None,
-                                p.time_unix_nano,
-                                count,
-                            )?;
+                            let sum = Some(p.sum);
+                            w.sum_and_count(&base, &p.attributes, p.time_unix_nano, sum, p.count)?;
                         }
                     }
                     Some(metric::Data::ExponentialHistogram(e)) => {
@@ -230,6 +207,27 @@ impl Writer<'_> {
             None => return Ok(()),
         };
         self.sample(name, attrs, None, time_unix_nano, value)
+    }
+
+    /// A histogram's or summary's `_sum` (when it has one) and `_count` series.
+    fn sum_and_count(
+        &mut self,
+        base: &str,
+        attrs: &[KeyValue],
+        time_unix_nano: u64,
+        sum: Option<f64>,
+        count: u64,
+    ) -> Result<(), IngestError> {
+        if let Some(sum) = sum {
+            self.sample(&format!("{base}_sum"), attrs, None, time_unix_nano, sum)?;
+        }
+        self.sample(
+            &format!("{base}_count"),
+            attrs,
+            None,
+            time_unix_nano,
+            count as f64,
+        )
     }
 
     fn sample(
