@@ -60,7 +60,8 @@ fn check_number_durations(query: &str) -> Result<(), EvalError> {
     }
     for start in starts {
         let rest = lower[start..].trim_start();
-        let rest = rest.strip_prefix(['-', '+']).unwrap_or(rest);
+        // The lexer allows space between the sign and the number (`offset - 1e30`).
+        let rest = rest.strip_prefix(['-', '+']).unwrap_or(rest).trim_start();
         let end = rest
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
             .unwrap_or(rest.len());
@@ -219,6 +220,8 @@ mod tests {
             "p[nan]",
             "p offset 1e30",
             "p offset -1e30",
+            "p offset- 888888888888888888888888888888888888888880e3",
+            "p offset + 1e30",
             "p[1h:1e300]",
             "rate(p[0xffffffffffffffffffffffffff])",
         ] {
