@@ -541,6 +541,14 @@ pub enum ProjectCommand {
         #[arg(long)]
         retention: String,
     },
+    /// Name the metadata keys whose values PromQL (Grafana) shows as labels of the
+    /// project's webhook metrics (docs/grafana.md); no keys clears them.
+    SetLabels {
+        #[arg(long)]
+        project: String,
+        /// Metadata keys, e.g. `host region` (at most 8).
+        keys: Vec<String>,
+    },
 }
 
 /// One channel of a project.

@@ -49,6 +49,29 @@ async fn project_webhook_and_key_commands() {
         ok && out.contains(&project) && out.contains("Demo") && out.contains("pro"),
         "{out}"
     );
+    let (ok, out, err) = stathook(
+        &[
+            "project",
+            "set-labels",
+            "--project",
+            &project,
+            "host",
+            "region",
+        ],
+        &url,
+        d,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        format!("Project {project}: metadata labels host, region")
+    );
+    let (ok, _, err) = stathook(
+        &["project", "set-labels", "--project", &project, "bad-key"],
+        &url,
+        d,
+    );
+    assert!(!ok && err.contains("labelKeys[0]"), "{err}");
 
     let (ok, out, err) = stathook(
         &[

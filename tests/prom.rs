@@ -49,16 +49,29 @@ fn dataset(end: i64) -> Vec<(String, Vec<(i64, f64)>)> {
         ("req_total_a", 2),
         ("req_total_b", 2),
         ("jobs_done_total", 3),
+        // One webhook metric whose samples carry `{"region": …}` metadata (none on the
+        // third): the project shows `region` as a label, so PromQL sees three series.
+        // Each at its own millisecond residue: one metricId holds one value per timestamp.
+        ("reqs_by_region{region=\"eu\"}", 4),
+        ("reqs_by_region{region=\"us\"}", 5),
+        ("reqs_by_region", 6),
     ] {
         let mut pts = Vec::new();
         let mut t = start + (r.next() % 10_000) as i64;
         let mut counter = 0.0;
         while t < end - 1_000 {
+            if kind >= 4 {
+                t = t - t.rem_euclid(3) + (kind - 4) as i64;
+            }
             let v = match kind {
                 0 => ((40.0 + (r.next() % 4_000) as f64 / 100.0) * 100.0).round() / 100.0,
                 1 => (r.next() % 20) as f64,
                 2 => {
                     counter += (r.next() % 50) as f64;
+                    counter
+                }
+                4..=6 => {
+                    counter += ((r.next() % 500) as f64) / 100.0;
                     counter
                 }
                 _ => {
@@ -81,13 +94,42 @@ fn dataset(end: i64) -> Vec<(String, Vec<(i64, f64)>)> {
     out
 }
 
+/// A dataset name's metric and its labels: `m{region="eu"}` → (`m`, `region="eu",`).
+fn split_name(name: &str) -> (&str, &str) {
+    match name.split_once('{') {
+        Some((base, rest)) => (base, rest.trim_end_matches('}')),
+        None => (name, ""),
+    }
+}
+
+/// The metadata a webhook sample of a dataset series carries: its labels as an object.
+fn metadata_of(name: &str) -> Option<Value> {
+    let (_, labels) = split_name(name);
+    let object: serde_json::Map<String, Value> = labels
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), json!(v.trim_matches('"'))))
+        .collect();
+    (!object.is_empty()).then_some(Value::Object(object))
+}
+
 fn openmetrics(data: &[(String, Vec<(i64, f64)>)]) -> String {
     let mut s = String::new();
+    let mut family = "";
     for (name, pts) in data {
-        s.push_str(&format!("# TYPE {name} unknown\n"));
+        let (base, labels) = split_name(name);
+        if base != family {
+            s.push_str(&format!("# TYPE {base} unknown\n"));
+            family = base;
+        }
+        let labels = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{labels},")
+        };
         for (t, v) in pts {
             s.push_str(&format!(
-                "{name}{{project=\"p1\"}} {v} {}.{:03}\n",
+                "{base}{{{labels}project=\"p1\"}} {v} {}.{:03}\n",
                 t / 1000,
                 t % 1000
             ));
@@ -311,6 +353,15 @@ const QUERIES: &[&str] = &[
     "absent(nonexistent_metric{project=\"p1\"})",
     "absent(queue_depth)",
     "label_replace(queue_depth, \"copy\", \"$1\", \"project\", \"(.*)\")",
+    "reqs_by_region",
+    "reqs_by_region{region=\"eu\"}",
+    "reqs_by_region{region!=\"eu\"}",
+    "reqs_by_region{region=\"\"}",
+    "rate(reqs_by_region{region=~\"u.*\"}[5m])",
+    "sum by (region) (rate(reqs_by_region[5m]))",
+    "count by (region) (reqs_by_region)",
+    "reqs_by_region{region=\"eu\"} - ignoring(region) reqs_by_region{region=\"us\"}",
+    "max without (region) (reqs_by_region)",
 ];
 
 #[tokio::test]
@@ -328,10 +379,18 @@ async fn the_prometheus_api_gives_prometheus_answers() {
     let c = s.client();
     let key = c.setup("p1").await;
     for (name, pts) in &data {
+        let (base, _) = split_name(name);
         for chunk in pts.chunks(100) {
             let metrics: Vec<Value> = chunk
                 .iter()
-                .map(|(t, v)| json!({"metricId": name, "metricName": name, "value": v, "timestamp": t}))
+                .map(|(t, v)| {
+                    let mut m =
+                        json!({"metricId": base, "metricName": base, "value": v, "timestamp": t});
+                    if let Some(meta) = metadata_of(name) {
+                        m["metadata"] = meta;
+                    }
+                    m
+                })
                 .collect();
             let r = c
                 .post(&key, &json!({"projectId": "p1", "metrics": metrics}))
@@ -340,6 +399,15 @@ async fn the_prometheus_api_gives_prometheus_answers() {
         }
     }
     s.app.compact_now().unwrap();
+    // Set after the samples are in: the labels are read from the stored metadata.
+    let r = c
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/projects/p1/labels",
+            Some(json!({"labelKeys": ["region"]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
     let read_key = read_key(&c, "p1").await;
 
     let http = reqwest::Client::new();
@@ -562,6 +630,196 @@ async fn keys_see_their_project_and_grafana_s_probes_and_promtool_get_prometheus
         out.contains("api_latency{metricId=\"api.latency\", project=\"p1\"} =>")
             && out.contains("12.5 @["),
         "{out}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn metadata_keys_shown_as_labels_are_checked_listed_and_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let c = s.client();
+    let key = c.setup("p1").await;
+    let put = |body: Value| {
+        let c = c.clone();
+        async move {
+            c.admin(
+                reqwest::Method::PUT,
+                "/api/v1/projects/p1/labels",
+                Some(body),
+            )
+            .await
+        }
+    };
+    // Bad lists are refused naming the entry; nothing is set.
+    for (body, names) in [
+        (json!({"labelKeys": ["region", "bad-key"]}), "labelKeys[1]"),
+        (json!({"labelKeys": ["project"]}), "labelKeys[0]"),
+        (json!({"labelKeys": ["a", "a"]}), "labelKeys[1]"),
+        (json!({"labelKeys": ["a", 3]}), "labelKeys[1]"),
+        (json!({"labelKeys": "region"}), "labelKeys"),
+        (
+            json!({"labelKeys": ["a", "b", "c", "d", "e", "f", "g", "h", "i"]}),
+            "at most 8",
+        ),
+        (json!({}), "labelKeys"),
+    ] {
+        let r = put(body.clone()).await;
+        assert_eq!(r.status, 400, "{body}: {:?}", r.body);
+        let e = r.body["error"].as_str().unwrap_or_default().to_string()
+            + r.body["message"].as_str().unwrap_or_default();
+        assert!(e.contains(names), "{body}: {:?}", r.body);
+    }
+    assert!(c
+        .get("/api/v1/projects/p1")
+        .await
+        .body
+        .get("labelKeys")
+        .is_none());
+    let r = put(json!({"labelKeys": ["host", "region"]})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["labelKeys"], json!(["host", "region"]));
+    assert_eq!(
+        c.get("/api/v1/projects/p1").await.body["labelKeys"],
+        json!(["host", "region"]),
+        "kept in the project record"
+    );
+
+    let t = now_ms() - 60_000;
+    let sample = |i: i64, meta: Value| json!({"metricId": "cpu.busy", "metricName": "CPU busy", "unit": "%", "value": 10.5 + i as f64, "timestamp": t + i, "metadata": meta});
+    let body = json!({"projectId": "p1", "metrics": [
+        sample(0, json!({"host": "a", "region": "eu", "note": "ignored"})),
+        sample(1, json!({"host": "b", "region": "eu"})),
+        sample(2, json!({"host": "a", "region": "eu"})),
+        sample(3, json!({"host": 7})),
+    ]});
+    assert_eq!(c.post(&key, &body).await.status, 200);
+    let rk = read_key(&c, "p1").await;
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let (http, url, rk) = (http.clone(), s.url.clone(), rk.clone());
+        async move {
+            let r = http
+                .get(format!("{url}{path}"))
+                .bearer_auth(rk)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (
+                status,
+                serde_json::from_slice::<Value>(&r.bytes().await.unwrap()).unwrap(),
+            )
+        }
+    };
+    let enc = |q: &str| {
+        percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let base = json!({"__name__": "cpu_busy", "metricId": "cpu.busy", "project": "p1"});
+    let with = |extra: Value| {
+        let mut l = base.clone();
+        l.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        l
+    };
+    let (st, r) = get(format!("/api/v1/series?match[]={}", enc("cpu_busy"))).await;
+    assert_eq!(st, 200, "{r}");
+    let mut got = r["data"].as_array().unwrap().clone();
+    got.sort_by_key(|v| v.to_string());
+    let mut want = vec![
+        with(json!({"host": "a", "region": "eu"})),
+        with(json!({"host": "b", "region": "eu"})),
+        with(json!({"host": "7"})),
+    ];
+    want.sort_by_key(|v| v.to_string());
+    assert_eq!(
+        got, want,
+        "one series per combination; a number as its JSON text"
+    );
+    let (_, r) = get(format!(
+        "/api/v1/label/host/values?match[]={}",
+        enc("cpu_busy")
+    ))
+    .await;
+    assert_eq!(r["data"], json!(["7", "a", "b"]));
+    let (_, r) = get("/api/v1/labels".into()).await;
+    assert_eq!(
+        r["data"],
+        json!(["__name__", "host", "metricId", "project", "region"])
+    );
+    let at = format!("&time={}", (t + 10) as f64 / 1000.0);
+    let (_, r) = get(format!(
+        "/api/v1/query?query={}{at}",
+        enc("count_over_time(cpu_busy{region=\"eu\"}[5m])")
+    ))
+    .await;
+    let mut counts: Vec<(String, String)> = r["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["metric"]["host"].as_str().unwrap().to_owned(),
+                s["value"][1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    counts.sort();
+    assert_eq!(
+        counts,
+        [("a".into(), "2".into()), ("b".into(), "1".into())],
+        "{r}"
+    );
+    // The webhook's own view is unchanged: one metric with all four samples.
+    assert_eq!(c.points("p1", "cpu.busy").await.len(), 4);
+
+    let later = format!("&time={}", (t + 2_000) as f64 / 1000.0);
+    // Past the cap on combinations a query is refused, naming the metric and the keys.
+    let many: Vec<Value> = (0..1_001)
+        .map(|i| json!({"metricId": "per.user", "metricName": "Per user", "value": 1.0, "timestamp": t + i, "metadata": {"host": format!("h{i}")}}))
+        .collect();
+    for part in many.chunks(100) {
+        let r = c
+            .post(&key, &json!({"projectId": "p1", "metrics": part}))
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    let (st, r) = get(format!(
+        "/api/v1/query?query={}{later}",
+        enc("count(per_user)")
+    ))
+    .await;
+    assert_eq!(
+        (st, r["errorType"].as_str()),
+        (422, Some("execution")),
+        "{r}"
+    );
+    let e = r["error"].as_str().unwrap();
+    assert!(
+        e.contains("per.user") && e.contains("1000") && e.contains("host"),
+        "{e}"
+    );
+    // The cap counts the combinations read, before the matchers that name a key.
+    let (st, r) = get(format!(
+        "/api/v1/query?query={}{later}",
+        enc("count(per_user{host!=\"h0\"})")
+    ))
+    .await;
+    assert_eq!(
+        st, 422,
+        "the cap counts what is read, before the matchers: {r}"
+    );
+    let _ = put(json!({"labelKeys": []})).await;
+    let (st, r) = get(format!(
+        "/api/v1/query?query={}{later}",
+        enc("count(per_user)")
+    ))
+    .await;
+    assert_eq!(
+        (st, &r["data"]["result"][0]["value"][1]),
+        (200, &json!("1")),
+        "{r}"
     );
     s.stop().await;
 }

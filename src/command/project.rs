@@ -43,6 +43,28 @@ pub fn project(cmd: ProjectCommand) -> Request {
             Some(json!({ "tier": tier.name() })),
             |v| println!("Project {}: tier {}", s(&v["id"]), s(&v["tier"])),
         ),
+        ProjectCommand::SetLabels { project, keys } => (
+            Method::PUT,
+            format!("/api/v1/projects/{}/labels", enc(&project)),
+            Some(json!({ "labelKeys": keys })),
+            |v| {
+                let keys: Vec<&str> = v["labelKeys"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                if keys.is_empty() {
+                    println!("Project {}: no metadata labels", s(&v["id"]));
+                } else {
+                    println!(
+                        "Project {}: metadata labels {}",
+                        s(&v["id"]),
+                        keys.join(", ")
+                    );
+                }
+            },
+        ),
         ProjectCommand::SetRetention { project, retention } => {
             let value = if retention == "default" {
                 Value::Null

@@ -1,10 +1,12 @@
-//! Admin API, projects: create, list, show, and set a project's tier and retention. Every
+//! Admin API, projects: create, list, show, and set a project's tier, retention and the
+//! metadata keys PromQL shows as labels. Every
 //! handler takes an `AdminToken`, so it cannot be reached without the admin token.
 
 use super::reply::{json, ApiError, Reply};
 use super::route::AdminToken;
 use crate::auth;
 use crate::clock;
+use crate::promql::labels;
 use crate::service::Accounts;
 use crate::store::{Project, Tier};
 use hyper::StatusCode;
@@ -67,12 +69,17 @@ pub fn create_project(accounts: &Accounts, _: AdminToken, body: Value) -> Result
         Some(t) => tier_of(t)?,
     };
     let retention = retention_field(&body)?;
+    let label_keys = match body.get("labelKeys") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => label_keys_field(v)?,
+    };
     let p = Project {
         id,
         name: name.to_owned(),
         tier,
         created_at: clock::now_ms(),
         retention,
+        label_keys,
     };
     accounts.store.create_project(&p)?;
     accounts.limiter.set_tier(&p.id, p.tier);
@@ -138,6 +145,61 @@ pub fn set_retention(
     p.retention = retention_field(&body)?;
     accounts.store.put_project(&p)?;
     tracing::info!(project = %p.id, retention = ?p.retention, "retention set");
+    Ok(json(StatusCode::OK, &p))
+}
+
+/// `labelKeys`: a list of metadata keys, each a label name (`[a-zA-Z_][a-zA-Z0-9_]*`, not
+/// `__…`, not `project` or `metricId`), at most `MAX_LABEL_KEYS`, no repeats.
+fn label_keys_field(v: &Value) -> Result<Vec<String>, ApiError> {
+    let bad = |m: String| Err(ApiError::BadRequest(m));
+    let Some(list) = v.as_array() else {
+        return bad("labelKeys must be an array of metadata keys".into());
+    };
+    if list.len() > labels::MAX_LABEL_KEYS {
+        return bad(format!(
+            "labelKeys has {} keys; at most {} are allowed",
+            list.len(),
+            labels::MAX_LABEL_KEYS
+        ));
+    }
+    let mut keys: Vec<String> = Vec::with_capacity(list.len());
+    for (i, k) in list.iter().enumerate() {
+        let Some(k) = k.as_str() else {
+            return bad(format!("labelKeys[{i}] must be a string"));
+        };
+        if let Err(why) = labels::check_label_key(k) {
+            return bad(format!("labelKeys[{i}] {why}"));
+        }
+        if keys.iter().any(|seen| seen == k) {
+            return bad(format!("labelKeys[{i}] repeats {k:?}"));
+        }
+        keys.push(k.to_owned());
+    }
+    Ok(keys)
+}
+
+/// `PUT /api/v1/projects/{p}/labels {"labelKeys":["region","host"]}` (`[]` for none): which
+/// metadata keys PromQL shows as labels of the project's webhook metrics. Nothing stored
+/// changes; the next query sees the new labels.
+pub fn set_label_keys(
+    accounts: &Accounts,
+    _: AdminToken,
+    id: &str,
+    body: Value,
+) -> Result<Reply, ApiError> {
+    let Some(v) = body.get("labelKeys") else {
+        return Err(ApiError::BadRequest(
+            "body must be {\"labelKeys\": [\"region\", …]} ([] for none)".into(),
+        ));
+    };
+    let keys = label_keys_field(v)?;
+    let mut p = accounts
+        .store
+        .project(id)?
+        .ok_or_else(|| ApiError::NotFound(format!("project {id:?} not found")))?;
+    p.label_keys = keys;
+    accounts.store.put_project(&p)?;
+    tracing::info!(project = %p.id, label_keys = ?p.label_keys, "label keys set");
     Ok(json(StatusCode::OK, &p))
 }
 

@@ -7,6 +7,7 @@
 
 use super::reply::{json, raw, Reply};
 use super::route::{Query, ReadAccess};
+use crate::ingest::series::parse_canonical;
 use crate::promql::labels::{self, Labels};
 use crate::promql::{self, ErrorKind, EvalError, Series, Source, Value};
 use crate::query::{self, Mode, Plan};
@@ -93,30 +94,52 @@ struct StoreSource<'a> {
     access: &'a ReadAccess,
 }
 
+/// A stored metric a selector matched: its project, metricId, labels, and the project's
+/// metadata label keys when the metric is a webhook's (empty otherwise).
+struct Found {
+    project: String,
+    id: String,
+    labels: Labels,
+    label_keys: LabelKeys,
+}
+
+/// A project's metadata label keys, shared by its metrics.
+type LabelKeys = std::sync::Arc<[String]>;
+
+/// Whether `l` satisfies every matcher (a missing label is "").
+fn all_match(matchers: &[Matcher], l: &Labels) -> bool {
+    matchers
+        .iter()
+        .all(|m| m.is_match(l.get(&m.name).map_or("", String::as_str)))
+}
+
 impl StoreSource<'_> {
-    fn projects(&self) -> Result<Vec<String>, EvalError> {
-        match self.access {
-            ReadAccess::Project(p) => Ok(vec![p.clone()]),
-            ReadAccess::Admin => Ok(self
-                .reader
-                .store
-                .projects()
-                .map_err(store_error)?
-                .into_iter()
-                .map(|p| p.id)
-                .collect()),
-        }
+    /// The visible projects, with their metadata label keys.
+    fn projects(&self) -> Result<Vec<(String, LabelKeys)>, EvalError> {
+        let projects = match self.access {
+            ReadAccess::Project(p) => match self.reader.store.project(p).map_err(store_error)? {
+                Some(found) => vec![found],
+                None => return Ok(vec![(p.clone(), Vec::new().into())]),
+            },
+            ReadAccess::Admin => self.reader.store.projects().map_err(store_error)?,
+        };
+        Ok(projects
+            .into_iter()
+            .map(|p| (p.id, p.label_keys.into()))
+            .collect())
     }
 
-    /// The labels of every visible series matching `matchers` (with their metricIds); with
-    /// `span`, only those with samples between its start and end (ms).
+    /// Every visible metric that may match `matchers` (with `span`, only those with samples
+    /// between its start and end, ms). A metric with metadata label keys is kept when its
+    /// own labels match the matchers that do not name a key: which of its label sets match
+    /// the rest is known only once its metadata is read (`split`).
     fn matching(
         &self,
         matchers: &[Matcher],
         span: Option<(i64, i64)>,
-    ) -> Result<Vec<(String, String, Labels)>, EvalError> {
+    ) -> Result<Vec<Found>, EvalError> {
         let mut out = Vec::new();
-        for project in self.projects()? {
+        for (project, keys) in self.projects()? {
             let project_ok = matchers
                 .iter()
                 .filter(|m| m.name == labels::PROJECT)
@@ -124,21 +147,114 @@ impl StoreSource<'_> {
             if !project_ok {
                 continue;
             }
+            let own: Vec<Matcher> = matchers
+                .iter()
+                .filter(|m| !keys.contains(&m.name))
+                .cloned()
+                .collect();
             for (id, entry) in self.reader.memtable.catalog(&project) {
                 if span.is_some_and(|(a, b)| entry.last_timestamp < a || entry.first_timestamp > b)
                 {
                     continue;
                 }
                 let l = labels::series_labels(&project, &id);
-                if matchers
-                    .iter()
-                    .all(|m| m.is_match(l.get(&m.name).map_or("", String::as_str)))
-                {
-                    out.push((project.clone(), id.to_string(), l));
+                // A labelled series (a push format's) has its labels in its metricId.
+                let label_keys = if keys.is_empty() || parse_canonical(&id).is_some() {
+                    Vec::new().into()
+                } else {
+                    keys.clone()
+                };
+                let ok = if label_keys.is_empty() {
+                    all_match(matchers, &l)
+                } else {
+                    all_match(&own, &l)
+                };
+                if ok {
+                    out.push(Found {
+                        project: project.clone(),
+                        id: id.to_string(),
+                        labels: l,
+                        label_keys,
+                    });
                 }
             }
         }
         Ok(out)
+    }
+
+    /// A metric with metadata label keys as one series per distinct combination of their
+    /// values among its samples in `[from, to]`, those matching `matchers` kept.
+    fn split(
+        &self,
+        f: &Found,
+        matchers: &[Matcher],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Series>, EvalError> {
+        let plan = Plan {
+            from_ms: from,
+            to_ms: to,
+            mode: Mode::Raw { limit: usize::MAX },
+            filters: Vec::new(),
+        };
+        let mut sets: Vec<Series> = Vec::new();
+        let mut by_labels: std::collections::HashMap<Vec<(String, String)>, usize> =
+            Default::default();
+        // Samples repeat their metadata: each distinct text is parsed once.
+        let mut by_text: std::collections::HashMap<Option<Box<str>>, usize> = Default::default();
+        let mut over = false;
+        query::run_chunked(
+            &self.reader.store,
+            &self.reader.memtable,
+            &f.project,
+            &f.id,
+            &plan,
+            4096,
+            &mut |chunk| {
+                for p in chunk {
+                    let set = match by_text.get(&p.metadata) {
+                        Some(&i) => i,
+                        None => {
+                            let pairs =
+                                labels::metadata_labels(p.metadata.as_deref(), &f.label_keys);
+                            let i = match by_labels.get(&pairs) {
+                                Some(&i) => i,
+                                None => {
+                                    if sets.len() == labels::MAX_METADATA_LABEL_SETS {
+                                        over = true;
+                                        return false;
+                                    }
+                                    let mut l = f.labels.clone();
+                                    l.extend(pairs.iter().cloned());
+                                    sets.push((l, Vec::new()));
+                                    by_labels.insert(pairs, sets.len() - 1);
+                                    sets.len() - 1
+                                }
+                            };
+                            by_text.insert(p.metadata.clone(), i);
+                            i
+                        }
+                    };
+                    sets[set].1.push((p.timestamp_ms, p.value));
+                }
+                true
+            },
+        )
+        .map_err(store_error)?;
+        if over {
+            return Err(EvalError {
+                kind: ErrorKind::Execution,
+                message: format!(
+                    "metric {:?} of project {:?} has more than {} distinct combinations of its metadata labels ({}) in the range; narrow the range or the project's labelKeys",
+                    f.id,
+                    f.project,
+                    labels::MAX_METADATA_LABEL_SETS,
+                    f.label_keys.join(", ")
+                ),
+            });
+        }
+        sets.retain(|(l, _)| all_match(matchers, l));
+        Ok(sets)
     }
 }
 
@@ -157,29 +273,63 @@ impl Source for StoreSource<'_> {
                 message: "vector selector must contain at least one non-empty matcher".into(),
             });
         }
-        let plan = Plan {
-            from_ms: from,
-            to_ms: to,
-            mode: Mode::Raw { limit: usize::MAX },
-            filters: Vec::new(),
-        };
-        let mut out = Vec::new();
-        for (project, id, l) in self.matching(matchers, None)? {
+        let (plain, keyed): (Vec<Found>, Vec<Found>) = self
+            .matching(matchers, Some((from, to)))?
+            .into_iter()
+            .partition(|f| f.label_keys.is_empty());
+        let mut out = self.load(plain, from, to)?;
+        for f in &keyed {
+            out.extend(self.split(f, matchers, from, to)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Fewest series worth a loading thread of their own.
+const SERIES_PER_THREAD: usize = 32;
+
+impl StoreSource<'_> {
+    /// The points of metrics without metadata labels, in their order: loaded on up to one
+    /// thread per core when there are many (decoding is the bulk of a wide query's time).
+    fn load(&self, found: Vec<Found>, from: i64, to: i64) -> Result<Vec<Series>, EvalError> {
+        let one = |f: Found| -> Result<Series, EvalError> {
             let mut pts = Vec::new();
-            query::run_chunked(
+            query::run_pairs(
                 &self.reader.store,
                 &self.reader.memtable,
-                &project,
-                &id,
-                &plan,
-                4096,
-                &mut |chunk| {
-                    pts.extend(chunk.iter().map(|p| (p.timestamp_ms, p.value)));
-                    true
-                },
+                &f.project,
+                &f.id,
+                from,
+                to,
+                &mut pts,
             )
             .map_err(store_error)?;
-            out.push((l, pts));
+            Ok((f.labels, pts))
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = (found.len() / SERIES_PER_THREAD).clamp(1, cores);
+        if threads == 1 {
+            return found.into_iter().map(one).collect();
+        }
+        let per = found.len().div_ceil(threads);
+        let mut parts: Vec<Vec<Found>> = Vec::with_capacity(threads);
+        let mut rest = found.into_iter();
+        for _ in 0..threads {
+            parts.push(rest.by_ref().take(per).collect());
+        }
+        let loaded: Vec<Result<Vec<Series>, EvalError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|part| s.spawn(|| part.into_iter().map(one).collect()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a loading thread panicked"))
+                .collect()
+        });
+        let mut out = Vec::new();
+        for part in loaded {
+            out.extend(part?);
         }
         Ok(out)
     }
@@ -307,11 +457,10 @@ fn range_data(reader: &Reader, access: &ReadAccess, q: &Query) -> Result<Vec<Ser
     promql::range_until(&source, expr, start, end, step, lookback(q)?, deadline)
 }
 
-/// The series the `match[]` selectors name (all visible series without one).
-fn matched(
-    source: &StoreSource<'_>,
-    q: &Query,
-) -> Result<Vec<(String, String, Labels)>, EvalError> {
+/// The label sets of the series the `match[]` selectors name (all visible series without
+/// one). A metric with metadata label keys gives one per combination among its samples in
+/// the span (all of them without one).
+fn matched(source: &StoreSource<'_>, q: &Query) -> Result<Vec<Labels>, EvalError> {
     let span = match (q.get("start"), q.get("end")) {
         (None, None) => None,
         (a, b) => Some((
@@ -319,12 +468,32 @@ fn matched(
             b.map_or(Ok(i64::MAX), |s| parse_time("end", s))?,
         )),
     };
+    let mut out: Vec<Labels> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut add = |m: &[Matcher]| -> Result<(), EvalError> {
+        for found in source.matching(m, span)? {
+            let sets = if found.label_keys.is_empty() {
+                vec![found.labels]
+            } else {
+                let (from, to) = span.unwrap_or((i64::MIN, i64::MAX));
+                source
+                    .split(&found, m, from, to)?
+                    .into_iter()
+                    .map(|s| s.0)
+                    .collect()
+            };
+            for l in sets {
+                if seen.insert(l.clone()) {
+                    out.push(l);
+                }
+            }
+        }
+        Ok(())
+    };
     let selectors = q.all("match[]");
     if selectors.is_empty() {
-        return source.matching(&[], span);
+        add(&[])?;
     }
-    let mut out: Vec<(String, String, Labels)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
     for s in selectors {
         let expr = promql::parse(s)?;
         let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
@@ -341,11 +510,7 @@ fn matched(
                 name,
             ));
         }
-        for found in source.matching(&m, span)? {
-            if seen.insert(found.2.clone()) {
-                out.push(found);
-            }
-        }
+        add(&m)?;
     }
     Ok(out)
 }
@@ -355,7 +520,7 @@ pub fn series(reader: &Reader, access: &ReadAccess, q: &Query) -> Reply {
     let source = StoreSource { reader, access };
     answer(
         matched(&source, q)
-            .map(|found| Json::Array(found.iter().map(|f| labels_json(&f.2)).collect())),
+            .map(|found| Json::Array(found.iter().map(labels_json).collect())),
     )
 }
 
@@ -363,7 +528,7 @@ pub fn series(reader: &Reader, access: &ReadAccess, q: &Query) -> Reply {
 pub fn label_names(reader: &Reader, access: &ReadAccess, q: &Query) -> Reply {
     let source = StoreSource { reader, access };
     answer(matched(&source, q).map(|found| {
-        let mut names: Vec<&String> = found.iter().flat_map(|f| f.2.keys()).collect();
+        let mut names: Vec<&String> = found.iter().flat_map(|f| f.keys()).collect();
         names.sort();
         names.dedup();
         json!(names)
@@ -374,7 +539,7 @@ pub fn label_names(reader: &Reader, access: &ReadAccess, q: &Query) -> Reply {
 pub fn label_values(reader: &Reader, access: &ReadAccess, name: &str, q: &Query) -> Reply {
     let source = StoreSource { reader, access };
     answer(matched(&source, q).map(|found| {
-        let mut values: Vec<&String> = found.iter().filter_map(|f| f.2.get(name)).collect();
+        let mut values: Vec<&String> = found.iter().filter_map(|f| f.get(name)).collect();
         values.sort();
         values.dedup();
         json!(values)
@@ -389,7 +554,7 @@ pub fn metadata(reader: &Reader, access: &ReadAccess, q: &Query) -> Reply {
         Err(e) => return answer(Err(e)),
     };
     let mut out = serde_json::Map::new();
-    for project in projects {
+    for (project, _) in projects {
         for (id, entry) in reader.memtable.catalog(&project) {
             let name = labels::family_name(&id);
             if q.get("metric").is_some_and(|m| m != name) {

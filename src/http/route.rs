@@ -437,6 +437,10 @@ async fn dispatch(
             let token = authorize_admin(creds, &req)?;
             projects::set_retention(accounts, token, p, json_body(body, req).await?)
         }
+        (["api", "v1", "projects", p, "labels"], &Method::PUT) => {
+            let token = authorize_admin(creds, &req)?;
+            projects::set_label_keys(accounts, token, p, json_body(body, req).await?)
+        }
         (["api", "v1", "projects", p, "metrics", m], &Method::DELETE) => {
             maintenance::delete_metric(maintenance, authorize_admin(creds, &req)?, p, m)
         }
@@ -674,7 +678,7 @@ fn changes_accounts(segs: &[&str], method: &Method) -> bool {
                 &Method::POST
             )
             | (
-                ["api", "v1", "projects", _, "tier" | "retention"],
+                ["api", "v1", "projects", _, "tier" | "retention" | "labels"],
                 &Method::PUT
             )
             | (

@@ -149,6 +149,44 @@ impl Sink for ChunkSink<'_> {
     }
 }
 
+/// Appends the metric's (timestamp, value) pairs in `[from, to]`, oldest first, to `out`:
+/// what PromQL evaluates. No metadata is decoded and nothing is allocated per sample; a
+/// block's run is copied in one go.
+pub fn run_pairs(
+    store: &Store,
+    memtable: &Memtable,
+    project: &str,
+    metric: &str,
+    from: i64,
+    to: i64,
+    out: &mut Vec<(i64, f64)>,
+) -> Result<ScanStats, StoreError> {
+    let plan = Plan {
+        from_ms: from,
+        to_ms: to,
+        mode: Mode::Raw { limit: usize::MAX },
+        filters: Vec::new(),
+    };
+    scan(store, memtable, project, metric, &plan, &mut PairSink(out))
+}
+
+struct PairSink<'a>(&'a mut Vec<(i64, f64)>);
+
+impl Sink for PairSink<'_> {
+    fn sample(&mut self, ts: i64, value: f64, _: Option<&str>) -> bool {
+        self.0.push((ts, value));
+        true
+    }
+    fn run(&mut self, ts: &[i64], values: &[f64], _: &[Option<Box<str>>]) -> bool {
+        self.0
+            .extend(ts.iter().copied().zip(values.iter().copied()));
+        true
+    }
+    fn wants_metadata(&self) -> bool {
+        false
+    }
+}
+
 /// Receives the merged stream.
 trait Sink {
     /// Offered a whole block inside the range that no tail sample overlaps. Returns true if

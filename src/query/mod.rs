@@ -6,5 +6,5 @@ pub mod exec;
 pub mod plan;
 
 pub use agg::{Agg, Bucketing};
-pub use exec::{run, run_chunked, RawPoint, ScanStats, SeriesResult};
+pub use exec::{run, run_chunked, run_pairs, RawPoint, ScanStats, SeriesResult};
 pub use plan::{Mode, Params, Plan, PlanError};

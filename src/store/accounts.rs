@@ -37,6 +37,10 @@ pub struct Project {
     /// `forever` or a duration like `90d`; None follows the server's `--retention`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<String>,
+    /// Metadata keys whose values become PromQL labels of this project's webhook metrics
+    /// (`promql::metadata_labels`); empty (and absent in the record) by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub label_keys: Vec<String>,
 }
 
 /// What an API key may do: send metrics (a webhook connection's key) or query its project.
