@@ -1,6 +1,7 @@
 //! Any query text: `promql::instant` and `promql::range` over a small fixed set of series must
 //! answer or refuse with a message, never panic; a refusal's message is never empty and an
-//! answer's vector never repeats a label set.
+//! answer's vector never repeats a label set; a range query answers as the step-by-step
+//! evaluator does, to the bit (or is refused as it is).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use stathook::promql::labels::Labels;
@@ -34,7 +35,21 @@ fuzz_target!(|data: &[u8]| {
         Ok(_) => {}
         Err(e) => assert!(!e.message.is_empty()),
     }
-    if let Err(e) = range(&f, q, 0, 600_000, 45_000, DEFAULT_LOOKBACK_MS) {
-        assert!(!e.message.is_empty());
+    let bits = |r: &Result<Vec<Series>, EvalError>| -> Option<Vec<(Labels, Vec<(i64, u64)>)>> {
+        r.as_ref().ok().map(|v| {
+            v.iter()
+                .map(|(l, p)| (l.clone(), p.iter().map(|&(t, x)| (t, x.to_bits())).collect()))
+                .collect()
+        })
+    };
+    let answer = range(&f, q, 0, 600_000, 45_000, DEFAULT_LOOKBACK_MS);
+    let stepped = range_by_steps(&f, q, 0, 600_000, 45_000, DEFAULT_LOOKBACK_MS);
+    match (&answer, &stepped) {
+        (Ok(_), Ok(_)) => assert_eq!(bits(&answer), bits(&stepped), "{q}"),
+        (Err(a), Err(b)) => {
+            assert!(!a.message.is_empty());
+            assert_eq!(a.kind, b.kind, "{q}: {a:?} vs {b:?}");
+        }
+        _ => panic!("{q}: {answer:?} but step by step {stepped:?}"),
     }
 });

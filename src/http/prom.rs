@@ -518,10 +518,7 @@ fn matched(source: &StoreSource<'_>, q: &Query) -> Result<Vec<Labels>, EvalError
 /// `GET|POST /api/v1/series`.
 pub fn series(reader: &Reader, access: &ReadAccess, q: &Query) -> Reply {
     let source = StoreSource { reader, access };
-    answer(
-        matched(&source, q)
-            .map(|found| Json::Array(found.iter().map(labels_json).collect())),
-    )
+    answer(matched(&source, q).map(|found| Json::Array(found.iter().map(labels_json).collect())))
 }
 
 /// `GET|POST /api/v1/labels`.

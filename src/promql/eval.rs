@@ -94,11 +94,11 @@ pub struct Engine<'a, S: Source> {
 /// A selector's series, loaded once per query, with their shared label sets.
 pub struct Loaded {
     pub series: Vec<Series>,
-    labels: Vec<SharedLabels>,
-    nameless: Vec<SharedLabels>,
+    pub(super) labels: Vec<SharedLabels>,
+    pub(super) nameless: Vec<SharedLabels>,
     /// Whether the label sets stay distinct once the names are dropped (else a function
     /// that drops them gives Prometheus's "same labelset" error).
-    nameless_unique: bool,
+    pub(super) nameless_unique: bool,
     /// Per series, where the last window began and ended: steps move forward, so the next
     /// window is found by moving these on, not by searching again.
     cursors: std::cell::RefCell<Vec<(usize, usize)>>,
@@ -128,7 +128,7 @@ impl Loaded {
     }
 }
 
-fn offset_ms(o: &Option<Offset>) -> i64 {
+pub(super) fn offset_ms(o: &Option<Offset>) -> i64 {
     match o {
         Some(Offset::Pos(d)) => d.as_millis() as i64,
         Some(Offset::Neg(d)) => -(d.as_millis() as i64),
@@ -187,7 +187,11 @@ impl<'a, S: Source> Engine<'a, S> {
     }
 
     /// The series of a selector over everything the query's steps need, loaded once.
-    fn series(&mut self, vs: &VectorSelector, range_ms: i64) -> Result<Rc<Loaded>, EvalError> {
+    pub(super) fn series(
+        &mut self,
+        vs: &VectorSelector,
+        range_ms: i64,
+    ) -> Result<Rc<Loaded>, EvalError> {
         if vs.at.is_some() {
             return Err(bad("the @ modifier is not supported"));
         }
@@ -361,13 +365,7 @@ impl<'a, S: Source> Engine<'a, S> {
                     .zip(loaded.labels.iter().zip(&loaded.nameless))
                     .filter_map(|(i, (l, nl))| {
                         let w = loaded.window(i, from, to);
-                        let v = match name {
-                            "rate" => funcs::extrapolated(w, from, to, true, true),
-                            "increase" => funcs::extrapolated(w, from, to, true, false),
-                            "delta" => funcs::extrapolated(w, from, to, false, false),
-                            "irate" => funcs::irate(w),
-                            _ => funcs::over_time(name, w, q),
-                        }?;
+                        let v = funcs::range_function(name, w, from, to, q)?;
                         let labels = if keeps_name { l.clone() } else { nl.clone() };
                         Some(Sample { labels, value: v })
                     })
@@ -486,21 +484,7 @@ impl<'a, S: Source> Engine<'a, S> {
         };
         let input = self.vector_arg(&a.expr, t)?;
         let modifier = &a.modifier;
-        let key_of = |l: &Labels| -> Labels {
-            match modifier {
-                Some(LabelModifier::Include(by)) => l
-                    .iter()
-                    .filter(|(n, _)| by.labels.contains(n))
-                    .map(|(n, v)| (n.clone(), v.clone()))
-                    .collect(),
-                Some(LabelModifier::Exclude(without)) => l
-                    .iter()
-                    .filter(|(n, _)| !without.labels.contains(n) && n.as_str() != NAME)
-                    .map(|(n, v)| (n.clone(), v.clone()))
-                    .collect(),
-                None => Labels::new(),
-            }
-        };
+        let key_of = |l: &Labels| group_key(modifier, l);
         let mut groups: Vec<(SharedLabels, Vec<Sample>)> = Vec::new();
         if modifier.is_none() {
             // One group: no key to build or look up.
@@ -695,6 +679,24 @@ impl<'a, S: Source> Engine<'a, S> {
 
 /// A range function's argument, by reference: the cache of loaded series is keyed by the
 /// selector node's address, so it must be the query's own node, never a copy.
+/// An aggregation's group for a sample's labels: those `by` names, or all but the name and
+/// those `without` names, or none.
+pub(super) fn group_key(modifier: &Option<LabelModifier>, l: &Labels) -> Labels {
+    match modifier {
+        Some(LabelModifier::Include(by)) => l
+            .iter()
+            .filter(|(n, _)| by.labels.contains(n))
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect(),
+        Some(LabelModifier::Exclude(without)) => l
+            .iter()
+            .filter(|(n, _)| !without.labels.contains(n) && n.as_str() != NAME)
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect(),
+        None => Labels::new(),
+    }
+}
+
 fn as_matrix<'e>(name: &str, e: &'e Expr) -> Result<&'e MatrixSelector, EvalError> {
     match e {
         Expr::MatrixSelector(ms) => Ok(ms),

@@ -6,6 +6,39 @@
 /// Points of one series in a range, oldest first: (timestamp ms, value).
 pub type Points<'a> = &'a [(i64, f64)];
 
+/// The functions PromQL applies to a range vector, by name.
+pub const RANGE_FUNCTIONS: &[&str] = &[
+    "rate",
+    "increase",
+    "delta",
+    "irate",
+    "avg_over_time",
+    "sum_over_time",
+    "min_over_time",
+    "max_over_time",
+    "count_over_time",
+    "last_over_time",
+    "quantile_over_time",
+];
+
+/// The range function `name` of the points of one series in `[range_start, range_end]`
+/// (`q`: quantile_over_time's φ); none where it has no value.
+pub fn range_function(
+    name: &str,
+    points: Points<'_>,
+    range_start: i64,
+    range_end: i64,
+    q: Option<f64>,
+) -> Option<f64> {
+    match name {
+        "rate" => extrapolated(points, range_start, range_end, true, true),
+        "increase" => extrapolated(points, range_start, range_end, true, false),
+        "delta" => extrapolated(points, range_start, range_end, false, false),
+        "irate" => irate(points),
+        _ => over_time(name, points, q),
+    }
+}
+
 /// `rate`, `increase` and `delta`: Prometheus's `extrapolatedRate`.
 pub fn extrapolated(
     points: Points<'_>,

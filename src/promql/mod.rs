@@ -3,6 +3,7 @@
 //! is the `promql-parser` crate's. Pure: no store, no HTTP; `http/prom.rs` implements the
 //! source on the query engine and writes Prometheus's envelope.
 
+mod by_series;
 pub mod eval;
 pub mod funcs;
 pub mod labels;
@@ -155,12 +156,47 @@ pub fn range_until<S: Source>(
     }
     let mut engine = Engine::new(source, start, end, lookback_ms, MAX_SAMPLES);
     engine.deadline = Some(deadline);
+    let steps = by_series::Steps::new(start, end, step);
+    let mut out = match by_series::range(&mut engine, &expr, steps) {
+        Some(r) => r?,
+        None => by_steps(&mut engine, &expr, start, end, step)?,
+    };
+    // As Prometheus answers a range query: series sorted by their labels.
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// As `range`, evaluated step by step whatever the query's shape (what `range` does for the
+/// shapes `by_series` does not take): for tests that compare the two.
+pub fn range_by_steps<S: Source>(
+    source: &S,
+    query: &str,
+    start: i64,
+    end: i64,
+    step: i64,
+    lookback_ms: i64,
+) -> Result<Vec<Series>, EvalError> {
+    let expr = parse(query)?;
+    let mut engine = Engine::new(source, start, end, lookback_ms, MAX_SAMPLES);
+    let mut out = by_steps(&mut engine, &expr, start, end, step)?;
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Each step's value of `expr`, gathered into one series per label set.
+fn by_steps<S: Source>(
+    engine: &mut Engine<'_, S>,
+    expr: &promql_parser::parser::Expr,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Result<Vec<Series>, EvalError> {
     let mut out: Vec<Series> = Vec::new();
     let mut index: std::collections::HashMap<labels::Labels, usize> = Default::default();
     let mut t = start;
     while t <= end {
         engine.check_deadline()?;
-        let samples = match engine.eval(&expr, t)? {
+        let samples = match engine.eval(expr, t)? {
             Value::Scalar(v) => vec![Sample {
                 labels: Default::default(),
                 value: v,
@@ -174,10 +210,14 @@ pub fn range_until<S: Source>(
             }),
         };
         for s in samples {
-            let i = *index.entry((*s.labels).clone()).or_insert_with(|| {
-                out.push(((*s.labels).clone(), Vec::new()));
-                out.len() - 1
-            });
+            let i = match index.get(&*s.labels) {
+                Some(&i) => i,
+                None => {
+                    out.push(((*s.labels).clone(), Vec::new()));
+                    index.insert((*s.labels).clone(), out.len() - 1);
+                    out.len() - 1
+                }
+            };
             out[i].1.push((t, s.value));
         }
         t += step;
@@ -271,6 +311,122 @@ mod tests {
                 (0..=20).map(|i| (i * 15_000, i as f64 * 10.0)).collect(),
             ),
         ])
+    }
+
+    /// Series of two jobs and three names: irregular spacing, gaps, counter resets, NaN.
+    fn irregular() -> Memory {
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            seed >> 33
+        };
+        let mut series = Vec::new();
+        for name in ["up", "req_total", "latency"] {
+            for job in ["a", "b", "c"] {
+                let l: Labels = [("__name__", name), ("project", "p"), ("job", job)]
+                    .iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect();
+                let (mut t, mut c, mut pts) = ((next() % 20_000) as i64, 0.0, Vec::new());
+                while t < 3_600_000 {
+                    c = match next() % 50 {
+                        0 => 0.0,
+                        1 => f64::NAN,
+                        _ => c + (next() % 1_000) as f64 / 100.0,
+                    };
+                    pts.push((t, if c.is_nan() { c } else { c * 1.5 }));
+                    t += 1_000 + (next() % 30_000) as i64;
+                    if next() % 40 == 0 {
+                        t += 600_000;
+                    }
+                }
+                series.push((l, pts));
+            }
+        }
+        Memory(series)
+    }
+
+    #[test]
+    fn series_at_once_gives_the_step_by_step_answers_to_the_bit() {
+        let m = irregular();
+        let bits = |r: Result<Vec<Series>, EvalError>| {
+            r.map(|v| {
+                v.into_iter()
+                    .map(|(l, p)| (l, p.into_iter().map(|(t, x)| (t, x.to_bits())).collect()))
+                    .collect::<Vec<(Labels, Vec<(i64, u64)>)>>()
+            })
+        };
+        let mut queries = vec![
+            "up".to_string(),
+            "(up offset 3m)".into(),
+            "last_over_time({job=\"a\"}[5m])".into(),
+            "rate(req_total[5m])".into(),
+            "rate({job=\"a\"}[5m])".into(),
+            "quantile_over_time(0.3, latency[10m])".into(),
+            "quantile_over_time((0.9), latency[10m] offset 1m)".into(),
+            "topk(2, up)".into(),
+        ];
+        for f in super::funcs::RANGE_FUNCTIONS {
+            if *f != "quantile_over_time" {
+                queries.push(format!("{f}(req_total[4m])"));
+            }
+        }
+        for agg in ["sum", "avg", "min", "max", "count"] {
+            for inner in [
+                "req_total",
+                "rate(req_total[5m])",
+                "max_over_time(latency[2m] offset 30s)",
+                "{__name__=~\".+\"}",
+                "last_over_time({job=~\"a|b\"}[7m])",
+            ] {
+                for modifier in [
+                    "",
+                    " by (job)",
+                    " without (job)",
+                    " by (__name__)",
+                    " without ()",
+                ] {
+                    queries.push(format!("{agg}{modifier} ({inner})"));
+                }
+            }
+        }
+        let (mut compared, mut taken) = (0, 0);
+        for q in &queries {
+            // How many of these shapes the series-at-once evaluator takes (else this test
+            // would compare the step-by-step one with itself).
+            let expr = parse(q).unwrap();
+            let mut engine = Engine::new(&m, 0, 3_600_000, DEFAULT_LOOKBACK_MS, MAX_SAMPLES);
+            let steps = by_series::Steps::new(0, 3_600_000, 60_000);
+            taken += by_series::range(&mut engine, &expr, steps).is_some() as usize;
+            for (start, end, step) in [
+                (0, 3_600_000, 60_000),
+                (123_456, 2_000_000, 37_000),
+                (600_000, 600_000, 1_000),
+            ] {
+                let fused = bits(range(&m, q, start, end, step, DEFAULT_LOOKBACK_MS));
+                let stepped = bits(range_by_steps(&m, q, start, end, step, DEFAULT_LOOKBACK_MS));
+                assert_eq!(fused, stepped, "{q} over {start}..{end} step {step}");
+                compared += fused.map_or(0, |v| v.iter().map(|s| s.1.len()).sum::<usize>());
+            }
+        }
+        assert!(compared > 20_000, "only {compared} points compared");
+        assert!(
+            taken >= 100,
+            "only {taken} of {} shapes taken",
+            queries.len()
+        );
+        // A shape left to the step-by-step evaluator refuses as it does.
+        let e = range(
+            &m,
+            "rate({job=\"a\"}[5m]) + 1",
+            0,
+            600_000,
+            60_000,
+            DEFAULT_LOOKBACK_MS,
+        );
+        assert!(e.is_err(), "{e:?}");
     }
 
     fn vector(v: Value) -> Vec<(String, f64)> {

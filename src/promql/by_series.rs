@@ -1,0 +1,269 @@
+//! Range queries of the commonest shapes evaluated series by series instead of step by
+//! step: a range function over a selector (`rate(m[5m])`), an instant selector (`m`), and
+//! `sum`, `avg`, `min`, `max`, `count` (with `by` or `without`) of either. Each series'
+//! points are walked once, with two cursors, across every step, and an aggregation folds
+//! each series into its group's per-step accumulators. Step by step, a query over 1,000
+//! series visits each of them at every step (a cache miss per series and step, and a
+//! sample, a label-set handle and a group look-up built for each); here it does not.
+//!
+//! Same arithmetic as `eval`, in the same order (a group's members in the selector's series
+//! order), so the answers are equal to the bit: the unit tests and the `promql_eval` fuzz
+//! target compare the two. Any other shape, or one `eval` would refuse at some step (two
+//! series left with one label set), gives None and is evaluated step by step. Pure.
+
+use super::eval::{group_key, offset_ms, Engine, EvalError, Loaded, Series, SharedLabels, Source};
+use super::funcs::{self, RANGE_FUNCTIONS};
+use super::labels::Labels;
+use promql_parser::parser::token::{TokenId, T_AVG, T_COUNT, T_MAX, T_MIN, T_SUM};
+use promql_parser::parser::{AggregateExpr, Expr, MatrixSelector, VectorSelector};
+use std::collections::HashMap;
+
+/// The evaluation times: `start + k * step` for `k < count`.
+#[derive(Clone, Copy)]
+pub(super) struct Steps {
+    pub start: i64,
+    pub step: i64,
+    pub count: usize,
+}
+
+impl Steps {
+    pub fn new(start: i64, end: i64, step: i64) -> Steps {
+        Steps {
+            start,
+            step,
+            count: ((end - start) / step + 1) as usize,
+        }
+    }
+
+    fn at(&self, k: usize) -> i64 {
+        self.start + k as i64 * self.step
+    }
+}
+
+/// What gives one value per series and step.
+enum Inner<'e> {
+    Function {
+        name: &'e str,
+        ms: &'e MatrixSelector,
+        q: Option<f64>,
+    },
+    Selector(&'e VectorSelector),
+}
+
+fn unparen(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => unparen(&p.expr),
+        other => other,
+    }
+}
+
+fn inner(e: &Expr) -> Option<Inner<'_>> {
+    match unparen(e) {
+        Expr::VectorSelector(vs) => Some(Inner::Selector(vs)),
+        Expr::Call(c) if RANGE_FUNCTIONS.contains(&c.func.name) => {
+            let args = &c.args.args;
+            let (q, arg) = if c.func.name == "quantile_over_time" {
+                match (unparen(args.first()?), args.get(1)?) {
+                    (Expr::NumberLiteral(n), arg) => (Some(n.val), arg),
+                    _ => return None,
+                }
+            } else {
+                (None, args.first()?)
+            };
+            // The argument itself, not through parentheses: `eval` refuses `rate((m[5m]))`.
+            match &**arg {
+                Expr::MatrixSelector(ms) => Some(Inner::Function {
+                    name: c.func.name,
+                    ms,
+                    q,
+                }),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// `expr` at every step, when its shape is one this module evaluates.
+pub(super) fn range<S: Source>(
+    engine: &mut Engine<'_, S>,
+    expr: &Expr,
+    steps: Steps,
+) -> Option<Result<Vec<Series>, EvalError>> {
+    match unparen(expr) {
+        Expr::Aggregate(a) => {
+            let op = a.op.id();
+            if a.param.is_some() || ![T_SUM, T_AVG, T_MIN, T_MAX, T_COUNT].contains(&op) {
+                return None;
+            }
+            let inner = inner(&a.expr)?;
+            aggregate(engine, a, op, &inner, steps)
+        }
+        e => {
+            let inner = inner(e)?;
+            let mut out = Vec::new();
+            let done = each_series(engine, &inner, steps, &mut |labels, points| {
+                if !points.is_empty() {
+                    let pts = points.iter().map(|&(k, v)| (steps.at(k), v)).collect();
+                    out.push(((**labels).clone(), pts));
+                }
+            })?;
+            Some(done.map(|()| out))
+        }
+    }
+}
+
+/// A series' value at the step of that index.
+type StepValue = (usize, f64);
+
+/// Calls `f` with each series' labels and its (step index, value) pairs, in the selector's
+/// series order. None (nothing called) when `eval` would refuse some step.
+fn each_series<S: Source>(
+    engine: &mut Engine<'_, S>,
+    inner: &Inner<'_>,
+    steps: Steps,
+    f: &mut dyn FnMut(&SharedLabels, &[StepValue]),
+) -> Option<Result<(), EvalError>> {
+    let (loaded, range, off, keeps_name) = match inner {
+        Inner::Function { name, ms, .. } => {
+            let range = ms.range.as_millis() as i64;
+            let loaded = match engine.series(&ms.vs, range) {
+                Ok(l) => l,
+                Err(e) => return Some(Err(e)),
+            };
+            let keeps_name = *name == "last_over_time";
+            if !keeps_name && !loaded.nameless_unique {
+                return None;
+            }
+            (loaded, range, offset_ms(&ms.vs.offset), keeps_name)
+        }
+        Inner::Selector(vs) => match engine.series(vs, 0) {
+            Ok(l) => (l, engine.lookback_ms, offset_ms(&vs.offset), true),
+            Err(e) => return Some(Err(e)),
+        },
+    };
+    let mut values: Vec<StepValue> = Vec::with_capacity(steps.count);
+    for i in 0..loaded.series.len() {
+        if i % 64 == 0 {
+            if let Err(e) = engine.check_deadline() {
+                return Some(Err(e));
+            }
+        }
+        values.clear();
+        series_values(&loaded, i, inner, range, off, steps, &mut values);
+        let labels = if keeps_name {
+            &loaded.labels[i]
+        } else {
+            &loaded.nameless[i]
+        };
+        f(labels, &values);
+    }
+    Some(Ok(()))
+}
+
+/// Series `i`'s value at each step where it has one.
+fn series_values(
+    loaded: &Loaded,
+    i: usize,
+    inner: &Inner<'_>,
+    range: i64,
+    off: i64,
+    steps: Steps,
+    out: &mut Vec<StepValue>,
+) {
+    let pts = &loaded.series[i].1;
+    let (mut a, mut b) = (0, 0);
+    for k in 0..steps.count {
+        let to = steps.at(k) - off;
+        let from = to - range;
+        while a < pts.len() && pts[a].0 < from {
+            a += 1;
+        }
+        b = b.max(a);
+        while b < pts.len() && pts[b].0 <= to {
+            b += 1;
+        }
+        let w = &pts[a..b];
+        let v = match inner {
+            Inner::Function { name, q, .. } => funcs::range_function(name, w, from, to, *q),
+            Inner::Selector(_) => w.last().map(|p| p.1),
+        };
+        if let Some(v) = v {
+            out.push((k, v));
+        }
+    }
+}
+
+/// One group's accumulator at one step: how many members had a value, and the fold.
+#[derive(Clone, Copy)]
+struct Acc {
+    n: u32,
+    v: f64,
+}
+
+fn aggregate<S: Source>(
+    engine: &mut Engine<'_, S>,
+    a: &AggregateExpr,
+    op: TokenId,
+    inner: &Inner<'_>,
+    steps: Steps,
+) -> Option<Result<Vec<Series>, EvalError>> {
+    // Each fold starts where `eval`'s does: the sum of nothing (as `Iterator::sum` gives
+    // it), NaN for min and max, 0 for the mean.
+    let start = match op {
+        T_SUM => std::iter::empty::<f64>().sum(),
+        T_MIN | T_MAX => f64::NAN,
+        _ => 0.0,
+    };
+    let mut groups: Vec<(Labels, Vec<Acc>)> = Vec::new();
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let done = each_series(engine, inner, steps, &mut |labels, values| {
+        if values.is_empty() {
+            return;
+        }
+        let key = group_key(&a.modifier, labels);
+        let g = *index.entry(key.clone()).or_insert_with(|| {
+            groups.push((key, vec![Acc { n: 0, v: start }; steps.count]));
+            groups.len() - 1
+        });
+        let accs = &mut groups[g].1;
+        for &(k, v) in values {
+            let acc = &mut accs[k];
+            acc.n += 1;
+            acc.v = match op {
+                T_SUM => acc.v + v,
+                T_MIN => {
+                    if acc.v.is_nan() || v < acc.v {
+                        v
+                    } else {
+                        acc.v
+                    }
+                }
+                T_MAX => {
+                    if acc.v.is_nan() || v > acc.v {
+                        v
+                    } else {
+                        acc.v
+                    }
+                }
+                T_COUNT => acc.n as f64,
+                // Prometheus's incremental mean, as `eval` folds it.
+                _ => acc.v + (v - acc.v) / acc.n as f64,
+            };
+        }
+    })?;
+    Some(done.map(|()| {
+        groups
+            .into_iter()
+            .map(|(key, accs)| {
+                let pts = accs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, acc)| acc.n > 0)
+                    .map(|(k, acc)| (steps.at(k), acc.v))
+                    .collect();
+                (key, pts)
+            })
+            .collect()
+    }))
+}
