@@ -267,6 +267,44 @@ fn store_error(e: impl std::fmt::Display) -> EvalError {
 
 impl Source for StoreSource<'_> {
     fn select(&self, matchers: &[Matcher], from: i64, to: i64) -> Result<Vec<Series>, EvalError> {
+        // Each series' buffer is handed over whole (no copy).
+        self.select_with(matchers, from, to, &|pts: &mut Vec<(i64, f64)>| {
+            std::mem::take(pts)
+        })
+    }
+
+    fn select_map<T: Send>(
+        &self,
+        matchers: &[Matcher],
+        from: i64,
+        to: i64,
+        each: &crate::promql::eval::MapPoints<'_, T>,
+    ) -> Result<Vec<(Labels, T)>, EvalError> {
+        // One buffer per loading thread, reused from series to series.
+        self.select_with(matchers, from, to, &|pts: &mut Vec<(i64, f64)>| {
+            let t = each(pts);
+            pts.clear();
+            t
+        })
+    }
+}
+
+/// What a read series' buffer of points is handed to.
+type MapBuffer<'a, T> = dyn Fn(&mut Vec<(i64, f64)>) -> T + Sync + 'a;
+
+/// Fewest series worth a loading thread of their own.
+const SERIES_PER_THREAD: usize = 32;
+
+impl StoreSource<'_> {
+    /// The matching series, each one's points in `[from, to]` given to `each` in a buffer
+    /// it may keep (take) or leave (then it is reused); the results in the series' order.
+    fn select_with<T: Send>(
+        &self,
+        matchers: &[Matcher],
+        from: i64,
+        to: i64,
+        each: &MapBuffer<'_, T>,
+    ) -> Result<Vec<(Labels, T)>, EvalError> {
         if matchers.iter().all(|m| m.is_match("")) {
             return Err(EvalError {
                 kind: ErrorKind::BadData,
@@ -277,39 +315,48 @@ impl Source for StoreSource<'_> {
             .matching(matchers, Some((from, to)))?
             .into_iter()
             .partition(|f| f.label_keys.is_empty());
-        let mut out = self.load(plain, from, to)?;
+        let mut out = self.load(plain, from, to, each)?;
         for f in &keyed {
-            out.extend(self.split(f, matchers, from, to)?);
+            for (l, mut pts) in self.split(f, matchers, from, to)? {
+                let t = each(&mut pts);
+                out.push((l, t));
+            }
         }
         Ok(out)
     }
-}
 
-/// Fewest series worth a loading thread of their own.
-const SERIES_PER_THREAD: usize = 32;
-
-impl StoreSource<'_> {
-    /// The points of metrics without metadata labels, in their order: loaded on up to one
-    /// thread per core when there are many (decoding is the bulk of a wide query's time).
-    fn load(&self, found: Vec<Found>, from: i64, to: i64) -> Result<Vec<Series>, EvalError> {
-        let one = |f: Found| -> Result<Series, EvalError> {
+    /// Metrics without metadata labels, read and handed to `each` in their order: on up to
+    /// one thread per core when there are many (decoding is the bulk of a wide query).
+    fn load<T: Send>(
+        &self,
+        found: Vec<Found>,
+        from: i64,
+        to: i64,
+        each: &MapBuffer<'_, T>,
+    ) -> Result<Vec<(Labels, T)>, EvalError> {
+        let part = |found: Vec<Found>| -> Result<Vec<(Labels, T)>, EvalError> {
             let mut pts = Vec::new();
-            query::run_pairs(
-                &self.reader.store,
-                &self.reader.memtable,
-                &f.project,
-                &f.id,
-                from,
-                to,
-                &mut pts,
-            )
-            .map_err(store_error)?;
-            Ok((f.labels, pts))
+            let mut out = Vec::with_capacity(found.len());
+            for f in found {
+                query::run_pairs(
+                    &self.reader.store,
+                    &self.reader.memtable,
+                    &f.project,
+                    &f.id,
+                    from,
+                    to,
+                    &mut pts,
+                )
+                .map_err(store_error)?;
+                out.push((f.labels, each(&mut pts)));
+                pts.clear();
+            }
+            Ok(out)
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = (found.len() / SERIES_PER_THREAD).clamp(1, cores);
         if threads == 1 {
-            return found.into_iter().map(one).collect();
+            return part(found);
         }
         let per = found.len().div_ceil(threads);
         let mut parts: Vec<Vec<Found>> = Vec::with_capacity(threads);
@@ -317,10 +364,10 @@ impl StoreSource<'_> {
         for _ in 0..threads {
             parts.push(rest.by_ref().take(per).collect());
         }
-        let loaded: Vec<Result<Vec<Series>, EvalError>> = std::thread::scope(|s| {
+        let loaded: Vec<Result<Vec<(Labels, T)>, EvalError>> = std::thread::scope(|s| {
             let handles: Vec<_> = parts
                 .into_iter()
-                .map(|part| s.spawn(|| part.into_iter().map(one).collect()))
+                .map(|found| s.spawn(|| part(found)))
                 .collect();
             handles
                 .into_iter()

@@ -11,9 +11,9 @@
 //! target compare the two. Any other shape, or one `eval` would refuse at some step (two
 //! series left with one label set), gives None and is evaluated step by step. Pure.
 
-use super::eval::{group_key, offset_ms, Engine, EvalError, Loaded, Series, SharedLabels, Source};
+use super::eval::{group_key, offset_ms, Engine, EvalError, Series, Source};
 use super::funcs::{self, RANGE_FUNCTIONS};
-use super::labels::Labels;
+use super::labels::{Labels, NAME};
 use promql_parser::parser::token::{TokenId, T_AVG, T_COUNT, T_MAX, T_MIN, T_SUM};
 use promql_parser::parser::{AggregateExpr, Expr, MatrixSelector, VectorSelector};
 use std::collections::HashMap;
@@ -43,7 +43,7 @@ impl Steps {
 /// What gives one value per series and step.
 enum Inner<'e> {
     Function {
-        name: &'e str,
+        name: &'static str,
         ms: &'e MatrixSelector,
         q: Option<f64>,
     },
@@ -101,14 +101,17 @@ pub(super) fn range<S: Source>(
         }
         e => {
             let inner = inner(e)?;
-            let mut out = Vec::new();
-            let done = each_series(engine, &inner, steps, &mut |labels, points| {
-                if !points.is_empty() {
-                    let pts = points.iter().map(|&(k, v)| (steps.at(k), v)).collect();
-                    out.push(((**labels).clone(), pts));
-                }
-            })?;
-            Some(done.map(|()| out))
+            let found = each_series(engine, &inner, steps)?;
+            Some(found.map(|found| {
+                found
+                    .into_iter()
+                    .filter(|(_, values)| !values.is_empty())
+                    .map(|(labels, values)| {
+                        let pts = values.iter().map(|&(k, v)| (steps.at(k), v)).collect();
+                        (labels, pts)
+                    })
+                    .collect()
+            }))
         }
     }
 }
@@ -116,66 +119,93 @@ pub(super) fn range<S: Source>(
 /// A series' value at the step of that index.
 type StepValue = (usize, f64);
 
-/// Calls `f` with each series' labels and its (step index, value) pairs, in the selector's
-/// series order. None (nothing called) when `eval` would refuse some step.
+/// Each series' labels and its values at the steps where it has one.
+type SeriesValues = Vec<(Labels, Vec<StepValue>)>;
+
+/// What is computed from one series' points at each step: a range function (`q` its φ),
+/// or the last point (an instant selector). Plain data, so that a source may run it on
+/// several threads.
+#[derive(Clone, Copy)]
+struct Kernel {
+    function: Option<&'static str>,
+    q: Option<f64>,
+    /// The window's length: the function's range, or the lookback.
+    range: i64,
+    offset: i64,
+}
+
+/// Each series' labels (without the name where the function drops it) and its
+/// (step index, value) pairs, in the selector's series order. None when `eval` would refuse
+/// some step (two series left with one label set): it is then evaluated step by step.
 fn each_series<S: Source>(
     engine: &mut Engine<'_, S>,
     inner: &Inner<'_>,
     steps: Steps,
-    f: &mut dyn FnMut(&SharedLabels, &[StepValue]),
-) -> Option<Result<(), EvalError>> {
-    let (loaded, range, off, keeps_name) = match inner {
-        Inner::Function { name, ms, .. } => {
-            let range = ms.range.as_millis() as i64;
-            let loaded = match engine.series(&ms.vs, range) {
-                Ok(l) => l,
-                Err(e) => return Some(Err(e)),
-            };
-            let keeps_name = *name == "last_over_time";
-            if !keeps_name && !loaded.nameless_unique {
+) -> Option<Result<SeriesValues, EvalError>> {
+    let (vs, kernel) = match inner {
+        Inner::Function { name, ms, q } => (
+            &ms.vs,
+            Kernel {
+                function: Some(name),
+                q: *q,
+                range: ms.range.as_millis() as i64,
+                offset: offset_ms(&ms.vs.offset),
+            },
+        ),
+        Inner::Selector(vs) => (
+            *vs,
+            Kernel {
+                function: None,
+                q: None,
+                range: engine.lookback_ms,
+                offset: offset_ms(&vs.offset),
+            },
+        ),
+    };
+    let run = |engine: &mut Engine<'_, S>| -> Result<SeriesValues, EvalError> {
+        let range = if kernel.function.is_some() {
+            kernel.range
+        } else {
+            0
+        };
+        let (matchers, from, to) = engine.selection(vs, range)?;
+        engine.check_deadline()?;
+        // Each series' values, and how many points they came from (the query's limit).
+        let each = |pts: &[(i64, f64)]| {
+            let mut values = Vec::new();
+            series_values(pts, kernel, steps, &mut values);
+            (values, pts.len())
+        };
+        let found = engine.source().select_map(&matchers, from, to, &each)?;
+        engine.check_deadline()?;
+        engine.count_loaded(found.iter().map(|(_, (_, n))| n).sum())?;
+        Ok(found.into_iter().map(|(l, (v, _))| (l, v)).collect())
+    };
+    let found = match run(engine) {
+        Ok(f) => f,
+        Err(e) => return Some(Err(e)),
+    };
+    let keeps_name = matches!(kernel.function, None | Some("last_over_time"));
+    let mut out = Vec::with_capacity(found.len());
+    let mut seen = std::collections::HashSet::new();
+    for (mut labels, values) in found {
+        if !keeps_name {
+            labels.remove(NAME);
+            if !seen.insert(labels.clone()) {
                 return None;
             }
-            (loaded, range, offset_ms(&ms.vs.offset), keeps_name)
         }
-        Inner::Selector(vs) => match engine.series(vs, 0) {
-            Ok(l) => (l, engine.lookback_ms, offset_ms(&vs.offset), true),
-            Err(e) => return Some(Err(e)),
-        },
-    };
-    let mut values: Vec<StepValue> = Vec::with_capacity(steps.count);
-    for i in 0..loaded.series.len() {
-        if i % 64 == 0 {
-            if let Err(e) = engine.check_deadline() {
-                return Some(Err(e));
-            }
-        }
-        values.clear();
-        series_values(&loaded, i, inner, range, off, steps, &mut values);
-        let labels = if keeps_name {
-            &loaded.labels[i]
-        } else {
-            &loaded.nameless[i]
-        };
-        f(labels, &values);
+        out.push((labels, values));
     }
-    Some(Ok(()))
+    Some(Ok(out))
 }
 
-/// Series `i`'s value at each step where it has one.
-fn series_values(
-    loaded: &Loaded,
-    i: usize,
-    inner: &Inner<'_>,
-    range: i64,
-    off: i64,
-    steps: Steps,
-    out: &mut Vec<StepValue>,
-) {
-    let pts = &loaded.series[i].1;
+/// A series' value at each step where it has one.
+fn series_values(pts: &[(i64, f64)], kernel: Kernel, steps: Steps, out: &mut Vec<StepValue>) {
     let (mut a, mut b) = (0, 0);
     for k in 0..steps.count {
-        let to = steps.at(k) - off;
-        let from = to - range;
+        let to = steps.at(k) - kernel.offset;
+        let from = to - kernel.range;
         while a < pts.len() && pts[a].0 < from {
             a += 1;
         }
@@ -184,9 +214,9 @@ fn series_values(
             b += 1;
         }
         let w = &pts[a..b];
-        let v = match inner {
-            Inner::Function { name, q, .. } => funcs::range_function(name, w, from, to, *q),
-            Inner::Selector(_) => w.last().map(|p| p.1),
+        let v = match kernel.function {
+            Some(name) => funcs::range_function(name, w, from, to, kernel.q),
+            None => w.last().map(|p| p.1),
         };
         if let Some(v) = v {
             out.push((k, v));
@@ -215,11 +245,15 @@ fn aggregate<S: Source>(
         T_MIN | T_MAX => f64::NAN,
         _ => 0.0,
     };
+    let found = match each_series(engine, inner, steps)? {
+        Ok(f) => f,
+        Err(e) => return Some(Err(e)),
+    };
     let mut groups: Vec<(Labels, Vec<Acc>)> = Vec::new();
     let mut index: HashMap<Labels, usize> = HashMap::new();
-    let done = each_series(engine, inner, steps, &mut |labels, values| {
+    for (labels, values) in &found {
         if values.is_empty() {
-            return;
+            continue;
         }
         let key = group_key(&a.modifier, labels);
         let g = *index.entry(key.clone()).or_insert_with(|| {
@@ -251,8 +285,8 @@ fn aggregate<S: Source>(
                 _ => acc.v + (v - acc.v) / acc.n as f64,
             };
         }
-    })?;
-    Some(done.map(|()| {
+    }
+    Some(Ok({
         groups
             .into_iter()
             .map(|(key, accs)| {

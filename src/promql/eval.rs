@@ -53,9 +53,32 @@ fn exec(message: impl Into<String>) -> EvalError {
 /// One series: its labels and points (timestamp ms, value), oldest first.
 pub type Series = (Labels, Vec<(i64, f64)>);
 
+/// What `Source::select_map` hands each series' points to.
+pub type MapPoints<'a, T> = dyn Fn(&[(i64, f64)]) -> T + Sync + 'a;
+
 pub trait Source {
     /// Every series matching all `matchers`, with its points in `[from, to]`.
     fn select(&self, matchers: &[Matcher], from: i64, to: i64) -> Result<Vec<Series>, EvalError>;
+
+    /// As `select`, but each series' points are handed to `each` and only its result is
+    /// kept, in the same order: a source may then read and map series on several threads
+    /// at once, one buffer each, instead of holding every point of every series.
+    fn select_map<T: Send>(
+        &self,
+        matchers: &[Matcher],
+        from: i64,
+        to: i64,
+        each: &MapPoints<'_, T>,
+    ) -> Result<Vec<(Labels, T)>, EvalError> {
+        Ok(self
+            .select(matchers, from, to)?
+            .into_iter()
+            .map(|(l, p)| {
+                let t = each(&p);
+                (l, t)
+            })
+            .collect())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -186,18 +209,15 @@ impl<'a, S: Source> Engine<'a, S> {
         }
     }
 
-    /// The series of a selector over everything the query's steps need, loaded once.
-    pub(super) fn series(
-        &mut self,
+    /// What a selector asks the source for: its matchers, and the span (ms) that every
+    /// step of the query needs.
+    pub(super) fn selection(
+        &self,
         vs: &VectorSelector,
         range_ms: i64,
-    ) -> Result<Rc<Loaded>, EvalError> {
+    ) -> Result<(Vec<Matcher>, i64, i64), EvalError> {
         if vs.at.is_some() {
             return Err(bad("the @ modifier is not supported"));
-        }
-        let key = (vs as *const VectorSelector as usize, range_ms);
-        if let Some(s) = self.cache.get(&key) {
-            return Ok(s.clone());
         }
         let mut matchers: Vec<Matcher> = vs.matchers.matchers.clone();
         if !vs.matchers.or_matchers.is_empty() {
@@ -208,17 +228,40 @@ impl<'a, S: Source> Engine<'a, S> {
         }
         let off = offset_ms(&vs.offset);
         let from = self.start - off - range_ms.max(self.lookback_ms);
-        let to = self.end - off;
-        self.check_deadline()?;
-        let series = self.source.select(&matchers, from, to)?;
-        self.check_deadline()?;
-        self.loaded += series.iter().map(|s| s.1.len()).sum::<usize>();
+        Ok((matchers, from, self.end - off))
+    }
+
+    pub(super) fn source(&self) -> &'a S {
+        self.source
+    }
+
+    /// Counts `n` more samples read against the query's limit.
+    pub(super) fn count_loaded(&mut self, n: usize) -> Result<(), EvalError> {
+        self.loaded += n;
         if self.loaded > self.max_samples {
             return Err(exec(format!(
                 "the query would touch more than {} samples; narrow the selector or the range",
                 self.max_samples
             )));
         }
+        Ok(())
+    }
+
+    /// The series of a selector over everything the query's steps need, loaded once.
+    pub(super) fn series(
+        &mut self,
+        vs: &VectorSelector,
+        range_ms: i64,
+    ) -> Result<Rc<Loaded>, EvalError> {
+        let key = (vs as *const VectorSelector as usize, range_ms);
+        if let Some(s) = self.cache.get(&key) {
+            return Ok(s.clone());
+        }
+        let (matchers, from, to) = self.selection(vs, range_ms)?;
+        self.check_deadline()?;
+        let series = self.source.select(&matchers, from, to)?;
+        self.check_deadline()?;
+        self.count_loaded(series.iter().map(|s| s.1.len()).sum::<usize>())?;
         let labels: Vec<SharedLabels> = series.iter().map(|s| Rc::new(s.0.clone())).collect();
         let nameless: Vec<SharedLabels> = labels.iter().map(nameless).collect();
         let mut seen = std::collections::HashSet::new();
