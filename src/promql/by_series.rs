@@ -12,7 +12,7 @@
 //! series left with one label set), gives None and is evaluated step by step. Pure.
 
 use super::eval::{group_key, offset_ms, Engine, EvalError, Series, Source};
-use super::funcs::{self, RANGE_FUNCTIONS};
+use super::funcs::{RangeFn, RANGE_FUNCTIONS};
 use super::labels::{Labels, NAME};
 use promql_parser::parser::token::{TokenId, T_AVG, T_COUNT, T_MAX, T_MIN, T_SUM};
 use promql_parser::parser::{AggregateExpr, Expr, MatrixSelector, VectorSelector};
@@ -127,7 +127,7 @@ type SeriesValues = Vec<(Labels, Vec<StepValue>)>;
 /// several threads.
 #[derive(Clone, Copy)]
 struct Kernel {
-    function: Option<&'static str>,
+    function: Option<RangeFn>,
     q: Option<f64>,
     /// The window's length: the function's range, or the lookback.
     range: i64,
@@ -146,7 +146,7 @@ fn each_series<S: Source>(
         Inner::Function { name, ms, q } => (
             &ms.vs,
             Kernel {
-                function: Some(name),
+                function: Some(RangeFn::by_name(name)?),
                 q: *q,
                 range: ms.range.as_millis() as i64,
                 offset: offset_ms(&ms.vs.offset),
@@ -185,7 +185,7 @@ fn each_series<S: Source>(
         Ok(f) => f,
         Err(e) => return Some(Err(e)),
     };
-    let keeps_name = matches!(kernel.function, None | Some("last_over_time"));
+    let keeps_name = matches!(kernel.function, None | Some(RangeFn::Last));
     let mut out = Vec::with_capacity(found.len());
     let mut seen = std::collections::HashSet::new();
     for (mut labels, values) in found {
@@ -215,7 +215,7 @@ fn series_values(pts: &[(i64, f64)], kernel: Kernel, steps: Steps, out: &mut Vec
         }
         let w = &pts[a..b];
         let v = match kernel.function {
-            Some(name) => funcs::range_function(name, w, from, to, kernel.q),
+            Some(f) => f.apply(w, from, to, kernel.q),
             None => w.last().map(|p| p.1),
         };
         if let Some(v) = v {

@@ -30,12 +30,84 @@ pub fn range_function(
     range_end: i64,
     q: Option<f64>,
 ) -> Option<f64> {
-    match name {
-        "rate" => extrapolated(points, range_start, range_end, true, true),
-        "increase" => extrapolated(points, range_start, range_end, true, false),
-        "delta" => extrapolated(points, range_start, range_end, false, false),
-        "irate" => irate(points),
-        _ => over_time(name, points, q),
+    RangeFn::by_name(name)?.apply(points, range_start, range_end, q)
+}
+
+/// A range function, named once per query rather than at every step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RangeFn {
+    Rate,
+    Increase,
+    Delta,
+    Irate,
+    Avg,
+    Sum,
+    Min,
+    Max,
+    Count,
+    Last,
+    Quantile,
+}
+
+impl RangeFn {
+    pub fn by_name(name: &str) -> Option<RangeFn> {
+        Some(match name {
+            "rate" => RangeFn::Rate,
+            "increase" => RangeFn::Increase,
+            "delta" => RangeFn::Delta,
+            "irate" => RangeFn::Irate,
+            "avg_over_time" => RangeFn::Avg,
+            "sum_over_time" => RangeFn::Sum,
+            "min_over_time" => RangeFn::Min,
+            "max_over_time" => RangeFn::Max,
+            "count_over_time" => RangeFn::Count,
+            "last_over_time" => RangeFn::Last,
+            "quantile_over_time" => RangeFn::Quantile,
+            _ => return None,
+        })
+    }
+
+    /// This function of `points` in `[range_start, range_end]`; none where it has no value.
+    pub fn apply(
+        self,
+        points: Points<'_>,
+        range_start: i64,
+        range_end: i64,
+        q: Option<f64>,
+    ) -> Option<f64> {
+        match self {
+            RangeFn::Rate => extrapolated(points, range_start, range_end, true, true),
+            RangeFn::Increase => extrapolated(points, range_start, range_end, true, false),
+            RangeFn::Delta => extrapolated(points, range_start, range_end, false, false),
+            RangeFn::Irate => irate(points),
+            over => over.over_time(points, q),
+        }
+    }
+
+    /// The `*_over_time` functions; none for an empty range (or another function).
+    fn over_time(self, points: Points<'_>, q: Option<f64>) -> Option<f64> {
+        if points.is_empty() {
+            return None;
+        }
+        let values = points.iter().map(|p| p.1);
+        Some(match self {
+            RangeFn::Avg => {
+                // Prometheus's incremental mean, so large values agree to the last bit more
+                // often.
+                let mut mean = 0.0;
+                for (i, v) in values.enumerate() {
+                    mean += (v - mean) / (i + 1) as f64;
+                }
+                mean
+            }
+            RangeFn::Sum => values.sum(),
+            RangeFn::Min => values.fold(f64::NAN, |m, v| if m.is_nan() || v < m { v } else { m }),
+            RangeFn::Max => values.fold(f64::NAN, |m, v| if m.is_nan() || v > m { v } else { m }),
+            RangeFn::Count => points.len() as f64,
+            RangeFn::Last => points[points.len() - 1].1,
+            RangeFn::Quantile => quantile(q?, values.collect()),
+            _ => return None,
+        })
     }
 }
 
@@ -104,27 +176,7 @@ pub fn irate(points: Points<'_>) -> Option<f64> {
 
 /// The `*_over_time` functions by name; none for an empty range or an unknown name.
 pub fn over_time(name: &str, points: Points<'_>, q: Option<f64>) -> Option<f64> {
-    if points.is_empty() {
-        return None;
-    }
-    let values = points.iter().map(|p| p.1);
-    Some(match name {
-        "avg_over_time" => {
-            // Prometheus's incremental mean, so large values agree to the last bit more often.
-            let mut mean = 0.0;
-            for (i, v) in values.enumerate() {
-                mean += (v - mean) / (i + 1) as f64;
-            }
-            mean
-        }
-        "sum_over_time" => values.sum(),
-        "min_over_time" => values.fold(f64::NAN, |m, v| if m.is_nan() || v < m { v } else { m }),
-        "max_over_time" => values.fold(f64::NAN, |m, v| if m.is_nan() || v > m { v } else { m }),
-        "count_over_time" => points.len() as f64,
-        "last_over_time" => points[points.len() - 1].1,
-        "quantile_over_time" => quantile(q?, values.collect()),
-        _ => return None,
-    })
+    RangeFn::by_name(name)?.over_time(points, q)
 }
 
 /// Prometheus's `quantile`: linear interpolation between the nearest ranks; φ outside [0, 1]
