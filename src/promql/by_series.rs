@@ -7,11 +7,11 @@
 //! sample, a label-set handle and a group look-up built for each); here it does not.
 //!
 //! Same arithmetic as `eval`, in the same order (a group's members in the selector's series
-//! order), so the answers are equal to the bit: the unit tests and the `promql_eval` fuzz
-//! target compare the two. Any other shape, or one `eval` would refuse at some step (two
-//! series left with one label set), gives None and is evaluated step by step. Pure.
+//! order), so the answers are equal to the bit, refusals included (two series left with one
+//! label set and a value at one step): the unit tests and the `promql_eval` fuzz target
+//! compare the two. Any other shape gives None and is evaluated step by step. Pure.
 
-use super::eval::{group_key, offset_ms, Engine, EvalError, Series, Source};
+use super::eval::{group_key, offset_ms, same_labelset, Engine, EvalError, Series, Source};
 use super::funcs::{RangeFn, RANGE_FUNCTIONS};
 use super::labels::{Labels, NAME};
 use promql_parser::parser::token::{TokenId, T_AVG, T_COUNT, T_MAX, T_MIN, T_SUM};
@@ -103,14 +103,26 @@ pub(super) fn range<S: Source>(
             let inner = inner(e)?;
             let found = each_series(engine, &inner, steps)?;
             Some(found.map(|found| {
-                found
-                    .into_iter()
-                    .filter(|(_, values)| !values.is_empty())
-                    .map(|(labels, values)| {
-                        let pts = values.iter().map(|&(k, v)| (steps.at(k), v)).collect();
-                        (labels, pts)
-                    })
-                    .collect()
+                // Series left with one label set (their values at distinct steps) are one.
+                let mut out: Vec<Series> = Vec::with_capacity(found.len());
+                let mut index: HashMap<Labels, usize> = HashMap::new();
+                for (labels, values) in found {
+                    if values.is_empty() {
+                        continue;
+                    }
+                    let pts = values.iter().map(|&(k, v)| (steps.at(k), v));
+                    match index.get(&labels) {
+                        Some(&i) => {
+                            out[i].1.extend(pts);
+                            out[i].1.sort_by_key(|p| p.0);
+                        }
+                        None => {
+                            index.insert(labels.clone(), out.len());
+                            out.push((labels, pts.collect()));
+                        }
+                    }
+                }
+                out
             }))
         }
     }
@@ -186,14 +198,31 @@ fn each_series<S: Source>(
         Err(e) => return Some(Err(e)),
     };
     let keeps_name = matches!(kernel.function, None | Some(RangeFn::Last));
-    let mut out = Vec::with_capacity(found.len());
-    let mut seen = std::collections::HashSet::new();
+    if keeps_name {
+        return Some(Ok(found));
+    }
+    // Without their names two series may share a label set: as `eval` does at each step,
+    // that is refused where both have a value at one step, and is one series otherwise.
+    let mut out: SeriesValues = Vec::with_capacity(found.len());
+    let mut first_of: HashMap<Labels, usize> = HashMap::new();
+    let mut taken: HashMap<usize, Vec<bool>> = HashMap::new();
     for (mut labels, values) in found {
-        if !keeps_name {
-            labels.remove(NAME);
-            if !seen.insert(labels.clone()) {
-                return None;
+        labels.remove(NAME);
+        if let Some(&first) = first_of.get(&labels) {
+            let steps_taken = taken.entry(first).or_insert_with(|| {
+                let mut t = vec![false; steps.count];
+                for &(k, _) in &out[first].1 {
+                    t[k] = true;
+                }
+                t
+            });
+            for &(k, _) in &values {
+                if std::mem::replace(&mut steps_taken[k], true) {
+                    return Some(Err(same_labelset()));
+                }
             }
+        } else {
+            first_of.insert(labels.clone(), out.len());
         }
         out.push((labels, values));
     }

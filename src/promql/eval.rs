@@ -166,7 +166,7 @@ fn window(pts: &[(i64, f64)], from: i64, to: i64) -> &[(i64, f64)] {
     &pts[a..b.max(a)]
 }
 
-fn same_labelset() -> EvalError {
+pub(super) fn same_labelset() -> EvalError {
     exec("vector cannot contain metrics with the same labelset")
 }
 

@@ -345,6 +345,22 @@ mod tests {
                 series.push((l, pts));
             }
         }
+        // Two names of one job, one before the other: without their names they are one
+        // label set, which is refused only where both have a value.
+        for (name, span) in [
+            ("old_total", 0..1_200_000),
+            ("new_total", 2_400_000..3_600_000),
+        ] {
+            let l: Labels = [("__name__", name), ("project", "p"), ("job", "z")]
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
+            let pts = span
+                .step_by(15_000)
+                .map(|t| (t, t as f64 / 1000.0))
+                .collect();
+            series.push((l, pts));
+        }
         Memory(series)
     }
 
@@ -367,6 +383,10 @@ mod tests {
             "quantile_over_time(0.3, latency[10m])".into(),
             "quantile_over_time((0.9), latency[10m] offset 1m)".into(),
             "topk(2, up)".into(),
+            "rate({job=\"z\"}[5m])".into(),
+            "sum by (job) (rate({job=\"z\"}[5m]))".into(),
+            "rate({job=\"z\"}[30m])".into(),
+            "count(delta({job=\"a\"}[1m]))".into(),
         ];
         for f in super::funcs::RANGE_FUNCTIONS {
             if *f != "quantile_over_time" {
@@ -417,6 +437,31 @@ mod tests {
             "only {taken} of {} shapes taken",
             queries.len()
         );
+        // Two series left with one label set: one series where their steps do not meet,
+        // refused where they do.
+        let merged = range(
+            &m,
+            "rate({job=\"z\"}[5m])",
+            0,
+            3_600_000,
+            60_000,
+            DEFAULT_LOOKBACK_MS,
+        )
+        .unwrap();
+        assert_eq!(merged.len(), 1);
+        assert!(
+            merged[0].1.first().unwrap().0 < 1_200_000 && merged[0].1.last().unwrap().0 > 2_400_000
+        );
+        let e = range(
+            &m,
+            "rate({job=\"z\"}[30m])",
+            0,
+            3_600_000,
+            60_000,
+            DEFAULT_LOOKBACK_MS,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("same labelset"), "{e:?}");
         // A shape left to the step-by-step evaluator refuses as it does.
         let e = range(
             &m,
