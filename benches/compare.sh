@@ -6,7 +6,16 @@
 # sample after flush, and the latency of a 500-bucket avg query over one series. stathook
 # runs twice: with its default `--fsync always` and, labelled apart, `--fsync interval`.
 #
-#   bash benches/compare.sh [--repeats 3] [--quick] [--only quiet|noisy|highcard]
+#   bash benches/compare.sh [--repeats 3] [--quick] [--payload spec|compact] [--connections 4]
+#                           [--only NAME]
+#
+# --payload spec (the default) sends what users send, the spec's shape: readable metricNames
+# ("Series 7"), units on counters and gauges, gauges with two decimals, every series at its
+# own millisecond (`stathook bench --dataset spec`); workloads `spec` (1,000 series) and
+# `highcard` (50,000 series). --payload compact is the older, kinder payload (metricName =
+# the id, no unit, one timestamp per request round; datasets quiet and noisy), workloads
+# `quiet`, `noisy`, `highcard`: its figures are labelled so, never reported as the spec's.
+# --connections: keep-alive connections of the load client (default 4).
 #
 # Installs VictoriaMetrics and InfluxDB from Debian's packages if missing. Systems are
 # interleaved inside each repeat (the order rotates); every process it starts is stopped by
@@ -18,14 +27,21 @@ cd "$(dirname "$0")/.."
 REPEATS=3
 QUICK=0
 ONLY=""
+PAYLOAD=spec
+CONNECTIONS=4
+usage="usage: $0 [--repeats N] [--quick] [--payload spec|compact] [--connections N] [--only NAME]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --repeats) REPEATS="$2"; shift 2 ;;
     --quick) QUICK=1; REPEATS=1; shift ;;
     --only) ONLY="$2"; shift 2 ;;
-    *) echo "usage: $0 [--repeats N] [--quick] [--only quiet|noisy|highcard]"; exit 2 ;;
+    --payload) PAYLOAD="$2"; shift 2 ;;
+    --connections) CONNECTIONS="$2"; shift 2 ;;
+    *) echo "$usage"; exit 2 ;;
   esac
 done
+case "$PAYLOAD" in spec|compact) ;; *) echo "--payload is spec or compact, not $PAYLOAD"; exit 2 ;; esac
+case "$CONNECTIONS" in ''|*[!0-9]*|0) echo "--connections is a positive number, not $CONNECTIONS"; exit 2 ;; esac
 
 if ! command -v victoria-metrics >/dev/null || ! command -v influxd >/dev/null; then
   echo "== installing victoria-metrics and influxdb (Debian packages)"
@@ -72,7 +88,7 @@ print(json.dumps({"p50Ms_query": r["p50Ms"], "p90Ms_query": r["p90Ms"],
 bench_load() {
   local url="$1" dataset="$2" series="$3" points="$4"; shift 4
   load_fields "$("$BIN" bench --url "$url" --dataset "$dataset" --series "$series" --points "$points" \
-    --server-pid "$PID" --json "$@")"
+    --connections "$CONNECTIONS" --server-pid "$PID" --json "$@")"
 }
 # bench_query URL PATH [--key TOKEN]: a warm read, timed 30 times.
 bench_query() {
@@ -82,11 +98,14 @@ bench_query() {
 urlenc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }
 
 # workload name, dataset, series, points
-if [ "$QUICK" = 1 ]; then
-  WORKLOADS=("quiet quiet 1000 1000" "noisy noisy 1000 1000" "highcard quiet 50000 20")
+POINTS=4000
+[ "$QUICK" = 1 ] && POINTS=1000
+if [ "$PAYLOAD" = spec ]; then
+  WORKLOADS=("spec spec 1000 $POINTS" "highcard spec 50000 20")
 else
-  WORKLOADS=("quiet quiet 1000 4000" "noisy noisy 1000 4000" "highcard quiet 50000 20")
+  WORKLOADS=("quiet quiet 1000 $POINTS" "noisy noisy 1000 $POINTS" "highcard quiet 50000 20")
 fi
+echo "== payload $PAYLOAD, $CONNECTIONS connections" >&2
 PORT=18480
 
 run_stathook() { # dataset series points -> JSON fields
@@ -187,10 +206,11 @@ for r in $(seq "$REPEATS"); do
       sys="${SYSTEMS[$(( (i + r) % ${#SYSTEMS[@]} ))]}"
       echo "== repeat $r, $name ($series series x $points points): $sys" >&2
       fields="$("run_$sys" "$dataset" "$series" "$points")"
-      python3 - "$sys" "$name" "$r" $fields >>"$OUT" <<'EOF'
+      python3 - "$sys" "$name" "$r" "$PAYLOAD" "$CONNECTIONS" $fields >>"$OUT" <<'EOF'
 import json, sys
-row = {"system": sys.argv[1], "workload": sys.argv[2], "repeat": int(sys.argv[3])}
-for part in sys.argv[4:]:
+row = {"system": sys.argv[1], "workload": sys.argv[2], "repeat": int(sys.argv[3]),
+       "payload": sys.argv[4], "connections": int(sys.argv[5])}
+for part in sys.argv[6:]:
     row.update(json.loads(part))
 row["bytesPerSample"] = row["diskBytes"] / row["samples"]
 print(json.dumps(row))

@@ -25,8 +25,11 @@ for r in rows:
 
 for workload in dict.fromkeys(r["workload"] for r in rows):
     any_row = next(r for r in rows if r["workload"] == workload)
+    # Rows written before the payload was recorded sent the compact payload.
+    payload = any_row.get("payload", "compact")
     print(f"\n### {workload}: {any_row['series']:,} series × "
-          f"{any_row['samples'] // any_row['series']:,} points "
+          f"{any_row['samples'] // any_row['series']:,} points, {payload} payload, "
+          f"{any_row.get('connections', 4)} connections "
           f"(floor {any_row['floorBytesPerSample']:.3f} B/sample)\n")
     systems = [s for s in ("stathook", "stathook_interval", "vm", "influx")
                if (workload, s) in groups]

@@ -180,8 +180,9 @@ pub struct BenchCli {
     /// last an hour ago, time-major; the report gives its time range and information floor.
     #[arg(long)]
     pub points: Option<usize>,
-    /// The series: mix (counters, ±1.00 gauges, constants, readable names and units),
-    /// quiet or noisy (benches/compare.sh's workloads).
+    /// The series: mix (counters, ±1.00 gauges, constants, readable names and units), spec
+    /// (mix with every series at its own millisecond: benches/compare.sh's default), quiet
+    /// or noisy (compare.sh's compact payload).
     #[arg(long, value_enum, default_value = "mix")]
     pub dataset: crate::bench::Dataset,
     /// webhook (JSON to /api/webhooks/custom) or influx (line protocol to /write, for

@@ -23,6 +23,19 @@ pub enum Dataset {
     Quiet,
     /// Gauges moving by −0.20…+0.20, 41 equally likely steps (compare.sh's noisy workload).
     Noisy,
+    /// The spec's shape, what benches/compare.sh sends by default: `mix`'s series, each at
+    /// its own millisecond phase within the 10 s spacing, so every sample of a request has
+    /// its own timestamp.
+    Spec,
+}
+
+/// A series' offset from the dataset's shared timestamps: none, or for `Spec` its own
+/// millisecond within the spacing (7,919 is prime: 10,000 series get 10,000 phases).
+fn phase_ms(dataset: Dataset, series: usize) -> i64 {
+    match dataset {
+        Dataset::Spec => (series as i64 * 7_919) % SAMPLE_SPACING_MS,
+        _ => 0,
+    }
 }
 
 /// How the samples are written.
@@ -75,9 +88,9 @@ fn shape(dataset: Dataset, series: usize) -> Shape {
         (Dataset::Quiet, 0) => (1_000 * i, COUNTER_STEPS, 0, None),
         (Dataset::Quiet, 1) => (5_000 + i, QUIET_GAUGE_STEPS, 2, None),
         (Dataset::Quiet, _) => (i, CONSTANT_STEPS, 0, None),
-        (Dataset::Mix, 0) => (0, COUNTER_STEPS, 0, Some("count")),
-        (Dataset::Mix, 1) => (5_000, MIX_GAUGE_STEPS, 2, Some("ms")),
-        (Dataset::Mix, _) => (i % 10, CONSTANT_STEPS, 0, None),
+        (Dataset::Mix | Dataset::Spec, 0) => (0, COUNTER_STEPS, 0, Some("count")),
+        (Dataset::Mix | Dataset::Spec, 1) => (5_000, MIX_GAUGE_STEPS, 2, Some("ms")),
+        (Dataset::Mix | Dataset::Spec, _) => (i % 10, CONSTANT_STEPS, 0, None),
     };
     Shape {
         start,
@@ -119,7 +132,7 @@ impl Series {
             index,
             shape,
             scaled: shape.start,
-            next_ts: first_ts,
+            next_ts: first_ts + phase_ms(dataset, index),
         }
     }
 
@@ -212,7 +225,7 @@ impl BodyWriter {
                 }
                 let _ = write!(self.out, "{{\"metricId\":\"s{i}\",\"metricName\":");
                 match self.dataset {
-                    Dataset::Mix => {
+                    Dataset::Mix | Dataset::Spec => {
                         let _ = write!(self.out, "\"Series {i}\"");
                     }
                     Dataset::Quiet | Dataset::Noisy => {
@@ -306,6 +319,8 @@ pub fn fixed_dataset(spec: &Bodies, series: usize, points: usize, now_ms: i64) -
     if body.samples > 0 {
         bodies.push(body.finish());
     }
+    // The latest phase: the last sample's timestamp.
+    let last_ts = last_ts + (0..series).map(|i| phase_ms(dataset, i)).max().unwrap_or(0);
     FixedDataset {
         bodies,
         first_ts,
@@ -423,6 +438,25 @@ mod tests {
         assert!(counter.scaled >= 0);
         let gauge = g.series.iter().find(|s| s.index == 1).unwrap();
         assert_eq!(gauge.decimals(), 2);
+    }
+
+    #[test]
+    fn the_spec_dataset_gives_every_sample_of_a_request_its_own_timestamp() {
+        let now = 1_800_000_000_000;
+        let d = fixed_dataset(&spec(Format::Webhook, Dataset::Spec, 100), 1_000, 3, now);
+        let mut body = d.bodies[0].bytes.to_vec();
+        let text = String::from_utf8(body.clone()).unwrap();
+        assert!(text.contains(r#""metricName":"Series 1""#) && text.contains(r#""unit":"ms""#));
+        assert!(text.contains(r#""unit":"count""#), "{text}");
+        let batch = crate::ingest::parse_batch(&mut body, now).unwrap();
+        let stamps: std::collections::HashSet<i64> =
+            batch.metrics.iter().map(|m| m.timestamp_ms).collect();
+        assert_eq!(stamps.len(), 100, "100 samples, 100 timestamps");
+        let last = d.bodies.last().unwrap();
+        let mut body = last.bytes.to_vec();
+        let batch = crate::ingest::parse_batch(&mut body, now).unwrap();
+        let latest = batch.metrics.iter().map(|m| m.timestamp_ms).max().unwrap();
+        assert!(latest <= d.last_ts && d.last_ts - d.first_ts < 3 * SAMPLE_SPACING_MS);
     }
 
     #[test]
