@@ -2,7 +2,8 @@
 //! `Source` of series. Prometheus 2.x's semantics for what is supported (selectors with the
 //! lookback, ranges `[t - range, t]`, `offset`, the functions of `funcs`, aggregations by
 //! and without, binary operators with scalars and one-to-one between vectors); anything
-//! else is refused naming the construct. Each selector's points are loaded once per query.
+//! else is refused naming the construct. Each matcher set's points are read once per query,
+//! over the widest span its selectors need (`Engine::plan`).
 //! Pure: the source does the I/O.
 
 use super::funcs;
@@ -106,6 +107,11 @@ pub struct Engine<'a, S: Source> {
     loaded: usize,
     /// Loaded series by (selector node, range): the parsed query outlives the engine's use.
     cache: HashMap<(usize, i64), Rc<Loaded>>,
+    /// The points of each distinct matcher set, read once per query whatever the number of
+    /// selectors using it (`m - m offset 1d`, `rate(m[5m]) / rate(m[1h])`)...
+    shared: HashMap<String, Rc<Shared>>,
+    /// ...over the widest span those selectors need (`plan`).
+    spans: HashMap<String, (i64, i64)>,
     /// Past this, evaluation stops with a `Timeout`.
     pub deadline: Option<std::time::Instant>,
     /// Aggregation group keys by (aggregation, label set), kept across steps for label sets
@@ -114,17 +120,64 @@ pub struct Engine<'a, S: Source> {
     group_keys: HashMap<(usize, usize), (SharedLabels, SharedLabels)>,
 }
 
-/// A selector's series, loaded once per query, with their shared label sets.
-pub struct Loaded {
+/// The series of one matcher set, read once per query, with their shared label sets.
+pub struct Shared {
     pub series: Vec<Series>,
-    pub(super) labels: Vec<SharedLabels>,
-    pub(super) nameless: Vec<SharedLabels>,
+    labels: Vec<SharedLabels>,
+    nameless: Vec<SharedLabels>,
     /// Whether the label sets stay distinct once the names are dropped (else a function
     /// that drops them gives Prometheus's "same labelset" error).
-    pub(super) nameless_unique: bool,
+    nameless_unique: bool,
+}
+
+/// One selector's use of its matcher set's series: the series and its own cursors.
+pub struct Loaded {
+    shared: Rc<Shared>,
     /// Per series, where the last window began and ended: steps move forward, so the next
     /// window is found by moving these on, not by searching again.
     cursors: std::cell::RefCell<Vec<(usize, usize)>>,
+}
+
+impl std::ops::Deref for Loaded {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+/// A matcher set as text, the same for the same matchers in any order.
+fn matcher_key(matchers: &[Matcher]) -> String {
+    let mut parts: Vec<String> = matchers
+        .iter()
+        .map(|m| format!("{:?}\u{1}{:?}\u{1}{:?}", m.name, m.op, m.value))
+        .collect();
+    parts.sort();
+    parts.join("\u{2}")
+}
+
+/// Calls `f` with every selector of `e` and the range it is read over (0: an instant one).
+fn each_selector(e: &Expr, f: &mut dyn FnMut(&VectorSelector, i64)) {
+    match e {
+        Expr::VectorSelector(vs) => f(vs, 0),
+        Expr::MatrixSelector(ms) => f(&ms.vs, ms.range.as_millis() as i64),
+        Expr::Paren(p) => each_selector(&p.expr, f),
+        Expr::Unary(u) => each_selector(&u.expr, f),
+        Expr::Binary(b) => {
+            each_selector(&b.lhs, f);
+            each_selector(&b.rhs, f);
+        }
+        Expr::Aggregate(a) => {
+            each_selector(&a.expr, f);
+            if let Some(p) = &a.param {
+                each_selector(p, f);
+            }
+        }
+        Expr::Call(c) => c.args.args.iter().for_each(|a| each_selector(a, f)),
+        Expr::Subquery(_)
+        | Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::Extension(_) => {}
+    }
 }
 
 impl Loaded {
@@ -204,6 +257,8 @@ impl<'a, S: Source> Engine<'a, S> {
             max_samples,
             loaded: 0,
             cache: HashMap::new(),
+            shared: HashMap::new(),
+            spans: HashMap::new(),
             group_keys: HashMap::new(),
             deadline: None,
         }
@@ -229,6 +284,20 @@ impl<'a, S: Source> Engine<'a, S> {
         let off = offset_ms(&vs.offset);
         let from = self.start - off - range_ms.max(self.lookback_ms);
         Ok((matchers, from, self.end - off))
+    }
+
+    /// Notes the span each of `expr`'s matcher sets is needed over, so that a set used by
+    /// several selectors is read once, over all of them. Without it each is read over its
+    /// first selector's span.
+    pub fn plan(&mut self, expr: &Expr) {
+        let mut spans = std::mem::take(&mut self.spans);
+        each_selector(expr, &mut |vs, range| {
+            if let Ok((matchers, from, to)) = self.selection(vs, range) {
+                let span = spans.entry(matcher_key(&matchers)).or_insert((from, to));
+                *span = (span.0.min(from), span.1.max(to));
+            }
+        });
+        self.spans = spans;
     }
 
     pub(super) fn source(&self) -> &'a S {
@@ -258,22 +327,33 @@ impl<'a, S: Source> Engine<'a, S> {
             return Ok(s.clone());
         }
         let (matchers, from, to) = self.selection(vs, range_ms)?;
-        self.check_deadline()?;
-        let series = self.source.select(&matchers, from, to)?;
-        self.check_deadline()?;
-        self.count_loaded(series.iter().map(|s| s.1.len()).sum::<usize>())?;
-        let labels: Vec<SharedLabels> = series.iter().map(|s| Rc::new(s.0.clone())).collect();
-        let nameless: Vec<SharedLabels> = labels.iter().map(nameless).collect();
-        let mut seen = std::collections::HashSet::new();
-        let nameless_unique = nameless.iter().all(|l| seen.insert(&**l));
-        let cursors = std::cell::RefCell::new(vec![(0, 0); series.len()]);
-        let rc = Rc::new(Loaded {
-            series,
-            labels,
-            nameless,
-            nameless_unique,
-            cursors,
-        });
+        let mkey = matcher_key(&matchers);
+        let shared = match self.shared.get(&mkey) {
+            // Read for another selector over a span that covers this one's (`plan`).
+            Some(s) if self.spans.contains_key(&mkey) => s.clone(),
+            _ => {
+                let (from, to) = self.spans.get(&mkey).copied().unwrap_or((from, to));
+                self.check_deadline()?;
+                let series = self.source.select(&matchers, from, to)?;
+                self.check_deadline()?;
+                self.count_loaded(series.iter().map(|s| s.1.len()).sum::<usize>())?;
+                let labels: Vec<SharedLabels> =
+                    series.iter().map(|s| Rc::new(s.0.clone())).collect();
+                let nameless: Vec<SharedLabels> = labels.iter().map(nameless).collect();
+                let mut seen = std::collections::HashSet::new();
+                let nameless_unique = nameless.iter().all(|l| seen.insert(&**l));
+                let shared = Rc::new(Shared {
+                    series,
+                    labels,
+                    nameless,
+                    nameless_unique,
+                });
+                self.shared.insert(mkey, shared.clone());
+                shared
+            }
+        };
+        let cursors = std::cell::RefCell::new(vec![(0, 0); shared.series.len()]);
+        let rc = Rc::new(Loaded { shared, cursors });
         self.cache.insert(key, rc.clone());
         Ok(rc)
     }

@@ -118,6 +118,7 @@ pub fn instant_until<S: Source>(
     let expr = parse(query)?;
     let mut engine = Engine::new(source, t, t, lookback_ms, MAX_SAMPLES);
     engine.deadline = Some(deadline);
+    engine.plan(&expr);
     engine.eval(&expr, t)
 }
 
@@ -156,6 +157,7 @@ pub fn range_until<S: Source>(
     }
     let mut engine = Engine::new(source, start, end, lookback_ms, MAX_SAMPLES);
     engine.deadline = Some(deadline);
+    engine.plan(&expr);
     let steps = by_series::Steps::new(start, end, step);
     let mut out = match by_series::range(&mut engine, &expr, steps) {
         Some(r) => r?,
@@ -178,6 +180,7 @@ pub fn range_by_steps<S: Source>(
 ) -> Result<Vec<Series>, EvalError> {
     let expr = parse(query)?;
     let mut engine = Engine::new(source, start, end, lookback_ms, MAX_SAMPLES);
+    engine.plan(&expr);
     let mut out = by_steps(&mut engine, &expr, start, end, step)?;
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
@@ -472,6 +475,63 @@ mod tests {
             DEFAULT_LOOKBACK_MS,
         );
         assert!(e.is_err(), "{e:?}");
+    }
+
+    /// A source that counts the samples it hands out.
+    struct Counting<'a>(&'a Memory, std::cell::Cell<usize>);
+
+    impl Source for Counting<'_> {
+        fn select(&self, m: &[Matcher], from: i64, to: i64) -> Result<Vec<Series>, EvalError> {
+            let s = self.0.select(m, from, to)?;
+            self.1
+                .set(self.1.get() + s.iter().map(|s| s.1.len()).sum::<usize>());
+            Ok(s)
+        }
+    }
+
+    #[test]
+    fn a_metric_used_by_several_selectors_is_read_once() {
+        let m = irregular();
+        let all: usize =
+            m.0.iter()
+                .filter(|s| s.0["__name__"] == "req_total")
+                .map(|s| s.1.len())
+                .sum();
+        for q in [
+            "req_total - req_total offset 10m",
+            "rate(req_total[5m]) / rate(req_total[1h])",
+            "sum(rate(req_total[5m])) / sum(req_total offset 10m)",
+        ] {
+            let c = Counting(&m, Default::default());
+            let stepped = range(&c, q, 0, 3_600_000, 60_000, DEFAULT_LOOKBACK_MS).unwrap();
+            assert!(
+                c.1.get() <= all,
+                "{q}: {} samples read, {all} stored",
+                c.1.get()
+            );
+            // The same answers as each selector read on its own.
+            let fresh = |query: &str| range(&m, query, 0, 3_600_000, 60_000, DEFAULT_LOOKBACK_MS);
+            assert!(!stepped.is_empty(), "{q}");
+            if q.starts_with("req_total -") {
+                let a = fresh("req_total").unwrap();
+                let b = fresh("req_total offset 10m").unwrap();
+                let (a, b) = (&a[0].1, &b[0].1);
+                let want: Vec<(i64, u64)> = a
+                    .iter()
+                    .filter_map(|&(t, x)| {
+                        b.iter()
+                            .find(|p| p.0 == t)
+                            .map(|p| (t, (x - p.1).to_bits()))
+                    })
+                    .collect();
+                let got: Vec<(i64, u64)> = stepped[0]
+                    .1
+                    .iter()
+                    .map(|&(t, x)| (t, x.to_bits()))
+                    .collect();
+                assert_eq!(got, want, "{q}");
+            }
+        }
     }
 
     fn vector(v: Value) -> Vec<(String, f64)> {
