@@ -148,24 +148,8 @@ pub fn range_until<S: Source>(
     lookback_ms: i64,
     deadline: std::time::Instant,
 ) -> Result<Vec<Series>, EvalError> {
-    let expr = parse(query)?;
-    if (end - start) / step.max(1) >= MAX_STEPS {
-        return Err(EvalError {
-            kind: ErrorKind::BadData,
-            message: format!("exceeded maximum resolution of {MAX_STEPS} points per timeseries. Try decreasing the query resolution (?step=XX)"),
-        });
-    }
-    let mut engine = Engine::new(source, start, end, lookback_ms, MAX_SAMPLES);
-    engine.deadline = Some(deadline);
-    engine.plan(&expr);
-    let steps = by_series::Steps::new(start, end, step);
-    let mut out = match by_series::range(&mut engine, &expr, steps) {
-        Some(r) => r?,
-        None => by_steps(&mut engine, &expr, start, end, step)?,
-    };
-    // As Prometheus answers a range query: series sorted by their labels.
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+    let steps = (start, end, step);
+    range_with(source, query, steps, lookback_ms, deadline, true)
 }
 
 /// As `range`, evaluated step by step whatever the query's shape (what `range` does for the
@@ -178,10 +162,40 @@ pub fn range_by_steps<S: Source>(
     step: i64,
     lookback_ms: i64,
 ) -> Result<Vec<Series>, EvalError> {
+    let steps = (start, end, step);
+    range_with(source, query, steps, lookback_ms, far_deadline(), false)
+}
+
+/// A range query over `(start, end, step)`, series by series where its shape allows and
+/// `series_at_once` is set, else step by step; the series sorted by their labels, as
+/// Prometheus answers.
+fn range_with<S: Source>(
+    source: &S,
+    query: &str,
+    (start, end, step): (i64, i64, i64),
+    lookback_ms: i64,
+    deadline: std::time::Instant,
+    series_at_once: bool,
+) -> Result<Vec<Series>, EvalError> {
     let expr = parse(query)?;
+    if (end - start) / step.max(1) >= MAX_STEPS {
+        return Err(EvalError {
+            kind: ErrorKind::BadData,
+            message: format!("exceeded maximum resolution of {MAX_STEPS} points per timeseries. Try decreasing the query resolution (?step=XX)"),
+        });
+    }
     let mut engine = Engine::new(source, start, end, lookback_ms, MAX_SAMPLES);
+    engine.deadline = Some(deadline);
     engine.plan(&expr);
-    let mut out = by_steps(&mut engine, &expr, start, end, step)?;
+    let at_once = if series_at_once {
+        by_series::range(&mut engine, &expr, by_series::Steps::new(start, end, step))
+    } else {
+        None
+    };
+    let mut out = match at_once {
+        Some(r) => r?,
+        None => by_steps(&mut engine, &expr, start, end, step)?,
+    };
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
