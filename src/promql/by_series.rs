@@ -12,7 +12,7 @@
 //! compare the two. Any other shape gives None and is evaluated step by step. Pure.
 
 use super::eval::{group_key, offset_ms, same_labelset, Engine, EvalError, Series, Source};
-use super::funcs::{RangeFn, RANGE_FUNCTIONS};
+use super::funcs::RangeFn;
 use super::labels::{Labels, NAME};
 use promql_parser::parser::token::{TokenId, T_AVG, T_COUNT, T_MAX, T_MIN, T_SUM};
 use promql_parser::parser::{AggregateExpr, Expr, MatrixSelector, VectorSelector};
@@ -43,7 +43,7 @@ impl Steps {
 /// What gives one value per series and step.
 enum Inner<'e> {
     Function {
-        name: &'static str,
+        f: RangeFn,
         ms: &'e MatrixSelector,
         q: Option<f64>,
     },
@@ -60,9 +60,10 @@ fn unparen(e: &Expr) -> &Expr {
 fn inner(e: &Expr) -> Option<Inner<'_>> {
     match unparen(e) {
         Expr::VectorSelector(vs) => Some(Inner::Selector(vs)),
-        Expr::Call(c) if RANGE_FUNCTIONS.contains(&c.func.name) => {
+        Expr::Call(c) => {
+            let f = RangeFn::by_name(c.func.name)?;
             let args = &c.args.args;
-            let (q, arg) = if c.func.name == "quantile_over_time" {
+            let (q, arg) = if f == RangeFn::Quantile {
                 match (unparen(args.first()?), args.get(1)?) {
                     (Expr::NumberLiteral(n), arg) => (Some(n.val), arg),
                     _ => return None,
@@ -72,11 +73,7 @@ fn inner(e: &Expr) -> Option<Inner<'_>> {
             };
             // The argument itself, not through parentheses: `eval` refuses `rate((m[5m]))`.
             match &**arg {
-                Expr::MatrixSelector(ms) => Some(Inner::Function {
-                    name: c.func.name,
-                    ms,
-                    q,
-                }),
+                Expr::MatrixSelector(ms) => Some(Inner::Function { f, ms, q }),
                 _ => None,
             }
         }
@@ -97,12 +94,11 @@ pub(super) fn range<S: Source>(
                 return None;
             }
             let inner = inner(&a.expr)?;
-            aggregate(engine, a, op, &inner, steps)
+            Some(aggregate(engine, a, op, &inner, steps))
         }
         e => {
             let inner = inner(e)?;
-            let found = each_series(engine, &inner, steps)?;
-            Some(found.map(|found| {
+            Some(each_series(engine, &inner, steps).map(|found| {
                 // Series left with one label set (their values at distinct steps) are one.
                 let mut out: Vec<Series> = Vec::with_capacity(found.len());
                 let mut index: HashMap<Labels, usize> = HashMap::new();
@@ -147,18 +143,19 @@ struct Kernel {
 }
 
 /// Each series' labels (without the name where the function drops it) and its
-/// (step index, value) pairs, in the selector's series order. None when `eval` would refuse
-/// some step (two series left with one label set): it is then evaluated step by step.
+/// (step index, value) pairs, in the selector's series order; refused as `eval` refuses
+/// two series left with one label set that have a value at one step.
 fn each_series<S: Source>(
     engine: &mut Engine<'_, S>,
     inner: &Inner<'_>,
     steps: Steps,
-) -> Option<Result<SeriesValues, EvalError>> {
-    let (vs, kernel) = match inner {
-        Inner::Function { name, ms, q } => (
+) -> Result<SeriesValues, EvalError> {
+    let (vs, select_range, kernel) = match inner {
+        Inner::Function { f, ms, q } => (
             &ms.vs,
+            ms.range.as_millis() as i64,
             Kernel {
-                function: Some(RangeFn::by_name(name)?),
+                function: Some(*f),
                 q: *q,
                 range: ms.range.as_millis() as i64,
                 offset: offset_ms(&ms.vs.offset),
@@ -166,6 +163,7 @@ fn each_series<S: Source>(
         ),
         Inner::Selector(vs) => (
             *vs,
+            0,
             Kernel {
                 function: None,
                 q: None,
@@ -174,32 +172,20 @@ fn each_series<S: Source>(
             },
         ),
     };
-    let run = |engine: &mut Engine<'_, S>| -> Result<SeriesValues, EvalError> {
-        let range = if kernel.function.is_some() {
-            kernel.range
-        } else {
-            0
-        };
-        let (matchers, from, to) = engine.selection(vs, range)?;
-        engine.check_deadline()?;
-        // Each series' values, and how many points they came from (the query's limit).
-        let each = |pts: &[(i64, f64)]| {
-            let mut values = Vec::new();
-            series_values(pts, kernel, steps, &mut values);
-            (values, pts.len())
-        };
-        let found = engine.source().select_map(&matchers, from, to, &each)?;
-        engine.check_deadline()?;
-        engine.count_loaded(found.iter().map(|(_, (_, n))| n).sum())?;
-        Ok(found.into_iter().map(|(l, (v, _))| (l, v)).collect())
+    let (matchers, from, to) = engine.selection(vs, select_range)?;
+    engine.check_deadline()?;
+    // Each series' values, and how many points they came from (the query's limit).
+    let each = |pts: &[(i64, f64)]| {
+        let mut values = Vec::new();
+        series_values(pts, kernel, steps, &mut values);
+        (values, pts.len())
     };
-    let found = match run(engine) {
-        Ok(f) => f,
-        Err(e) => return Some(Err(e)),
-    };
-    let keeps_name = matches!(kernel.function, None | Some(RangeFn::Last));
-    if keeps_name {
-        return Some(Ok(found));
+    let found = engine.source().select_map(&matchers, from, to, &each)?;
+    engine.check_deadline()?;
+    engine.count_loaded(found.iter().map(|(_, (_, n))| n).sum())?;
+    let found = found.into_iter().map(|(l, (v, _))| (l, v));
+    if kernel.function.is_none_or(RangeFn::keeps_name) {
+        return Ok(found.collect());
     }
     // Without their names two series may share a label set: as `eval` does at each step,
     // that is refused where both have a value at one step, and is one series otherwise.
@@ -218,7 +204,7 @@ fn each_series<S: Source>(
             });
             for &(k, _) in &values {
                 if std::mem::replace(&mut steps_taken[k], true) {
-                    return Some(Err(same_labelset()));
+                    return Err(same_labelset());
                 }
             }
         } else {
@@ -226,7 +212,7 @@ fn each_series<S: Source>(
         }
         out.push((labels, values));
     }
-    Some(Ok(out))
+    Ok(out)
 }
 
 /// A series' value at each step where it has one.
@@ -266,7 +252,7 @@ fn aggregate<S: Source>(
     op: TokenId,
     inner: &Inner<'_>,
     steps: Steps,
-) -> Option<Result<Vec<Series>, EvalError>> {
+) -> Result<Vec<Series>, EvalError> {
     // Each fold starts where `eval`'s does: the sum of nothing (as `Iterator::sum` gives
     // it), NaN for min and max, 0 for the mean.
     let start = match op {
@@ -274,10 +260,7 @@ fn aggregate<S: Source>(
         T_MIN | T_MAX => f64::NAN,
         _ => 0.0,
     };
-    let found = match each_series(engine, inner, steps)? {
-        Ok(f) => f,
-        Err(e) => return Some(Err(e)),
-    };
+    let found = each_series(engine, inner, steps)?;
     let mut groups: Vec<(Labels, Vec<Acc>)> = Vec::new();
     let mut index: HashMap<Labels, usize> = HashMap::new();
     for (labels, values) in &found {
@@ -315,18 +298,16 @@ fn aggregate<S: Source>(
             };
         }
     }
-    Some(Ok({
-        groups
-            .into_iter()
-            .map(|(key, accs)| {
-                let pts = accs
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, acc)| acc.n > 0)
-                    .map(|(k, acc)| (steps.at(k), acc.v))
-                    .collect();
-                (key, pts)
-            })
-            .collect()
-    }))
+    Ok(groups
+        .into_iter()
+        .map(|(key, accs)| {
+            let pts = accs
+                .iter()
+                .enumerate()
+                .filter(|(_, acc)| acc.n > 0)
+                .map(|(k, acc)| (steps.at(k), acc.v))
+                .collect();
+            (key, pts)
+        })
+        .collect())
 }

@@ -6,7 +6,7 @@
 //! over the widest span its selectors need (`Engine::plan`).
 //! Pure: the source does the I/O.
 
-use super::funcs;
+use super::funcs::RangeFn;
 use super::labels::{Labels, NAME};
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::token::*;
@@ -446,10 +446,9 @@ impl<'a, S: Source> Engine<'a, S> {
         let args = &c.args.args;
 
         match name {
-            "rate" | "increase" | "delta" | "irate" | "avg_over_time" | "sum_over_time"
-            | "min_over_time" | "max_over_time" | "count_over_time" | "last_over_time"
-            | "quantile_over_time" => {
-                let (q, ms) = if name == "quantile_over_time" {
+            _ if RangeFn::by_name(name).is_some() => {
+                let f = RangeFn::by_name(name).expect("matched above");
+                let (q, ms) = if f == RangeFn::Quantile {
                     (
                         Some(self.scalar_arg(&args[0], t, "quantile_over_time's φ")?),
                         as_matrix(name, &args[1])?,
@@ -458,7 +457,7 @@ impl<'a, S: Source> Engine<'a, S> {
                     (None, as_matrix(name, &args[0])?)
                 };
                 let (range, loaded) = self.matrix(ms)?;
-                let keeps_name = name == "last_over_time";
+                let keeps_name = f.keeps_name();
                 if !keeps_name && !loaded.nameless_unique {
                     // Prometheus checks each step's result; with two series of one label
                     // set in the range it fails wherever both have points.
@@ -466,18 +465,7 @@ impl<'a, S: Source> Engine<'a, S> {
                     let (from, to) = (t - off - range, t - off);
                     let mut seen = std::collections::HashSet::new();
                     for ((_, pts), l) in loaded.series.iter().zip(&loaded.nameless) {
-                        if window(pts, from, to).len()
-                            >= if name == "rate"
-                                || name == "increase"
-                                || name == "delta"
-                                || name == "irate"
-                            {
-                                2
-                            } else {
-                                1
-                            }
-                            && !seen.insert(&**l)
-                        {
+                        if window(pts, from, to).len() >= f.min_points() && !seen.insert(&**l) {
                             return Err(same_labelset());
                         }
                     }
@@ -488,7 +476,7 @@ impl<'a, S: Source> Engine<'a, S> {
                     .zip(loaded.labels.iter().zip(&loaded.nameless))
                     .filter_map(|(i, (l, nl))| {
                         let w = loaded.window(i, from, to);
-                        let v = funcs::range_function(name, w, from, to, q)?;
+                        let v = f.apply(w, from, to, q)?;
                         let labels = if keeps_name { l.clone() } else { nl.clone() };
                         Some(Sample { labels, value: v })
                     })

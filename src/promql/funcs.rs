@@ -6,33 +6,6 @@
 /// Points of one series in a range, oldest first: (timestamp ms, value).
 pub type Points<'a> = &'a [(i64, f64)];
 
-/// The functions PromQL applies to a range vector, by name.
-pub const RANGE_FUNCTIONS: &[&str] = &[
-    "rate",
-    "increase",
-    "delta",
-    "irate",
-    "avg_over_time",
-    "sum_over_time",
-    "min_over_time",
-    "max_over_time",
-    "count_over_time",
-    "last_over_time",
-    "quantile_over_time",
-];
-
-/// The range function `name` of the points of one series in `[range_start, range_end]`
-/// (`q`: quantile_over_time's φ); none where it has no value.
-pub fn range_function(
-    name: &str,
-    points: Points<'_>,
-    range_start: i64,
-    range_end: i64,
-    q: Option<f64>,
-) -> Option<f64> {
-    RangeFn::by_name(name)?.apply(points, range_start, range_end, q)
-}
-
 /// A range function, named once per query rather than at every step.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RangeFn {
@@ -49,22 +22,40 @@ pub enum RangeFn {
     Quantile,
 }
 
+/// Every range function with its PromQL name: the one list of them.
+pub const RANGE_FUNCTIONS: [(&str, RangeFn); 11] = [
+    ("rate", RangeFn::Rate),
+    ("increase", RangeFn::Increase),
+    ("delta", RangeFn::Delta),
+    ("irate", RangeFn::Irate),
+    ("avg_over_time", RangeFn::Avg),
+    ("sum_over_time", RangeFn::Sum),
+    ("min_over_time", RangeFn::Min),
+    ("max_over_time", RangeFn::Max),
+    ("count_over_time", RangeFn::Count),
+    ("last_over_time", RangeFn::Last),
+    ("quantile_over_time", RangeFn::Quantile),
+];
+
 impl RangeFn {
     pub fn by_name(name: &str) -> Option<RangeFn> {
-        Some(match name {
-            "rate" => RangeFn::Rate,
-            "increase" => RangeFn::Increase,
-            "delta" => RangeFn::Delta,
-            "irate" => RangeFn::Irate,
-            "avg_over_time" => RangeFn::Avg,
-            "sum_over_time" => RangeFn::Sum,
-            "min_over_time" => RangeFn::Min,
-            "max_over_time" => RangeFn::Max,
-            "count_over_time" => RangeFn::Count,
-            "last_over_time" => RangeFn::Last,
-            "quantile_over_time" => RangeFn::Quantile,
-            _ => return None,
-        })
+        RANGE_FUNCTIONS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, f)| f)
+    }
+
+    /// Whether the result keeps the series' name (only `last_over_time` does).
+    pub fn keeps_name(self) -> bool {
+        self == RangeFn::Last
+    }
+
+    /// The fewest points in a window for a value: two for the rates and `delta`.
+    pub fn min_points(self) -> usize {
+        match self {
+            RangeFn::Rate | RangeFn::Increase | RangeFn::Delta | RangeFn::Irate => 2,
+            _ => 1,
+        }
     }
 
     /// This function of `points` in `[range_start, range_end]`; none where it has no value.
@@ -174,11 +165,6 @@ pub fn irate(points: Points<'_>) -> Option<f64> {
     (dt > 0.0).then(|| diff / dt)
 }
 
-/// The `*_over_time` functions by name; none for an empty range or an unknown name.
-pub fn over_time(name: &str, points: Points<'_>, q: Option<f64>) -> Option<f64> {
-    RangeFn::by_name(name)?.over_time(points, q)
-}
-
 /// Prometheus's `quantile`: linear interpolation between the nearest ranks; φ outside [0, 1]
 /// gives ∓Inf.
 pub fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
@@ -231,10 +217,11 @@ mod tests {
     #[test]
     fn over_time_and_quantiles() {
         let pts = [(0, 1.0), (1, 3.0), (2, 2.0), (3, 10.0)];
-        assert_eq!(over_time("avg_over_time", &pts, None), Some(4.0));
-        assert_eq!(over_time("max_over_time", &pts, None), Some(10.0));
-        assert_eq!(over_time("count_over_time", &pts, None), Some(4.0));
-        assert_eq!(over_time("quantile_over_time", &pts, Some(0.5)), Some(2.5));
+        let over = |name, q| RangeFn::by_name(name).unwrap().apply(&pts, 0, 3, q);
+        assert_eq!(over("avg_over_time", None), Some(4.0));
+        assert_eq!(over("max_over_time", None), Some(10.0));
+        assert_eq!(over("count_over_time", None), Some(4.0));
+        assert_eq!(over("quantile_over_time", Some(0.5)), Some(2.5));
         assert_eq!(irate(&[(0, 5.0), (2_000, 9.0)]), Some(2.0));
         assert_eq!(quantile(1.5, vec![1.0]), f64::INFINITY);
     }

@@ -405,8 +405,8 @@ mod tests {
             "rate({job=\"z\"}[30m])".into(),
             "count(delta({job=\"a\"}[1m]))".into(),
         ];
-        for f in super::funcs::RANGE_FUNCTIONS {
-            if *f != "quantile_over_time" {
+        for (f, _) in super::funcs::RANGE_FUNCTIONS {
+            if f != "quantile_over_time" {
                 queries.push(format!("{f}(req_total[4m])"));
             }
         }
