@@ -103,15 +103,29 @@ pub fn set_tier(
     body: Value,
 ) -> Result<Reply, ApiError> {
     let tier = tier_of(str_field(&body, "tier", true)?.unwrap_or_default())?;
+    let p = update_project(accounts, id, |p| {
+        p.tier = tier;
+        Ok(())
+    })?;
+    accounts.limiter.set_tier(&p.id, tier);
+    tracing::info!(project = %p.id, tier = ?tier, "tier set");
+    Ok(json(StatusCode::OK, &p))
+}
+
+/// Reads project `id` (404 if there is none), changes it with `change` (which may refuse),
+/// writes it back.
+fn update_project(
+    accounts: &Accounts,
+    id: &str,
+    change: impl FnOnce(&mut Project) -> Result<(), ApiError>,
+) -> Result<Project, ApiError> {
     let mut p = accounts
         .store
         .project(id)?
         .ok_or_else(|| ApiError::NotFound(format!("project {id:?} not found")))?;
-    p.tier = tier;
+    change(&mut p)?;
     accounts.store.put_project(&p)?;
-    accounts.limiter.set_tier(&p.id, tier);
-    tracing::info!(project = %p.id, tier = ?tier, "tier set");
-    Ok(json(StatusCode::OK, &p))
+    Ok(p)
 }
 
 /// `retention`: absent or null (follow the server's `--retention`), `forever`, or a
@@ -138,12 +152,10 @@ pub fn set_retention(
             "body must be {\"retention\": \"90d\"}, {\"retention\": \"forever\"} or {\"retention\": null} (server default)".into(),
         ));
     }
-    let mut p = accounts
-        .store
-        .project(id)?
-        .ok_or_else(|| ApiError::NotFound(format!("project {id:?} not found")))?;
-    p.retention = retention_field(&body)?;
-    accounts.store.put_project(&p)?;
+    let p = update_project(accounts, id, |p| {
+        p.retention = retention_field(&body)?;
+        Ok(())
+    })?;
     tracing::info!(project = %p.id, retention = ?p.retention, "retention set");
     Ok(json(StatusCode::OK, &p))
 }
@@ -193,12 +205,10 @@ pub fn set_label_keys(
         ));
     };
     let keys = label_keys_field(v)?;
-    let mut p = accounts
-        .store
-        .project(id)?
-        .ok_or_else(|| ApiError::NotFound(format!("project {id:?} not found")))?;
-    p.label_keys = keys;
-    accounts.store.put_project(&p)?;
+    let p = update_project(accounts, id, |p| {
+        p.label_keys = keys;
+        Ok(())
+    })?;
     tracing::info!(project = %p.id, label_keys = ?p.label_keys, "label keys set");
     Ok(json(StatusCode::OK, &p))
 }

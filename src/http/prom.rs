@@ -10,7 +10,7 @@ use super::route::{Query, ReadAccess};
 use crate::ingest::series::parse_canonical;
 use crate::promql::labels::{self, Labels};
 use crate::promql::{self, ErrorKind, EvalError, Series, Source, Value};
-use crate::query::{self, Mode, Plan};
+use crate::query::{self, Plan};
 use crate::service::Reader;
 use hyper::StatusCode;
 use promql_parser::label::Matcher;
@@ -191,12 +191,7 @@ impl StoreSource<'_> {
         from: i64,
         to: i64,
     ) -> Result<Vec<Series>, EvalError> {
-        let plan = Plan {
-            from_ms: from,
-            to_ms: to,
-            mode: Mode::Raw { limit: usize::MAX },
-            filters: Vec::new(),
-        };
+        let plan = Plan::raw(from, to);
         let mut sets: Vec<Series> = Vec::new();
         let mut by_labels: std::collections::HashMap<Vec<(String, String)>, usize> =
             Default::default();

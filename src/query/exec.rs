@@ -161,12 +161,7 @@ pub fn run_pairs(
     to: i64,
     out: &mut Vec<(i64, f64)>,
 ) -> Result<ScanStats, StoreError> {
-    let plan = Plan {
-        from_ms: from,
-        to_ms: to,
-        mode: Mode::Raw { limit: usize::MAX },
-        filters: Vec::new(),
-    };
+    let plan = Plan::raw(from, to);
     scan(store, memtable, project, metric, &plan, &mut PairSink(out))
 }
 

@@ -88,6 +88,16 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Every raw point in `[from_ms, to_ms]`, unfiltered and unlimited.
+    pub fn raw(from_ms: i64, to_ms: i64) -> Plan {
+        Plan {
+            from_ms,
+            to_ms,
+            mode: Mode::Raw { limit: usize::MAX },
+            filters: Vec::new(),
+        }
+    }
+
     /// `span` is the (first, last) timestamp of the data queried, if any: a missing `from`
     /// defaults to the first and a missing `to` to the later of the last and now, so
     /// `maxPoints` spreads its buckets over the data.
