@@ -83,6 +83,32 @@ async fn a_follower_accepts_the_leader_s_keys_and_refuses_its_own() {
         .await;
     assert_eq!(r.status, 409);
 
+    // A project's metadata label keys come with it, and only the leader sets them.
+    let r = l
+        .admin(
+            Method::PUT,
+            "/api/v1/projects/fleet/labels",
+            Some(json!({"labelKeys": ["host"]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while f.get("/api/v1/projects/fleet").await.body["labelKeys"] != json!(["host"]) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the keys did not reach the follower"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = f
+        .admin(
+            Method::PUT,
+            "/api/v1/projects/fleet/labels",
+            Some(json!({"labelKeys": []})),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{:?}", r.body);
+
     // The fleet record carries hashes, never a key.
     let fleet = l.get("/api/v1/admin/fleet").await;
     assert_eq!(fleet.status, 200);
