@@ -232,6 +232,27 @@ async fn ask(
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)))
 }
 
+/// GET `url` + `path` with `auth` as the Authorization header: the status and the JSON body.
+fn get_json(
+    http: &reqwest::Client,
+    url: &str,
+    path: String,
+    auth: Option<String>,
+) -> impl std::future::Future<Output = (u16, Value)> {
+    let mut req = http.get(format!("{url}{path}"));
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    async move {
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (
+            status,
+            serde_json::from_slice(&r.bytes().await.unwrap()).unwrap(),
+        )
+    }
+}
+
 /// A result as a comparable map: labels → values (one value for a vector, many for a matrix).
 fn normalize(v: &Value) -> (String, BTreeMap<String, Vec<(f64, f64)>>) {
     let kind = v["data"]["resultType"].as_str().unwrap_or("?").to_owned();
@@ -479,21 +500,7 @@ async fn keys_see_their_project_and_grafana_s_probes_and_promtool_get_prometheus
     post(k2.clone(), "p2", "queue_depth", 7.0).await;
     let read_key = read_key(&c, "p1").await;
     let http = reqwest::Client::new();
-    let get = |path: &str, auth: Option<String>| {
-        let (http, url, path) = (http.clone(), s.url.clone(), path.to_owned());
-        async move {
-            let mut req = http.get(format!("{url}{path}"));
-            if let Some(a) = auth {
-                req = req.header("authorization", a);
-            }
-            let r = req.send().await.unwrap();
-            let status = r.status().as_u16();
-            (
-                status,
-                serde_json::from_slice::<Value>(&r.bytes().await.unwrap()).unwrap(),
-            )
-        }
-    };
+    let get = |path: &str, auth: Option<String>| get_json(&http, &s.url, path.to_owned(), auth);
     let bearer = |k: &str| Some(format!("Bearer {k}"));
     let all = "/api/v1/series?match[]=%7B__name__%3D~%22.%2B%22%7D";
 
@@ -696,22 +703,7 @@ async fn metadata_keys_shown_as_labels_are_checked_listed_and_capped() {
     assert_eq!(c.post(&key, &body).await.status, 200);
     let rk = read_key(&c, "p1").await;
     let http = reqwest::Client::new();
-    let get = |path: String| {
-        let (http, url, rk) = (http.clone(), s.url.clone(), rk.clone());
-        async move {
-            let r = http
-                .get(format!("{url}{path}"))
-                .bearer_auth(rk)
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            (
-                status,
-                serde_json::from_slice::<Value>(&r.bytes().await.unwrap()).unwrap(),
-            )
-        }
-    };
+    let get = |path: String| get_json(&http, &s.url, path, Some(format!("Bearer {rk}")));
     let enc = |q: &str| {
         percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC).to_string()
     };
