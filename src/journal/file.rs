@@ -61,6 +61,9 @@ pub struct JournalFile {
     /// Where appends go when the file system takes O_DIRECT writes (`None`: through `file`
     /// and the page cache).
     direct: Option<Direct>,
+    /// Where a power-loss test records this file's writes and syncs (`sim.rs`).
+    #[cfg(test)]
+    witness: Option<(std::sync::Arc<super::sim::Recorder>, u64)>,
 }
 
 /// How a journal file takes appends.
@@ -141,6 +144,14 @@ impl Direct {
 }
 
 impl JournalFile {
+    /// Tells a watching power-loss test what this file just did.
+    #[cfg(test)]
+    fn note(&self, event: impl FnOnce(u64) -> super::sim::Event) {
+        if let Some((recorder, generation)) = &self.witness {
+            recorder.record(event(*generation));
+        }
+    }
+
     /// Bytes of header and whole frames written.
     pub fn len(&self) -> u64 {
         self.len
@@ -181,7 +192,19 @@ impl JournalFile {
                 len: HEADER_LEN as u64,
                 allocated: HEADER_LEN as u64,
                 direct: None,
+                #[cfg(test)]
+                witness: super::sim::recorder_for(dir).map(|r| (r, generation)),
             };
+            #[cfg(test)]
+            {
+                use super::sim::Event;
+                jf.note(|generation| Event::Create { generation });
+                jf.note(|generation| Event::Write {
+                    generation,
+                    offset: 0,
+                    bytes: header.to_vec(),
+                });
+            }
             jf.grow_to(PREALLOC_START_BYTES)?;
             sync_dir(dir)?;
             if appends == Appends::Direct {
@@ -204,7 +227,15 @@ impl JournalFile {
             self.file.write_all_at(&ZEROS[..n], at)?;
             at += n as u64;
         }
+        #[cfg(test)]
+        self.note(|generation| super::sim::Event::Fill {
+            generation,
+            offset: self.allocated,
+            len: size.saturating_sub(self.allocated),
+        });
         self.file.sync_all()?;
+        #[cfg(test)]
+        self.note(|generation| super::sim::Event::Sync { generation });
         self.allocated = size;
         Ok(())
     }
@@ -234,6 +265,14 @@ impl JournalFile {
             },
             None => self.file.write_all_at(bytes, self.len)?,
         }
+        // The frame's bytes at its offset: an O_DIRECT write also rewrites the block's
+        // earlier bytes and zeros after it, both unchanged, so the file's content is this.
+        #[cfg(test)]
+        self.note(|generation| super::sim::Event::Write {
+            generation,
+            offset: self.len,
+            bytes: bytes.to_vec(),
+        });
         self.len = end;
         Ok(())
     }
@@ -241,7 +280,10 @@ impl JournalFile {
     /// fdatasync: after this returns Ok, every appended byte survives power loss.
     /// fdatasync acts on the file, not the descriptor, so `file` covers O_DIRECT writes too.
     pub fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_data()
+        self.file.sync_data()?;
+        #[cfg(test)]
+        self.note(|generation| super::sim::Event::Sync { generation });
+        Ok(())
     }
 }
 
@@ -279,9 +321,27 @@ pub fn remove(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Writes the file of `generation` with `bytes`, as a device hands it back after a
+/// simulated power loss (`power_loss.rs`); its zero tail is left sparse.
+#[cfg(test)]
+pub fn lay_out(dir: &Path, generation: u64, bytes: &[u8]) -> io::Result<()> {
+    let path = path_of(dir, generation);
+    let data = bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
+    fs::write(&path, &bytes[..data])?;
+    OpenOptions::new()
+        .write(true)
+        .open(&path)?
+        .set_len(bytes.len() as u64)
+}
+
 /// Makes creations and deletions in `dir` durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    File::open(dir)?.sync_all()?;
+    #[cfg(test)]
+    if let Some(recorder) = super::sim::recorder_for(dir) {
+        recorder.record(super::sim::Event::DirSync);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

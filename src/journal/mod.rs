@@ -7,9 +7,13 @@
 
 mod file;
 mod follow;
+#[cfg(test)]
+mod power_loss;
 pub mod record;
 pub mod recover;
 mod shard;
+#[cfg(test)]
+mod sim;
 
 use crate::ingest::{ValidBatch, ValidMetric};
 use crate::memtable::{shard_of, Memtable};

@@ -18,7 +18,8 @@ pub struct Scan<'a> {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum HeaderProblem {
-    /// Shorter than a header: a crash during creation, before anything was acknowledged.
+    /// Shorter than a header, or zeros where it goes: a crash during creation, before
+    /// anything was acknowledged.
     Missing,
     /// Not a journal file, or one from a newer stathook.
     Unreadable(String),
@@ -27,7 +28,10 @@ pub enum HeaderProblem {
 /// Scans `bytes` (a whole journal file); checks the header against the expected
 /// generation and format version.
 pub fn scan(bytes: &[u8], generation: u64, format_version: u32) -> Result<Scan<'_>, HeaderProblem> {
-    if bytes.len() < HEADER_LEN {
+    // Zeros where the header goes: the file was being created when power failed, and its
+    // zero-filled room reached the disk before its header did (nothing in such a file was
+    // ever acknowledged: a file is synced, header and all, before its first frame).
+    if bytes.len() < HEADER_LEN || bytes[..HEADER_LEN].iter().all(|b| *b == 0) {
         return Err(HeaderProblem::Missing);
     }
     let h = decode_header(bytes).ok_or_else(|| HeaderProblem::Unreadable("bad magic".into()))?;
@@ -144,6 +148,17 @@ mod tests {
     fn checks_the_header() {
         let (b, _) = file_with(1);
         assert_eq!(scan(&b[..10], 5, 1).unwrap_err(), HeaderProblem::Missing);
+        // Power failed while the file was made: its zero fill is on disk, its header not.
+        assert_eq!(
+            scan(&[0u8; 4096], 5, 1).unwrap_err(),
+            HeaderProblem::Missing
+        );
+        let mut foreign = vec![0u8; 4096];
+        foreign[3] = 1;
+        assert!(matches!(
+            scan(&foreign, 5, 1),
+            Err(HeaderProblem::Unreadable(_))
+        ));
         assert!(matches!(scan(&b, 6, 1), Err(HeaderProblem::Unreadable(_))));
         let newer = encode_header(2, 5);
         assert!(
