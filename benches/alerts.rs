@@ -61,6 +61,7 @@ async fn ingest_round(s: &Server, key: &str) -> f64 {
         series: 1_000,
         batch: 100,
         connections: 4,
+        new_connection: false,
         duration: Duration::from_secs(8),
         points: None,
         dataset: stathook::bench::Dataset::Quiet,

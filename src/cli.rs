@@ -173,6 +173,10 @@ pub struct BenchCli {
     /// Keep-alive connections, each sending its next request when the last is answered.
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
+    /// Open a new connection for every request (what a cron job running curl does) instead
+    /// of keeping each one alive; latency then includes the connect (and TLS handshake).
+    #[arg(long)]
+    pub new_connection: bool,
     /// How long to send (e.g. 20s, 2m); ignored with --points.
     #[arg(long, default_value = "20s", value_parser = parse_bench_duration)]
     pub duration: std::time::Duration,

@@ -578,6 +578,71 @@ async fn bench_reports_what_the_server_stored() {
     assert!(report["errors"]["401"].as_u64().unwrap() > 0, "{report}");
 }
 
+/// `stathook bench --new-connection`: every request on a connection of its own (counted by
+/// a loopback relay in front of the server), and every sample stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_new_connection_opens_one_connection_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Child::start(dir.path(), &[]);
+    let c = child.client();
+    let key = c.setup("p").await;
+    let server = child.url.trim_start_matches("http://").to_owned();
+    let relay = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_url = format!("http://{}", relay.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut inbound, _) = relay.accept().await.unwrap();
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let server = server.clone();
+            tokio::spawn(async move {
+                let mut outbound = tokio::net::TcpStream::connect(server).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        bench(&[
+            "--url",
+            &relay_url,
+            "--key",
+            &key,
+            "--project",
+            "p",
+            "--series",
+            "10",
+            "--points",
+            "5",
+            "--batch",
+            "1",
+            "--connections",
+            "2",
+            "--new-connection",
+            "--json",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["requests"], 50, "{report}");
+    assert_eq!(report["newConnection"], true, "{report}");
+    // One connection per request, plus the one per client that checks the URL first.
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        50 + 2,
+        "{report}"
+    );
+    let stored: u64 = c
+        .catalog("p")
+        .await
+        .iter()
+        .map(|m| m["sampleCount"].as_u64().unwrap())
+        .sum();
+    assert_eq!(stored, 50);
+}
+
 /// `stathook bench --points`: a fixed dataset sent once, every sample stored exactly once
 /// with its time range reported; the server's CPU counted with `--server-pid`; `--query`
 /// times a read of it.

@@ -2,7 +2,8 @@
 //! the peers that take Influx line protocol), like `redis-benchmark`. Keep-alive connections
 //! post bodies from `payload`: for a fixed time (`--duration`), closed loop or paced
 //! (`--rate`), with series that move on forever; or a fixed dataset (`--points`) sent once,
-//! time-major, striped over the connections. Reports requests and samples per second,
+//! time-major, striped over the connections; or a new connection for every request
+//! (`--new-connection`, a fleet of cron jobs). Reports requests and samples per second,
 //! latency percentiles, errors by status, and with `--server-pid` the server's CPU time per
 //! million samples; `--report-every` prints each interval's latency to stderr. `--query`
 //! times a read instead. A client only: it owns nothing of the server.
@@ -35,6 +36,8 @@ pub struct BenchArgs {
     pub series: usize,
     pub batch: usize,
     pub connections: usize,
+    /// A new connection for every request (closed after its answer) instead of keep-alive.
+    pub new_connection: bool,
     /// How long a timed run sends; ignored with `points`.
     pub duration: Duration,
     /// A fixed dataset of this many points per series, sent once.
@@ -57,6 +60,7 @@ pub struct BenchArgs {
 #[serde(rename_all = "camelCase")]
 pub struct BenchReport {
     pub connections: usize,
+    pub new_connection: bool,
     pub series: usize,
     pub batch: usize,
     pub duration_s: f64,
@@ -91,8 +95,16 @@ impl BenchReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "stathook bench: {} connections, {} series, {} samples per request, {:.1} s",
-            self.connections, self.series, self.batch, self.duration_s
+            "stathook bench: {} {}connections, {} series, {} samples per request, {:.1} s",
+            self.connections,
+            if self.new_connection {
+                "clients on new "
+            } else {
+                ""
+            },
+            self.series,
+            self.batch,
+            self.duration_s
         );
         let _ = writeln!(
             s,
@@ -208,6 +220,7 @@ pub async fn run(a: BenchArgs) -> Result<BenchReport, String> {
     let now_ms = crate::clock::now_ms();
     let mut report = BenchReport {
         connections: a.connections,
+        new_connection: a.new_connection,
         series: a.series,
         batch: a.batch,
         ..BenchReport::default()
@@ -242,10 +255,12 @@ pub async fn run(a: BenchArgs) -> Result<BenchReport, String> {
             })
             .collect(),
     };
-    // Connect everything before the clock starts.
+    // Connect everything before the clock starts (with `new_connection`, each request
+    // connects on the clock; one connection first tells a wrong URL before the run).
     let mut conns = Vec::new();
     for _ in 0..a.connections {
-        conns.push(connect(&uri, tls.as_ref()).await?);
+        let conn = connect(&uri, tls.as_ref()).await?;
+        conns.push((!a.new_connection).then_some(conn));
     }
     let cpu_before = a.server_pid.map(cpu_seconds).transpose()?;
     let start = Instant::now();
@@ -257,6 +272,7 @@ pub async fn run(a: BenchArgs) -> Result<BenchReport, String> {
             (uri.clone(), host_header.clone(), auth.clone(), tls.clone());
         let intervals = intervals.clone();
         let pace = a.rate.map(|r| Duration::from_secs_f64(1.0 / r));
+        let new_connection = a.new_connection;
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();
             let mut sent = 0u32;
@@ -280,7 +296,24 @@ pub async fn run(a: BenchArgs) -> Result<BenchReport, String> {
                     .body(Full::new(bytes))
                     .expect("BUG: the request is well-formed");
                 let t = Instant::now();
-                match exchange(&mut send, req).await {
+                if new_connection {
+                    // Timed from before the connect, as a client that connects per request
+                    // sees it; the last connection closes as its sender is dropped here.
+                    send = None;
+                }
+                let conn = match send.take() {
+                    Some(conn) => conn,
+                    None => match connect(&uri, tls.as_ref()).await {
+                        Ok(conn) => conn,
+                        Err(e) => {
+                            *tally.errors.entry(e).or_default() += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    },
+                };
+                let send = send.insert(conn);
+                match exchange(send, req).await {
                     Ok((status, answer)) => {
                         let took = t.elapsed();
                         tally.latencies.push(took);
@@ -302,7 +335,7 @@ pub async fn run(a: BenchArgs) -> Result<BenchReport, String> {
                         // A broken connection is replaced; give up this one if that fails.
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         match connect(&uri, tls.as_ref()).await {
-                            Ok(s) => send = s,
+                            Ok(s) => *send = s,
                             Err(e) => {
                                 *tally.errors.entry(e).or_default() += 1;
                                 break;

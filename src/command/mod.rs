@@ -156,6 +156,7 @@ fn bench(a: crate::cli::BenchCli) -> Result<(), String> {
         series: a.series,
         batch: a.batch,
         connections: a.connections,
+        new_connection: a.new_connection,
         duration: a.duration,
         points: a.points,
         dataset: a.dataset,
