@@ -280,12 +280,78 @@ fn memtable_apply(c: &mut Criterion) {
     g.finish();
 }
 
+/// One compaction round after a high-cardinality load: 100,000 new series of 3 samples each
+/// (readable names, a unit, 2-decimal values, each series at its own millisecond), moved
+/// from the memtable into a fresh store: segments into tail packs, a catalog row each,
+/// one commit. The per-series cost of compaction, which a load of few samples per series
+/// pays in full.
+fn compaction_round(c: &mut Criterion) {
+    use stathook::memtable::{shard_of, Memtable, NewSample};
+    const SERIES: usize = 100_000;
+    const POINTS: usize = 3;
+    let shards = stathook::journal::SHARDS;
+    let ids: Vec<String> = (0..SERIES).map(|i| format!("s{i}")).collect();
+    let names: Vec<String> = (0..SERIES).map(|i| format!("Series {i}")).collect();
+    // A record holds samples of one shard, as the journal writes them.
+    let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); shards];
+    for (i, id) in ids.iter().enumerate() {
+        by_shard[shard_of("bench", id, shards)].push(i);
+    }
+    let records: Vec<&[usize]> = by_shard.iter().flat_map(|s| s.chunks(25)).collect();
+    let mut g = c.benchmark_group("compaction_round");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements((SERIES * POINTS) as u64));
+    g.bench_function("100000_new_series_x_3_points", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().unwrap();
+                let store =
+                    Arc::new(stathook::store::Store::open(&dir.path().join("s.redb")).unwrap());
+                let memtable = Arc::new(Memtable::new(shards, 0));
+                let (journal, _) = stathook::journal::Journal::open(
+                    &dir.path().join("journal"),
+                    store.clone(),
+                    memtable.clone(),
+                    stathook::journal::Fsync::Always,
+                )
+                .unwrap();
+                let generation = journal.status().generation;
+                for point in 0..POINTS {
+                    for record in &records {
+                        let samples: Vec<NewSample<'_>> = record
+                            .iter()
+                            .map(|&i| NewSample {
+                                metric_id: &ids[i],
+                                metric_name: &names[i],
+                                unit: Some("ms"),
+                                timestamp_ms: NOW + (point * 10_000 + i % 10_000) as i64,
+                                value: ((i * 7 + point * 3) % 10_000) as f64 / 100.0,
+                                metadata: None,
+                            })
+                            .collect();
+                        memtable.apply(generation, "bench", &samples);
+                    }
+                }
+                (dir, store, memtable, journal)
+            },
+            |(dir, store, memtable, journal)| {
+                let stats = stathook::compact::compact_once(&store, &journal, &memtable).unwrap();
+                assert_eq!(stats.metrics, SERIES);
+                (dir, store, memtable, journal)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     parse_validate,
     parse_push_formats,
     journal_append,
     segment_codec,
-    memtable_apply
+    memtable_apply,
+    compaction_round
 );
 criterion_main!(benches);

@@ -221,7 +221,9 @@ pub fn lookup(
 }
 
 /// How many members from the front of `members` make one pack: the longest prefix (at
-/// least one member) that fits the budget of a pack keyed by its first member.
+/// least one member) that fits the budget of a pack keyed by its first member. The
+/// reference for `TailRun::front_pack_len`, which finds the same cut incrementally.
+#[cfg(test)]
 fn first_pack_len(project: &str, members: &[Member]) -> usize {
     let Some(first) = members.first() else {
         return 0;
@@ -258,6 +260,11 @@ pub struct TailRun {
     end: Option<String>,
     /// The tails of the covered metrics, ascending, edits applied.
     members: Vec<Member>,
+    /// `sizes[i]`: the bytes of a pack of `members[..=i]`, for a prefix of the members that
+    /// no edit has touched since it was measured. Measuring the front pack afresh at every
+    /// edit walked the whole pack each time: 21 % of a compaction's CPU over 100,000 new
+    /// series (perf); kept, each edit measures about one member.
+    sizes: Vec<usize>,
 }
 
 type TailsTable<'t> = Table<'t, (&'static str, &'static str), &'static [u8]>;
@@ -290,6 +297,10 @@ impl TailRun {
         let at = self
             .members
             .binary_search_by(|m| m.metric.as_str().cmp(metric));
+        // The edited member's size changes, and so does the next one's (its shared prefix).
+        self.sizes.truncate(match at {
+            Ok(i) | Err(i) => i,
+        });
         match (at, tail) {
             (Ok(i), Some((start, bytes))) => {
                 self.members[i].start = start;
@@ -348,6 +359,7 @@ impl TailRun {
         self.active = true;
         self.project = project.to_owned();
         self.members.clear();
+        self.sizes.clear();
         match below {
             Some(key) => {
                 self.end = next_key(t, project, &key)?;
@@ -390,37 +402,64 @@ impl TailRun {
     /// Writes full packs from the front of the run whose members all sort before
     /// `editing` (no later ascending edit reaches them); None writes every member.
     fn write_front(&mut self, t: &mut TailsTable, editing: Option<&str>) -> Result<()> {
-        let project = self.project.clone();
-        let mut done = 0;
+        let mut wrote = false;
         loop {
-            let rest = &self.members[done..];
-            let n = first_pack_len(&project, rest);
-            if n == 0 {
-                break;
-            }
-            if let Some(editing) = editing {
-                // Keep the metric being edited in the run: compaction edits one metric a
-                // few times in a row (a removal, then puts), and writing its pack now
-                // would only load it again. A pack is written once the member after it
-                // is known, so the cut is final.
-                if n == rest.len() || rest[n - 1].metric.as_str() >= editing {
-                    break;
-                }
-            }
+            // Keep the metric being edited in the run: compaction edits one metric a few
+            // times in a row (a removal, then puts), and writing its pack now would only
+            // load it again. So a pack may take only members before it, and is written
+            // once the member after it is known (the cut is final): the pack's length is
+            // needed only if it ends by the member at `before`.
+            let before = match editing {
+                Some(editing) => self
+                    .members
+                    .partition_point(|m| m.metric.as_str() < editing),
+                None => self.members.len(),
+            };
+            let n = match self.front_pack_len(before + 1) {
+                Some(n) if n <= before => n,
+                None if editing.is_none() && !self.members.is_empty() => self.members.len(),
+                _ => break,
+            };
+            #[cfg(test)]
+            assert_eq!(n, first_pack_len(&self.project, &self.members));
             t.insert(
-                (project.as_str(), rest[0].metric.as_str()),
-                encode(&rest[..n]).as_slice(),
+                (self.project.as_str(), self.members[0].metric.as_str()),
+                encode(&self.members[..n]).as_slice(),
             )?;
-            done += n;
+            self.members.drain(..n);
+            // Sizes were measured from the old front.
+            self.sizes.clear();
+            wrote = true;
         }
-        self.members.drain(..done);
         if let Some(first) = self.members.first() {
-            if done > 0 {
+            if wrote {
                 // Packs now cover the metrics before the first member left.
                 self.start = first.metric.clone();
             }
         }
         Ok(())
+    }
+
+    /// The length of the front pack (see `first_pack_len`) if the member that does not fit
+    /// it is among the first `look` members; None if those all fit (or there are none).
+    fn front_pack_len(&mut self, look: usize) -> Option<usize> {
+        let budget = pack_budget(&self.project, &self.members.first()?.metric);
+        let look = look.min(self.members.len());
+        loop {
+            let i = self.sizes.len();
+            // Sizes grow with each member, and none is measured past the first over the
+            // budget, so only the newest can be it (a lone first member may exceed it).
+            if i >= 2 && self.sizes[i - 1] > budget {
+                return Some(i - 1);
+            }
+            if i >= look {
+                return None;
+            }
+            let prev = i.checked_sub(1).map(|p| &self.members[p]);
+            // Version byte and a count of up to three varint bytes.
+            let used = self.sizes.last().copied().unwrap_or(4) + self.members[i].encoded_len(prev);
+            self.sizes.push(used);
+        }
     }
 }
 
