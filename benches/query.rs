@@ -23,7 +23,8 @@ const START_MS: i64 = 1_600_000_000_000;
 fn fill(store: &Store, metric: &str, count: usize, seed: u64) {
     let mut x = seed | 1;
     let mut value = 500.0f64;
-    let mut c = store.begin_compaction().unwrap();
+    let mut round = store.begin_compaction().unwrap();
+    let mut c = round.edits().unwrap();
     let budget = policy::segment_budget("p", metric);
     let mut samples = Vec::with_capacity(1 << 20);
     let mut last = 0.0;
@@ -54,7 +55,8 @@ fn fill(store: &Store, metric: &str, count: usize, seed: u64) {
         count: count as u64,
     };
     c.put_catalog_row("p", metric, &row).unwrap();
-    c.commit(0).unwrap();
+    drop(c);
+    round.commit(0).unwrap();
 }
 
 fn plan(pairs: &[(&str, &str)]) -> Plan {

@@ -58,7 +58,7 @@ struct Written {
 /// last block is re-encoded), or merged with the segments they overlap and cut to fit
 /// pages (`policy::encode_to_fit`).
 fn write_segments(
-    c: &mut crate::store::Compaction,
+    c: &mut crate::store::Edits<'_>,
     project: &str,
     metric: &str,
     new: Vec<Sample>,
@@ -142,7 +142,8 @@ pub fn compact_once(
         ..Default::default()
     };
     let mut compacted_lasts = Vec::new();
-    let mut c = store.begin_compaction().map_err(|e| e.to_string())?;
+    let mut round = store.begin_compaction().map_err(|e| e.to_string())?;
+    let mut c = round.edits().map_err(|e| e.to_string())?;
     for ((project, metric), p) in pending {
         let new: Vec<Sample> = new_samples(&p);
         // The catalog holds the latest metricName and unit sent (the latest wins).
@@ -188,7 +189,8 @@ pub fn compact_once(
         ));
         stats.metrics += 1;
     }
-    c.commit(sealed).map_err(|e| e.to_string())?;
+    drop(c);
+    round.commit(sealed).map_err(|e| e.to_string())?;
     drop(gens);
     memtable.release_through(sealed, &compacted_lasts);
     journal.remove_through(sealed).map_err(|e| e.to_string())?;
@@ -224,11 +226,12 @@ pub fn delete_metric(
         return Ok(false);
     }
     compact_once(store, journal, memtable)?;
-    let mut c = store.begin_compaction().map_err(|e| e.to_string())?;
-    let segments = c
-        .remove_metric(project, metric)
+    let mut round = store.begin_compaction().map_err(|e| e.to_string())?;
+    let segments = round
+        .edits()
+        .and_then(|mut c| c.remove_metric(project, metric))
         .map_err(|e| e.to_string())?;
-    c.commit_data_only().map_err(|e| e.to_string())?;
+    round.commit_data_only().map_err(|e| e.to_string())?;
     memtable.reset_compacted(project, metric, None);
     tracing::info!(project, metric, segments, "metric deleted");
     Ok(true)
@@ -253,7 +256,8 @@ pub fn expire_once(
     if expiring.is_empty() {
         return Ok(0);
     }
-    let mut c = store.begin_compaction().map_err(|e| e.to_string())?;
+    let mut round = store.begin_compaction().map_err(|e| e.to_string())?;
+    let mut c = round.edits().map_err(|e| e.to_string())?;
     let mut changed = Vec::new();
     let mut removed = 0;
     for (p, m, cut) in expiring {
@@ -269,7 +273,8 @@ pub fn expire_once(
             }
         }
     }
-    c.commit_data_only().map_err(|e| e.to_string())?;
+    drop(c);
+    round.commit_data_only().map_err(|e| e.to_string())?;
     for (p, m, row) in &changed {
         memtable.reset_compacted(p, m, row.as_ref());
     }

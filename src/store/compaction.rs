@@ -46,19 +46,60 @@ pub struct Compaction {
     tails: tails::TailRun,
 }
 
+/// A round's edits, metric by metric, through its tables opened once (`Compaction::edits`):
+/// opening a redb table for each call took 36 % of a round's CPU over 100,000 new series
+/// (perf), about 4 µs a metric.
+pub struct Edits<'c> {
+    segments: redb::Table<'c, (&'static str, &'static str, i64), &'static [u8]>,
+    tails_table: redb::Table<'c, (&'static str, &'static str), &'static [u8]>,
+    catalog: redb::Table<'c, (&'static str, &'static str), &'static [u8]>,
+    tails: &'c mut tails::TailRun,
+}
+
 impl Compaction {
+    /// Opens the tables the round edits; drop the result before `commit`.
+    pub fn edits(&mut self) -> Result<Edits<'_>> {
+        Ok(Edits {
+            segments: self.txn.open_table(SEGMENTS)?,
+            tails_table: self.txn.open_table(TAILS)?,
+            catalog: self.txn.open_table(CATALOG)?,
+            tails: &mut self.tails,
+        })
+    }
+
+    /// Commits a deletion or expiry round durably, leaving the watermark as it is.
+    pub fn commit_data_only(mut self) -> Result<()> {
+        self.tails.flush(&mut self.txn.open_table(TAILS)?)?;
+        self.txn.commit()?;
+        Ok(())
+    }
+
+    /// Records that every journal generation up to `generation` is in the segments, and
+    /// commits the round durably.
+    pub fn commit(mut self, generation: u64) -> Result<()> {
+        self.tails.flush(&mut self.txn.open_table(TAILS)?)?;
+        self.txn
+            .open_table(META)?
+            .insert(META_WATERMARK, generation.to_le_bytes().as_slice())?;
+        self.txn.commit()?;
+        Ok(())
+    }
+}
+
+impl Edits<'_> {
     /// The metric's tail as this transaction has it: (start, bytes).
     fn tail(&mut self, project: &str, metric: &str) -> Result<Option<(i64, Vec<u8>)>> {
-        let mut t = self.txn.open_table(TAILS)?;
         Ok(self
             .tails
-            .get(&mut t, project, metric)?
+            .get(&mut self.tails_table, project, metric)?
             .map(|m| (m.start, m.bytes.clone())))
     }
 
     fn tail_start(&mut self, project: &str, metric: &str) -> Result<Option<i64>> {
-        let mut t = self.txn.open_table(TAILS)?;
-        Ok(self.tails.get(&mut t, project, metric)?.map(|m| m.start))
+        Ok(self
+            .tails
+            .get(&mut self.tails_table, project, metric)?
+            .map(|m| m.start))
     }
 
     fn set_tail(
@@ -67,8 +108,7 @@ impl Compaction {
         metric: &str,
         tail: Option<(i64, Vec<u8>)>,
     ) -> Result<()> {
-        let mut t = self.txn.open_table(TAILS)?;
-        self.tails.set(&mut t, project, metric, tail)
+        self.tails.set(&mut self.tails_table, project, metric, tail)
     }
 
     /// Segments of `metric` that overlap `[from_ms, to_ms]`, as (start key, bytes), oldest
@@ -82,8 +122,8 @@ impl Compaction {
         with_previous: bool,
     ) -> Result<Vec<(i64, Vec<u8>)>> {
         let tail = self.tail(project, metric)?;
-        let t = self.txn.open_table(SEGMENTS)?;
-        let mut out = overlapping(&t, project, metric, from_ms, to_ms)?;
+        let t = &self.segments;
+        let mut out = overlapping(t, project, metric, from_ms, to_ms)?;
         if let Some((start, bytes)) = tail.filter(|(start, _)| *start <= to_ms) {
             let summary =
                 segment::read_summary(&bytes).map_err(|e| corrupt(project, metric, start, e))?;
@@ -111,9 +151,7 @@ impl Compaction {
         if self.tail_start(project, metric)? == Some(start_ms) {
             return self.set_tail(project, metric, None);
         }
-        self.txn
-            .open_table(SEGMENTS)?
-            .remove((project, metric, start_ms))?;
+        self.segments.remove((project, metric, start_ms))?;
         Ok(())
     }
 
@@ -131,7 +169,7 @@ impl Compaction {
             Some(start) if start_ms > start => self.tail(project, metric)?,
             _ => None,
         };
-        let mut segments = self.txn.open_table(SEGMENTS)?;
+        let segments = &mut self.segments;
         if let Some((start, old)) = demoted {
             segments.insert((project, metric, start), old.as_slice())?;
         }
@@ -157,13 +195,11 @@ impl Compaction {
         if last == Some(start_ms) {
             segments.remove((project, metric, start_ms))?;
         }
-        drop(segments);
         self.set_tail(project, metric, Some((start_ms, bytes.to_vec())))
     }
 
     pub fn catalog_row(&self, project: &str, metric: &str) -> Result<Option<CatalogRow>> {
-        let t = self.txn.open_table(CATALOG)?;
-        let out = match t.get((project, metric))? {
+        let out = match self.catalog.get((project, metric))? {
             Some(v) => Some(CatalogRow::decode(v.value())?),
             None => None,
         };
@@ -171,8 +207,7 @@ impl Compaction {
     }
 
     pub fn put_catalog_row(&mut self, project: &str, metric: &str, row: &CatalogRow) -> Result<()> {
-        self.txn
-            .open_table(CATALOG)?
+        self.catalog
             .insert((project, metric), row.encode().as_slice())?;
         Ok(())
     }
@@ -182,7 +217,7 @@ impl Compaction {
     pub fn remove_metric(&mut self, project: &str, metric: &str) -> Result<usize> {
         let tail = usize::from(self.tail_start(project, metric)?.is_some());
         self.set_tail(project, metric, None)?;
-        let mut t = self.txn.open_table(SEGMENTS)?;
+        let t = &mut self.segments;
         let starts: Vec<i64> = t
             .range((project, metric, i64::MIN)..=(project, metric, i64::MAX))?
             .map(|row| row.map(|(k, _)| k.value().2))
@@ -190,7 +225,7 @@ impl Compaction {
         for start in &starts {
             t.remove((project, metric, *start))?;
         }
-        self.txn.open_table(CATALOG)?.remove((project, metric))?;
+        self.catalog.remove((project, metric))?;
         Ok(starts.len() + tail)
     }
 
@@ -204,7 +239,7 @@ impl Compaction {
         cutoff_ms: i64,
     ) -> Result<Expiry> {
         let tail = self.tail(project, metric)?;
-        let mut t = self.txn.open_table(SEGMENTS)?;
+        let t = &mut self.segments;
         let mut gone: Vec<(i64, u64)> = Vec::new();
         let mut kept_one = false;
         for row in t.range((project, metric, i64::MIN)..(project, metric, cutoff_ms))? {
@@ -243,11 +278,10 @@ impl Compaction {
             None if tail_gone => None,
             None => tail.as_ref().map(|(start, _)| *start),
         };
-        drop(t);
         if tail_gone {
             self.set_tail(project, metric, None)?;
         }
-        let mut catalog = self.txn.open_table(CATALOG)?;
+        let catalog = &mut self.catalog;
         let row: Option<CatalogRow> = match catalog.get((project, metric))? {
             Some(v) => Some(CatalogRow::decode(v.value())?),
             None => None,
@@ -272,24 +306,6 @@ impl Compaction {
                 })
             }
         }
-    }
-
-    /// Commits a deletion or expiry round durably, leaving the watermark as it is.
-    pub fn commit_data_only(mut self) -> Result<()> {
-        self.tails.flush(&mut self.txn.open_table(TAILS)?)?;
-        self.txn.commit()?;
-        Ok(())
-    }
-
-    /// Records that every journal generation up to `generation` is in the segments, and
-    /// commits the round durably.
-    pub fn commit(mut self, generation: u64) -> Result<()> {
-        self.tails.flush(&mut self.txn.open_table(TAILS)?)?;
-        self.txn
-            .open_table(META)?
-            .insert(META_WATERMARK, generation.to_le_bytes().as_slice())?;
-        self.txn.commit()?;
-        Ok(())
     }
 }
 

@@ -68,7 +68,7 @@ pub use accounts::{OldKey, Project, Scope, Tier, Webhook, MAX_OLD_KEYS};
 pub use alerts::{Attempted, DELIVERY_LOG_LEN};
 pub use backup::{BackupStats, Snapshot};
 pub use catalog::CatalogRow;
-pub use compaction::{Compaction, Expiry, SegmentVisitor};
+pub use compaction::{Compaction, Edits, Expiry, SegmentVisitor};
 pub use forward::DeadLetter;
 pub use segments::{Sizes, TableSize};
 pub use web::{Role, Session, Share, User};
