@@ -11,6 +11,8 @@
 mod payload;
 mod probe;
 
+#[cfg(test)]
+pub(crate) use payload::Rng;
 pub use payload::{Dataset, Format, SAMPLE_SPACING_MS};
 pub use probe::QueryReport;
 

@@ -100,7 +100,8 @@ fn shape(dataset: Dataset, series: usize) -> Shape {
     }
 }
 
-/// xorshift64*: deterministic, fast, good enough for picking steps.
+/// xorshift64*: deterministic, fast, good enough for picking steps (and, in tests, the
+/// simulated power loss's cuts: `journal::sim`).
 pub struct Rng(u64);
 
 impl Rng {
@@ -108,7 +109,8 @@ impl Rng {
         Rng(seed | 1)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    /// Uniform enough in `0..n` (`n > 0`).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;

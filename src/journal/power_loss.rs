@@ -4,8 +4,9 @@
 //! or scattered part of the rest), recovered with the real recovery, and checked: every
 //! acknowledged sample is there, and what survives is a prefix of what was written.
 
-use super::sim::{self, Disk, Event, Rng, Tear};
+use super::sim::{self, Disk, Event, Tear};
 use super::{recover, recover_into, Fsync, Journal, SHARDS};
+use crate::bench::Rng;
 use crate::ingest::{ValidBatch, ValidMetric};
 use crate::memtable::Memtable;
 use crate::store::{Store, FORMAT_VERSION};
@@ -240,7 +241,7 @@ fn crash_everywhere(fsync: Fsync, seed: u64) -> Tally {
         .collect();
     let mut rng = Rng::new(seed);
     let mut cuts: Vec<usize> = syncs.iter().flat_map(|(i, _)| [*i, i + 1]).collect();
-    cuts.extend((0..60).map(|_| rng.below(events.len() as u64 + 1) as usize));
+    cuts.extend((0..60).map(|_| rng.below(events.len() + 1)));
     cuts.sort_unstable();
     cuts.dedup();
 

@@ -5,6 +5,7 @@
 //! its last sync. A SIGKILL cannot show this (the kernel keeps the unsynced bytes). Knows
 //! nothing of frames or records.
 
+use crate::bench::Rng;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -87,27 +88,6 @@ pub(crate) enum Tear {
 }
 
 const SECTOR: usize = 512;
-
-/// A small deterministic generator (xorshift64*), so a failing cut can be replayed.
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 #[derive(Clone, Debug)]
 enum Pending {
@@ -211,13 +191,13 @@ impl Disk {
             let mut image = f.synced.clone();
             match tear {
                 Tear::Prefix => {
-                    let whole = rng.below(f.pending.len() as u64 + 1) as usize;
+                    let whole = rng.below(f.pending.len() + 1);
                     for p in &f.pending[..whole] {
                         p.apply(&mut image, usize::MAX);
                     }
                     if let Some(torn) = f.pending.get(whole) {
                         let (start, end) = torn.range();
-                        torn.apply(&mut image, rng.below((end - start) as u64 + 1) as usize);
+                        torn.apply(&mut image, rng.below(end - start + 1));
                     }
                 }
                 Tear::Sectors => {
