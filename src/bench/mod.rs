@@ -302,19 +302,16 @@ pub async fn run(a: BenchArgs) -> Result<BenchReport, String> {
                     // Timed from before the connect, as a client that connects per request
                     // sees it; the last connection closes as its sender is dropped here.
                     send = None;
-                }
-                let conn = match send.take() {
-                    Some(conn) => conn,
-                    None => match connect(&uri, tls.as_ref()).await {
-                        Ok(conn) => conn,
+                    match connect(&uri, tls.as_ref()).await {
+                        Ok(conn) => send = Some(conn),
                         Err(e) => {
                             *tally.errors.entry(e).or_default() += 1;
                             tokio::time::sleep(Duration::from_millis(100)).await;
                             continue;
                         }
-                    },
-                };
-                let send = send.insert(conn);
+                    }
+                }
+                let send = send.as_mut().expect("BUG: every request has a connection");
                 match exchange(send, req).await {
                     Ok((status, answer)) => {
                         let took = t.elapsed();
