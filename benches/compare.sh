@@ -77,13 +77,17 @@ peak_rss_kib() { awk '/^VmHWM/ {print $2}' "/proc/$PID/status"; }
 # The server's CPU seconds so far (user + system, from /proc: fields 14 and 15 in ticks).
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f\n", ($14 + $15) / hz}' "/proc/$PID/stat"; }
 # Waits (≤ 20 s) until the server used under 0.02 CPU-s in a second: its background work
-# after a load (merges, compaction) is done.
+# after a load (merges, compaction) is done. Says so on stderr if it never settles (the
+# row then counts 20 s of it), and never fails the run.
 settle() {
   local a b
   for _ in $(seq 20); do
     a="$(cpu_s)"; sleep 1; b="$(cpu_s)"
-    python3 -c 'import sys; sys.exit(0 if float(sys.argv[2]) - float(sys.argv[1]) < 0.02 else 1)' "$a" "$b" && return 0
+    if python3 -c 'import sys; sys.exit(0 if float(sys.argv[2]) - float(sys.argv[1]) < 0.02 else 1)' "$a" "$b"; then
+      return 0
+    fi
   done
+  echo "note: the server's CPU did not settle within 20 s" >&2
 }
 # all_fields CPU_BEFORE LOAD_JSON: CPU-s per million samples from CPU_BEFORE to now.
 all_fields() {

@@ -203,7 +203,7 @@ impl Points {
 pub struct Generation {
     pub generation: u64,
     /// Keys inline up to 24 bytes (as in `Metrics`): a rotation copies every metricId, and
-    /// a heap copy each was ~40 bytes and a malloc per series.
+    /// a heap copy was a malloc per series.
     pub projects: HashMap<Box<str>, HashMap<CompactString, Series>>,
     pub samples: usize,
 }

@@ -127,9 +127,9 @@ pub fn compact_once(
     gens.sort_by_key(|g| g.generation);
 
     // Every (metric, series) of the frozen generations, sorted by metric and then by
-    // generation (a stable sort over generations taken oldest first), then grouped: sorting
-    // one vector took less than half the time of a BTreeMap insert per series at 1,000,000
-    // series, where each insert missed the cache down the tree.
+    // generation (a stable sort over generations taken oldest first), then grouped. A
+    // BTreeMap insert per series, each missing the cache down the tree, was 10 % of a round
+    // at 1,000,000 series (perf); one sort of one vector replaced it.
     let mut all: Vec<((&str, &str), &Series)> = Vec::new();
     for g in &gens {
         for (project, metrics) in &g.projects {
