@@ -220,6 +220,10 @@ pub fn lookup(
     Ok(find(pack.value(), metric)?.map(|(s, b)| (s, b.to_vec())))
 }
 
+/// What a pack spends before its members, at most: a version byte and a count of up to
+/// three varint bytes.
+const PACK_PREFIX_BYTES: usize = 4;
+
 /// How many members from the front of `members` make one pack: the longest prefix (at
 /// least one member) that fits the budget of a pack keyed by its first member. The
 /// reference for `TailRun::front_pack_len`, which finds the same cut incrementally.
@@ -229,8 +233,7 @@ fn first_pack_len(project: &str, members: &[Member]) -> usize {
         return 0;
     };
     let budget = pack_budget(project, &first.metric);
-    // Version byte and a count of up to three varint bytes.
-    let mut used = 4;
+    let mut used = PACK_PREFIX_BYTES;
     let mut n = 0;
     for (i, m) in members.iter().enumerate() {
         used += m.encoded_len(i.checked_sub(1).map(|p| &members[p]));
@@ -456,8 +459,8 @@ impl TailRun {
                 return None;
             }
             let prev = i.checked_sub(1).map(|p| &self.members[p]);
-            // Version byte and a count of up to three varint bytes.
-            let used = self.sizes.last().copied().unwrap_or(4) + self.members[i].encoded_len(prev);
+            let used = self.sizes.last().copied().unwrap_or(PACK_PREFIX_BYTES)
+                + self.members[i].encoded_len(prev);
             self.sizes.push(used);
         }
     }
